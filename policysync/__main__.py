@@ -1,0 +1,3 @@
+from policysync.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""Settings: `policysync.toml`, or `[tool.policysync]` in `pyproject.toml`.
+
+Stytch does not publish its server-side limits; these defaults are policysync's own,
+chosen generously, and every one can be changed in the configuration file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policysync.errors import ConfigError
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_file_bytes: int = Field(default=1_048_576, gt=0, description="largest policy file read")
+    max_nesting_depth: int = Field(default=32, gt=0, description="deepest array/object nesting")
+    max_organization_id_length: int = Field(default=128, gt=0)
+    max_role_id_length: int = Field(default=128, gt=0)
+    max_description_length: int = Field(default=1024, gt=0)
+    max_action_length: int = Field(default=128, gt=0)
+    max_roles_per_org: int = Field(default=100, gt=0)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policies: str = "policies"
+    limits: Limits = Limits()
+
+
+CONFIG_FILE = "policysync.toml"
+
+
+def find_config(start: Path) -> Path | None:
+    """`policysync.toml` in `start`, else a `pyproject.toml` there with `[tool.policysync]`."""
+    candidate = start / CONFIG_FILE
+    if candidate.is_file():
+        return candidate
+    pyproject = start / "pyproject.toml"
+    if pyproject.is_file() and re.search(r"^\[tool\.policysync", _read(pyproject), re.M):
+        return pyproject
+    return None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Settings from `path` (defaults when None); a bad file raises ConfigError."""
+    if path is None:
+        return Settings()
+    text = _read(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}; fix the TOML syntax") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("policysync", {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            line = _line_of(text, str(err["loc"][-1]))
+            where = f"{path}:{line}" if line else str(path)
+            problems.append(f"{where}: `{key}`: {err['msg']}")
+        raise ConfigError("\n".join(problems) + "\nfix the configuration file") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line where `key = ...` is set, for pointing at a bad value."""
+    match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M)
+    return text.count("\n", 0, match.start()) + 1 if match else None

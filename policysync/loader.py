@@ -1,0 +1,286 @@
+"""Reads a policy tree from disk: `project.json` and `orgs/*.json`, into models.
+
+A user's mistake never raises: it becomes a Diagnostic, and reading goes on with the
+next file, so that every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from policysync.config import Limits
+from policysync.diagnostics import Diagnostic, pointer
+from policysync.jsonsource import SourceMap, parse, position
+from policysync.models import OrgPolicyFile, ProjectPolicy, ProjectPolicyFile
+from policysync.rules import q
+
+PROJECT_FILE = "project.json"
+ORGS_DIR = "orgs"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Source:
+    """A file's text, and the means to place a diagnostic in it by JSON pointer."""
+
+    def __init__(self, display: str, text: str, max_depth: int) -> None:
+        self.display = display
+        self.text = text
+        self._max_depth = max_depth
+        self._map: SourceMap | None = None
+
+    def diagnostic(self, code: str, ptr: str, message: str, *, key: bool = False) -> Diagnostic:
+        if self._map is None:  # built only for files with something to report
+            self._map = SourceMap(self.text, self._max_depth)
+        line, col = position(self.text, self._map.offset_of(ptr, key=key))
+        return Diagnostic(self.display, line, col, code, ptr, message)
+
+
+class OrgFile(NamedTuple):
+    path: Path
+    source: Source
+    document: OrgPolicyFile
+
+
+class PolicyTree(NamedTuple):
+    root: Path
+    project: ProjectPolicy | None
+    project_source: Source | None
+    orgs: list[OrgFile]
+    files: list[Path]  # every file that was read (or tried)
+    diagnostics: list[Diagnostic]
+
+
+def file_diagnostic(display: str, code: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
+    return Diagnostic(display, line, col, code, "", message)
+
+
+def load_tree(root: Path, limits: Limits, extra: Sequence[Path] = ()) -> PolicyTree:
+    """Load `root/project.json`, `root/orgs/*.json` and any `extra` organization files."""
+    diagnostics: list[Diagnostic] = []
+    files: list[Path] = []
+    real_root = root.resolve()
+    project: ProjectPolicy | None = None
+    project_source: Source | None = None
+    project_path = root / PROJECT_FILE
+    if not project_path.exists() and not project_path.is_symlink():
+        diagnostics.append(
+            file_diagnostic(
+                str(project_path),
+                "project-missing",
+                f"no project policy at {project_path}: run `policysync export` to fetch it, or "
+                "save the `policy` of GET /v1/b2b/rbac/policy there as {\"policy\": ...}",
+            )
+        )
+    else:
+        files.append(project_path)
+        data, project_source, diags = read_json(project_path, real_root, limits)
+        diagnostics += diags
+        if project_source is not None:
+            doc = to_model(ProjectPolicyFile, data, project_source, diagnostics)
+            project = doc.policy if doc is not None else None
+
+    orgs: list[OrgFile] = []
+    for path in [*_org_paths(root, diagnostics), *extra]:
+        files.append(path)
+        data, source, diags = read_json(path, real_root, limits)
+        diagnostics += diags
+        if source is not None:
+            org = to_model(OrgPolicyFile, data, source, diagnostics)
+            if org is not None:
+                orgs.append(OrgFile(path, source, org))
+    return PolicyTree(root, project, project_source, orgs, files, diagnostics)
+
+
+def _org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
+    orgs_dir = root / ORGS_DIR
+    try:
+        entries = sorted(os.scandir(orgs_dir), key=lambda e: e.name)
+    except OSError:
+        entries = []
+    paths = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue  # .gitkeep and editor files
+        path = orgs_dir / entry.name
+        if entry.is_dir():
+            message = f"{path} is a folder; only files directly in {orgs_dir} are read"
+        elif not entry.name.endswith(".json"):
+            message = f"{path} is not read: organization files must end in .json"
+        else:
+            paths.append(path)
+            continue
+        diagnostics.append(file_diagnostic(str(path), "file-ignored", message))
+    if not paths:
+        diagnostics.append(
+            file_diagnostic(
+                str(orgs_dir),
+                "orgs-missing",
+                f"no organization files in {orgs_dir}: add one file per managed organization "
+                "(`policysync export` writes them)",
+            )
+        )
+    return paths
+
+
+def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source | None, list[Diagnostic]]:
+    """The parsed JSON of one file; (None, …) with diagnostics when it cannot be used."""
+    display = str(path)
+
+    def fail(code: str, message: str, line: int = 1, col: int = 1) -> tuple[Any, None, list[Diagnostic]]:
+        return None, None, [file_diagnostic(display, code, message, line, col)]
+
+    try:
+        real = path.resolve(strict=True)
+        if path.is_symlink() and not real.is_relative_to(real_root):
+            return fail(
+                "file-outside-root",
+                f"{display} is a symlink to {real}, outside the policies folder {real_root}: "
+                "copy the file into the policies folder instead",
+            )
+        stat = real.stat()
+        if not real.is_file():
+            return fail("file-unreadable", f"{display} is not a regular file")
+        if stat.st_size > limits.max_file_bytes:
+            return fail(
+                "file-too-large",
+                f"{display} is {stat.st_size} bytes, more than the limit of "
+                f"{limits.max_file_bytes} (limits.max_file_bytes): split it, or raise the limit",
+            )
+        raw = real.read_bytes()[: limits.max_file_bytes + 1]
+    except OSError as exc:
+        return fail("file-unreadable", f"cannot read {display}: {exc.strerror or exc}")
+
+    diagnostics: list[Diagnostic] = []
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return fail("file-encoding", f"{display} is UTF-16: save it as UTF-8")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        diagnostics.append(
+            file_diagnostic(
+                display,
+                "file-bom",
+                "the file starts with a UTF-8 byte order mark, which JSON does not allow "
+                "(RFC 8259); it was ignored here, but save the file without it",
+            )
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = raw[: exc.start].decode("utf-8", "replace")
+        line, col = position(prefix, len(prefix))
+        return fail(
+            "file-encoding",
+            f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8: save the file as "
+            "UTF-8",
+            line,
+            col,
+        )
+    if not text.strip():
+        return fail("file-empty", f"{display} is empty: it must hold one JSON object")
+
+    data, problems = parse(text, limits.max_nesting_depth)
+    for problem in problems:
+        line, col = position(text, problem.offset)
+        diagnostics.append(Diagnostic(display, line, col, problem.code, problem.pointer, problem.message))
+    if problems:
+        return None, None, diagnostics
+    return data, Source(display, text, limits.max_nesting_depth), diagnostics
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "tuple_type": "an array",
+    "list_type": "an array",
+    "model_type": "an object",
+    "dict_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def to_model(cls: type[M], data: Any, source: Source, diagnostics: list[Diagnostic]) -> M | None:
+    """`data` as a `cls`, or None with the schema violations added to `diagnostics`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            ptr = pointer(*err["loc"])
+            kind = err["type"]
+            if kind == "missing":
+                name = str(err["loc"][-1])
+                diagnostics.append(
+                    source.diagnostic(
+                        "schema-missing-field", ptr, f"required field {q(name)} is missing: add it"
+                    )
+                )
+            elif kind == "extra_forbidden":
+                diagnostics.append(
+                    source.diagnostic(
+                        "schema-unknown-field",
+                        ptr,
+                        _unknown_field(cls, err["loc"], data),
+                        key=True,
+                    )
+                )
+            else:
+                expected = _EXPECTED.get(kind)
+                found = _describe(err["input"])
+                message = (
+                    f"expected {expected}, found {found}" if expected else f"{err['msg']} (found {found})"
+                )
+                if not err["loc"]:
+                    message += f": {source.display} must hold one JSON object"
+                diagnostics.append(source.diagnostic("schema-type", ptr, message))
+        return None
+
+
+def _unknown_field(cls: type[BaseModel], loc: tuple[int | str, ...], data: Any) -> str:
+    """Names the unknown field and the fields allowed in its place."""
+    model: type[BaseModel] = cls
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields[str(part)] if str(part) in model.model_fields else None
+        if info is None:
+            info = next((f for f in model.model_fields.values() if f.alias == part), None)
+        inner = _model_in(info.annotation) if info is not None else None
+        if inner is None:
+            break
+        model = inner
+    allowed = [f.alias or name for name, f in model.model_fields.items()]
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"did you mean {q(close[0])}? " if close else ""
+    return f"unknown field {q(name)}: {hint}remove it (allowed here: {', '.join(allowed)})"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside `Model` or `tuple[Model, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {q(value[:40])}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -1,0 +1,94 @@
+"""The policy models, shared by desired state (files) and live state (the API).
+
+Field names and shapes are exactly Stytch's, so an API response pastes into a file.
+Lists are tuples so that models are immutable and hashable; order carries no meaning
+(roles, permissions and actions are sets to Stytch).
+The published JSON Schemas in `schemas/` are generated from these classes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_CONFIG = ConfigDict(frozen=True, extra="forbid")
+_SCHEMA_KEY = Field(
+    default="",
+    alias="$schema",
+    description="Path or URL of the JSON Schema, for editors. Ignored by policysync.",
+)
+
+
+class Permission(BaseModel):
+    """Actions granted on one resource."""
+
+    model_config = _CONFIG
+
+    resource_id: str = Field(description="A resource of the project policy, e.g. `documents`.")
+    actions: tuple[str, ...] = Field(
+        description='Actions the resource declares, or `["*"]` for all of them.'
+    )
+
+
+class Role(BaseModel):
+    model_config = _CONFIG
+
+    role_id: str = Field(description="Unique within the organization; not a project role.")
+    description: str = Field(default="", description="Shown in Stytch's dashboard.")
+    permissions: tuple[Permission, ...]
+
+
+class OrgPolicy(BaseModel):
+    """The org-specific roles of one organization (PUT replaces all of them)."""
+
+    model_config = _CONFIG
+
+    roles: tuple[Role, ...] = Field(description="`[]` means: no org-specific roles.")
+
+
+class OrgPolicyFile(BaseModel):
+    """One file of `policies/orgs/`: the desired org policy of one organization."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: str = _SCHEMA_KEY
+    organization_id: str = Field(
+        description="The organization's id, slug or external id, as the API accepts."
+    )
+    org_policy: OrgPolicy
+
+
+class Resource(BaseModel):
+    """A resource of the project policy and the actions it declares."""
+
+    model_config = _CONFIG
+
+    resource_id: str
+    description: str = ""
+    actions: tuple[str, ...]
+
+
+class Scope(BaseModel):
+    model_config = _CONFIG
+
+    scope: str
+    description: str = ""
+    permissions: tuple[Permission, ...]
+
+
+class ProjectPolicy(BaseModel):
+    """The project policy, as GET /v1/b2b/rbac/policy returns it under `policy`."""
+
+    model_config = _CONFIG
+
+    roles: tuple[Role, ...]
+    resources: tuple[Resource, ...]
+    scopes: tuple[Scope, ...] = ()
+
+
+class ProjectPolicyFile(BaseModel):
+    """`policies/project.json`: a snapshot of the project policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: str = _SCHEMA_KEY
+    policy: ProjectPolicy

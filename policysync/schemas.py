@@ -1,0 +1,72 @@
+"""The published JSON Schemas, generated from the models so the two cannot drift apart.
+
+`python -m policysync.schemas --write` rewrites `schemas/`; `--check` (and a test) fails
+when a committed schema differs from what the models generate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from policysync.models import OrgPolicyFile, ProjectPolicyFile
+from policysync.report import ValidationReport
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "org-policy": OrgPolicyFile,
+    "project-policy": ProjectPolicyFile,
+    "validate-report": ValidationReport,
+}
+
+
+def schema_id(name: str) -> str:
+    return f"urn:policysync:schema:{name}"
+
+
+def generate(name: str) -> dict[str, Any]:
+    body = SCHEMA_MODELS[name].model_json_schema(by_alias=True)
+    return {"$schema": DRAFT, "$id": schema_id(name), **body}
+
+
+def render(name: str) -> str:
+    return json.dumps(generate(name), indent=2, ensure_ascii=False) + "\n"
+
+
+def filename(name: str) -> str:
+    return f"{name}.schema.json"
+
+
+def stale(directory: Path) -> list[str]:
+    """Names of the schema files in `directory` that are missing or out of date."""
+    out = []
+    for name in SCHEMA_MODELS:
+        path = directory / filename(name)
+        if not path.is_file() or path.read_text(encoding="utf-8") != render(name):
+            out.append(str(path))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    directory = Path(__file__).resolve().parent.parent / "schemas"
+    if argv == ["--write"]:
+        directory.mkdir(exist_ok=True)
+        for name in SCHEMA_MODELS:
+            (directory / filename(name)).write_text(render(name), encoding="utf-8")
+        return 0
+    if argv == ["--check"]:
+        out_of_date = stale(directory)
+        for path in out_of_date:
+            print(f"{path} is out of date: run `make schemas`", file=sys.stderr)
+        return 1 if out_of_date else 0
+    print("usage: python -m policysync.schemas --write | --check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
