@@ -110,9 +110,9 @@ def _org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
             continue  # .gitkeep and editor files
         path = orgs_dir / entry.name
         if entry.is_dir():
-            message = f"{path} is a folder; only files directly in {orgs_dir} are read"
+            message = f"a folder is not read: only files directly in {orgs_dir} are"
         elif not entry.name.endswith(".json"):
-            message = f"{path} is not read: organization files must end in .json"
+            message = "not read: organization files must end in .json (rename it, or move it)"
         else:
             paths.append(path)
             continue
@@ -141,16 +141,16 @@ def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source 
         if path.is_symlink() and not real.is_relative_to(real_root):
             return fail(
                 "file-outside-root",
-                f"{display} is a symlink to {real}, outside the policies folder {real_root}: "
+                f"this file is a symlink to {real}, outside the policies folder {real_root}: "
                 "copy the file into the policies folder instead",
             )
         stat = real.stat()
         if not real.is_file():
-            return fail("file-unreadable", f"{display} is not a regular file")
+            return fail("file-unreadable", "not a regular file: replace it with a JSON file")
         if stat.st_size > limits.max_file_bytes:
             return fail(
                 "file-too-large",
-                f"{display} is {stat.st_size} bytes, more than the limit of "
+                f"the file is {stat.st_size} bytes, more than the limit of "
                 f"{limits.max_file_bytes} (limits.max_file_bytes): split it, or raise the limit",
             )
         raw = real.read_bytes()[: limits.max_file_bytes + 1]
@@ -159,7 +159,7 @@ def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source 
 
     diagnostics: list[Diagnostic] = []
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return fail("file-encoding", f"{display} is UTF-16: save it as UTF-8")
+        return fail("file-encoding", "the file is UTF-16: save it as UTF-8")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         diagnostics.append(
@@ -183,7 +183,7 @@ def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source 
             col,
         )
     if not text.strip():
-        return fail("file-empty", f"{display} is empty: it must hold one JSON object")
+        return fail("file-empty", "the file is empty: it must hold one JSON object")
 
     data, problems = parse(text, limits.max_nesting_depth)
     for problem in problems:
@@ -235,7 +235,7 @@ def to_model(cls: type[M], data: Any, source: Source, diagnostics: list[Diagnost
                     f"expected {expected}, found {found}" if expected else f"{err['msg']} (found {found})"
                 )
                 if not err["loc"]:
-                    message += f": {source.display} must hold one JSON object"
+                    message += ": a policy file must hold one JSON object"
                 diagnostics.append(source.diagnostic("schema-type", ptr, message))
         return None
 
