@@ -24,19 +24,25 @@ E, W = Severity.ERROR, Severity.WARNING
 
 CODES: dict[str, Code] = {
     # Reading files
-    "file-unreadable": Code(E, "the file or folder cannot be read (missing, permissions, not a file)"),
+    "file-unreadable": Code(
+        E, "the file or folder cannot be read (missing, permissions, not a file)"
+    ),
     "file-outside-root": Code(E, "a symlink leads outside the policies folder"),
     "file-too-large": Code(E, "the file is larger than `limits.max_file_bytes`"),
     "file-empty": Code(E, "the file is empty or holds only whitespace"),
     "file-encoding": Code(E, "the file is not UTF-8 (UTF-16, Latin-1, binary...)"),
     "file-bom": Code(W, "the file starts with a UTF-8 byte order mark (read, but remove it)"),
-    "file-ignored": Code(W, "a file in `orgs/` that is not a `.json` file, or a sub-folder: not read"),
+    "file-ignored": Code(
+        W, "a file in `orgs/` that is not a `.json` file, or a sub-folder: not read"
+    ),
     "project-missing": Code(E, "`policies/project.json` does not exist"),
     "orgs-missing": Code(W, "`policies/orgs/` does not exist or holds no organization file"),
     # Parsing JSON
     "json-syntax": Code(E, "the file is not valid JSON"),
     "json-duplicate-key": Code(E, "the same key appears twice in one object"),
-    "json-too-deep": Code(E, "arrays and objects are nested deeper than `limits.max_nesting_depth`"),
+    "json-too-deep": Code(
+        E, "arrays and objects are nested deeper than `limits.max_nesting_depth`"
+    ),
     # The schemas
     "schema-missing-field": Code(E, "a required field is missing"),
     "schema-unknown-field": Code(E, "a field the schema does not define (often a typo)"),
@@ -44,10 +50,14 @@ CODES: dict[str, Code] = {
     # Project policy
     "project-resource-duplicate": Code(E, "two project resources share a `resource_id`"),
     "project-role-duplicate": Code(E, "two project roles share a `role_id`"),
-    "project-invalid": Code(E, "organization files cannot be checked: the project policy is invalid"),
+    "project-invalid": Code(
+        E, "organization files cannot be checked: the project policy is invalid"
+    ),
     # Organization files: Stytch's rules 1 to 6
     "role-duplicate": Code(E, "rule 1: two roles of one organization share a `role_id`"),
-    "role-project-conflict": Code(E, "rule 2: a `role_id` equals a project role (defaults included)"),
+    "role-project-conflict": Code(
+        E, "rule 2: a `role_id` equals a project role (defaults included)"
+    ),
     "resource-unknown": Code(E, "rule 3: a `resource_id` the project policy does not define"),
     "actions-empty": Code(E, "rule 4: a permission with no actions"),
     "wildcard-not-alone": Code(E, 'rule 5: `"*"` listed together with other actions'),
@@ -55,7 +65,9 @@ CODES: dict[str, Code] = {
     "action-unknown": Code(E, "rule 6: an action the resource does not declare"),
     # Organization files: policysync's rules and Stytch's server-side limits
     "org-duplicate": Code(E, "two files name the same organization"),
-    "org-id-invalid": Code(E, "an `organization_id` that cannot be a Stytch id, slug or external id"),
+    "org-id-invalid": Code(
+        E, "an `organization_id` that cannot be a Stytch id, slug or external id"
+    ),
     "role-id-invalid": Code(E, "an empty `role_id`, or one with whitespace or control characters"),
     "role-reserved-prefix": Code(E, "a `role_id` starting with the reserved prefix `stytch_`"),
     "role-no-permissions": Code(E, "a role without permissions"),

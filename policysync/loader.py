@@ -57,7 +57,9 @@ class PolicyTree(NamedTuple):
     diagnostics: list[Diagnostic]
 
 
-def file_diagnostic(display: str, code: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
+def file_diagnostic(
+    display: str, code: str, message: str, line: int = 1, col: int = 1
+) -> Diagnostic:
     return Diagnostic(display, line, col, code, "", message)
 
 
@@ -75,7 +77,7 @@ def load_tree(root: Path, limits: Limits, extra: Sequence[Path] = ()) -> PolicyT
                 str(project_path),
                 "project-missing",
                 f"no project policy at {project_path}: run `policysync export` to fetch it, or "
-                "save the `policy` of GET /v1/b2b/rbac/policy there as {\"policy\": ...}",
+                'save the `policy` of GET /v1/b2b/rbac/policy there as {"policy": ...}',
             )
         )
     else:
@@ -129,11 +131,15 @@ def _org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
     return paths
 
 
-def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source | None, list[Diagnostic]]:
+def read_json(
+    path: Path, real_root: Path, limits: Limits
+) -> tuple[Any, Source | None, list[Diagnostic]]:
     """The parsed JSON of one file; (None, …) with diagnostics when it cannot be used."""
     display = str(path)
 
-    def fail(code: str, message: str, line: int = 1, col: int = 1) -> tuple[Any, None, list[Diagnostic]]:
+    def fail(
+        code: str, message: str, line: int = 1, col: int = 1
+    ) -> tuple[Any, None, list[Diagnostic]]:
         return None, None, [file_diagnostic(display, code, message, line, col)]
 
     try:
@@ -188,7 +194,9 @@ def read_json(path: Path, real_root: Path, limits: Limits) -> tuple[Any, Source 
     data, problems = parse(text, limits.max_nesting_depth)
     for problem in problems:
         line, col = position(text, problem.offset)
-        diagnostics.append(Diagnostic(display, line, col, problem.code, problem.pointer, problem.message))
+        diagnostics.append(
+            Diagnostic(display, line, col, problem.code, problem.pointer, problem.message)
+        )
     if problems:
         return None, None, diagnostics
     return data, Source(display, text, limits.max_nesting_depth), diagnostics
@@ -232,7 +240,9 @@ def to_model(cls: type[M], data: Any, source: Source, diagnostics: list[Diagnost
                 expected = _EXPECTED.get(kind)
                 found = _describe(err["input"])
                 message = (
-                    f"expected {expected}, found {found}" if expected else f"{err['msg']} (found {found})"
+                    f"expected {expected}, found {found}"
+                    if expected
+                    else f"{err['msg']} (found {found})"
                 )
                 if not err["loc"]:
                     message += ": a policy file must hold one JSON object"
@@ -246,7 +256,7 @@ def _unknown_field(cls: type[BaseModel], loc: tuple[int | str, ...], data: Any) 
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        info = model.model_fields[str(part)] if str(part) in model.model_fields else None
+        info = model.model_fields.get(str(part))
         if info is None:
             info = next((f for f in model.model_fields.values() if f.alias == part), None)
         inner = _model_in(info.annotation) if info is not None else None

@@ -29,7 +29,9 @@ def _summary(report: ValidationReport) -> str:
         return f"{files} valid ({_plural(report.organizations, 'organization')})."
     counts = f"{_plural(report.error_count, 'error')}, {_plural(report.warning_count, 'warning')}"
     verdict = "valid" if report.valid else "invalid"
-    strict = " (--strict: warnings count as errors)" if report.strict and report.warning_count else ""
+    strict = (
+        " (--strict: warnings count as errors)" if report.strict and report.warning_count else ""
+    )
     return f"{counts} in {files}: {verdict}{strict}."
 
 

@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.diagnostics import Diagnostic, Severity
 
-FORMAT_VERSION = "1"
-
 
 class DiagnosticRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -32,7 +30,7 @@ class ValidationReport(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal["1"] = FORMAT_VERSION
+    format_version: Literal["1"] = "1"
     valid: bool = Field(description="False when an error was found (or a warning, with --strict).")
     strict: bool
     files_checked: int = Field(ge=0)

@@ -56,8 +56,9 @@ def check_project(project: ProjectPolicy) -> list[Finding]:
                     Finding(
                         f"project-{kind}-duplicate",
                         pointer("policy", f"{kind}s", i, f"{kind}_id"),
-                        f"{kind} {q(value)} is defined twice (also at /policy/{kind}s/{first[value]}): "
-                        "refresh project.json from Stytch (`policysync export`) or remove one",
+                        f"{kind} {q(value)} is defined twice (also at "
+                        f"/policy/{kind}s/{first[value]}): refresh project.json from Stytch "
+                        "(`policysync export`) or remove one",
                     )
                 )
             else:

@@ -9,7 +9,7 @@ from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, sort_diagnostics
 from policysync.loader import ORGS_DIR, PROJECT_FILE, PolicyTree, file_diagnostic, load_tree
 from policysync.report import ValidationReport
-from policysync.rules import ProjectIndex, q, check_org_policy, check_organization_id, check_project
+from policysync.rules import ProjectIndex, check_org_policy, check_organization_id, check_project, q
 
 
 def check_tree(tree: PolicyTree, limits: Limits) -> list[Diagnostic]:
@@ -67,11 +67,7 @@ def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> Validat
     diagnostics: list[Diagnostic] = []
     files_checked = organizations = 0
     for root, files in roots.items():
-        known = {p.absolute() for p in (root / ORGS_DIR).glob("*.json")} | {
-            (root / PROJECT_FILE).absolute()
-        }
-        extra = [f for f in files if f.absolute() not in known]
-        tree = load_tree(root, settings.limits, extra)
+        tree = load_tree(root, settings.limits, _outside_tree(root, files))
         found = check_tree(tree, settings.limits)
         if files:  # report on the selected files only (and on the project they depend on)
             keep = {p.absolute() for p in files} | {(root / PROJECT_FILE).absolute()}
@@ -82,7 +78,21 @@ def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> Validat
             files_checked += len(tree.files)
             organizations += len(tree.orgs)
         diagnostics += found
-    return ValidationReport.build(sort_diagnostics(diagnostics), files_checked, organizations, strict)
+    return ValidationReport.build(
+        sort_diagnostics(diagnostics), files_checked, organizations, strict
+    )
+
+
+def _outside_tree(root: Path, files: list[Path]) -> list[Path]:
+    """The selected files that `load_tree(root)` would not read by itself."""
+    project, orgs = (root / PROJECT_FILE).absolute(), (root / ORGS_DIR).absolute()
+
+    def read_by_tree(f: Path) -> bool:
+        if f.absolute() == project:
+            return True
+        return f.absolute().parent == orgs and f.name.endswith(".json") and f.name[0] != "."
+
+    return [f for f in files if not read_by_tree(f)]
 
 
 def _root_of(file: Path, default: Path) -> Path:

@@ -32,8 +32,8 @@ def run_case(case: Path) -> ValidationReport:
 
 def expected_lines(report: ValidationReport, case: Path) -> str:
     prefix = str(case) + "/"
-    lines = [
-        f"{d.file.removeprefix(prefix)}:{d.line}:{d.column} {d.severity} {d.code} {d.pointer}".rstrip()
-        for d in report.diagnostics
-    ]
-    return "".join(line + "\n" for line in lines)
+    lines = []
+    for d in report.diagnostics:
+        place = f"{d.file.removeprefix(prefix)}:{d.line}:{d.column}"
+        lines.append(f"{place} {d.severity} {d.code} {d.pointer}".rstrip() + "\n")
+    return "".join(lines)

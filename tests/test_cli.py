@@ -1,0 +1,192 @@
+"""The command line: exit codes, formats, options, and no traceback on any input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from casefiles import CASES, case_dirs
+
+from policysync.cli import main
+
+ROOT = Path(__file__).parent.parent
+SAMPLE = ROOT / "policies"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert isinstance(exited.value.code, int)
+    return exited.value.code, out, err
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A writable copy of the sample policies."""
+    shutil.copytree(SAMPLE, tmp_path / "policies")
+    return tmp_path / "policies"
+
+
+def test_sample_policies_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["validate", str(SAMPLE), "--strict"], capsys)
+    assert code == 0
+    assert out.strip() == "8 files valid (7 organizations)."
+
+
+def test_default_path_comes_from_policies_option_or_config(
+    tree: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tree.parent)
+    assert run(["validate"], capsys)[0] == 0
+    tree.rename(tree.parent / "elsewhere")
+    code, out, _ = run(["validate"], capsys)
+    assert code == 1
+    assert "project-missing" in out
+    assert run(["validate", "--policies", "elsewhere"], capsys)[0] == 0
+    (tree.parent / "pyproject.toml").write_text('[tool.policysync]\npolicies = "elsewhere"\n')
+    assert run(["validate"], capsys)[0] == 0
+
+
+def test_invalid_file_exits_1_with_a_located_message(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acme = tree / "orgs" / "acme.json"
+    acme.write_text(acme.read_text().replace('"approve"', '"aprove"'))
+    code, out, _ = run(["validate", str(tree)], capsys)
+    assert code == 1
+    first = out.splitlines()[0]
+    assert first.startswith(f"{acme}:10:59: error[action-unknown] ")
+    assert 'did you mean "approve"?' in first
+    assert out.splitlines()[-1] == "1 error, 0 warnings in 8 files: invalid."
+
+
+def test_warnings_fail_only_with_strict(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tree / "orgs" / "notes.txt").write_text("not a policy")
+    code, out, _ = run(["validate", str(tree)], capsys)
+    assert (code, out.splitlines()[-1]) == (0, "0 errors, 1 warning in 8 files: valid.")
+    code, out, _ = run(["validate", str(tree), "--strict"], capsys)
+    assert code == 1
+    assert out.splitlines()[-1].endswith("invalid (--strict: warnings count as errors).")
+
+
+def test_json_format_is_one_document_matching_its_schema(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tree / "orgs" / "acme.json").write_text("{")
+    code, out, _ = run(["validate", str(tree), "--format", "json"], capsys)
+    assert code == 1
+    report = json.loads(out)
+    schema = json.loads((ROOT / "schemas" / "validate-report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert report["valid"] is False
+    assert [d["code"] for d in report["diagnostics"]] == ["json-syntax"]
+
+
+def test_selected_file_is_checked_in_the_context_of_its_tree(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    globex = json.loads((tree / "orgs" / "globex.json").read_text())
+    copy = tree / "orgs" / "globex-copy.json"
+    copy.write_text(json.dumps(globex, indent=2))
+    (tree / "orgs" / "hooli.json").write_text("not json")
+    code, out, _ = run(["validate", str(copy), "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 1
+    assert report["files_checked"] == 1
+    # the duplicate is found through the other files; hooli's error is not reported
+    assert [(d["file"], d["code"]) for d in report["diagnostics"]] == [(str(copy), "org-duplicate")]
+    assert str(tree / "orgs" / "globex.json") in report["diagnostics"][0]["message"]
+
+
+def test_usage_errors_exit_1_not_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["validate", "--format", "yaml"], capsys)
+    assert code == 1
+    assert "Invalid value for '--format'" in err
+    code, _, err = run(["validate", "no/such/path"], capsys)
+    assert code == 1
+    assert "does not exist" in err
+
+
+def test_bad_config_is_reported_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text('policies = "policies"\n[limits]\nmax_roles_per_org = -1\n')
+    code, _, err = run(["validate", str(SAMPLE), "--config", str(config)], capsys)
+    assert code == 1
+    assert f"{config}:3: `limits.max_roles_per_org`" in err
+    config.write_text("[limits\n")
+    code, _, err = run(["validate", str(SAMPLE), "--config", str(config)], capsys)
+    assert code == 1
+    assert "line 1" in err
+    assert "Traceback" not in err
+
+
+def test_limits_from_config_are_applied(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text("[limits]\nmax_roles_per_org = 3\n")
+    code, out, _ = run(["validate", str(SAMPLE), "--config", str(config)], capsys)
+    assert code == 1
+    assert "error[too-many-roles] 4 roles, more than the limit of 3" in out
+
+
+def test_github_format_escapes_workflow_command_properties(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = tree / "orgs" / "a,b:c.json"
+    odd.write_text('{"organization_id": "x", "org_policy": {"roles": [], "extra": 1}}')
+    code, out, _ = run(["validate", str(tree), "--format", "github"], capsys)
+    assert code == 1
+    line = out.splitlines()[0]
+    assert line.startswith(f"::error file={tree}/orgs/a%2Cb%3Ac.json,line=1,col=54,")
+    assert ",title=policysync schema-unknown-field::" in line
+
+
+def test_colour_only_on_a_terminal() -> None:
+    from click.testing import CliRunner
+
+    from policysync.cli import cli
+
+    plain = CliRunner().invoke(cli, ["validate", str(SAMPLE)])
+    coloured = CliRunner().invoke(cli, ["validate", str(SAMPLE)], color=True)
+    assert "\x1b[" not in plain.output
+    assert "\x1b[" in coloured.output
+
+
+INVALID_CASES = [c for c in case_dirs() if not c.name.startswith("valid-")]
+
+
+@pytest.mark.parametrize("case", INVALID_CASES, ids=lambda p: p.name)
+def test_invalid_case_exits_1_cleanly_in_every_format(
+    case: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = case / "policysync.toml"
+    extra = ["--config", str(config)] if config.exists() else []
+    for fmt in ("text", "json", "github"):
+        code, out, err = run(["validate", str(case / "policies"), "--format", fmt, *extra], capsys)
+        assert code == 1, (fmt, out, err)
+        assert "Traceback" not in out + err
+        assert "internal error" not in err
+        assert out.strip()
+
+
+def test_whole_corpus_in_a_real_process() -> None:
+    """The installed console script, fed every case at once, ends cleanly with exit 1."""
+    script = Path(sys.executable).parent / "policysync"
+    args = [str(c / "policies") for c in sorted(CASES.iterdir()) if c.is_dir()]
+    assert len(args) >= 40
+    env = {**os.environ, "POLICYSYNC_DEBUG": ""}
+    proc = subprocess.run(
+        [str(script), "validate", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    assert "invalid." in proc.stdout.splitlines()[-1]
