@@ -180,19 +180,22 @@ def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
         return None, [Problem("json-syntax", 0, "", f"{exc}; shorten the value")]
     else:
         return data, []
-    smap = SourceMap(text, max_depth)
-    problems = []
+    problems = structural_problems(text, SourceMap(text, max_depth), max_depth)
+    if not problems:  # the C parser's recursion limit is below our depth limit
+        msg = "nesting too deep to read: remove the extra nesting"
+        problems.append(Problem("json-too-deep", 0, "", msg))
+    return None, problems
+
+
+def structural_problems(text: str, smap: SourceMap, max_depth: int) -> list[Problem]:
+    """Excess nesting, else duplicate keys: what `json.loads` does not report."""
     if smap.too_deep is not None:
-        problems.append(
-            Problem(
-                "json-too-deep",
-                smap.too_deep,
-                "",
-                f"arrays and objects are nested more than {max_depth} levels deep; policy files "
-                "need at most 6: remove the extra nesting",
-            )
+        msg = (
+            f"arrays and objects are nested more than {max_depth} levels deep; policy files "
+            "need at most 6: remove the extra nesting"
         )
-        return None, problems
+        return [Problem("json-too-deep", smap.too_deep, "", msg)]
+    problems = []
     for ptr, offset, first in smap.duplicates:
         line, col = position(text, first)
         key = ptr[ptr.rfind("/") + 1 :].replace("~1", "/").replace("~0", "~")
@@ -205,10 +208,7 @@ def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
                 "JSON readers keep only the last one: remove or rename one of them",
             )
         )
-    if not problems:  # the C parser's recursion limit is below our depth limit
-        msg = "nesting too deep to read: remove the extra nesting"
-        problems.append(Problem("json-too-deep", 0, "", msg))
-    return None, problems
+    return problems
 
 
 def _syntax_message(exc: json.JSONDecodeError) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic, pointer
-from policysync.jsonsource import SourceMap, parse, position
+from policysync.jsonsource import SourceMap, parse, position, structural_problems
 from policysync.models import OrgPolicyFile, ProjectPolicy, ProjectPolicyFile
 from policysync.rules import q
 
@@ -35,11 +35,22 @@ class Source:
         self._max_depth = max_depth
         self._map: SourceMap | None = None
 
-    def diagnostic(self, code: str, ptr: str, message: str, *, key: bool = False) -> Diagnostic:
+    @property
+    def source_map(self) -> SourceMap:
         if self._map is None:  # built only for files with something to report
             self._map = SourceMap(self.text, self._max_depth)
-        line, col = position(self.text, self._map.offset_of(ptr, key=key))
+        return self._map
+
+    def diagnostic(self, code: str, ptr: str, message: str, *, key: bool = False) -> Diagnostic:
+        line, col = position(self.text, self.source_map.offset_of(ptr, key=key))
         return Diagnostic(self.display, line, col, code, ptr, message)
+
+    def too_deep(self) -> Diagnostic | None:
+        """Excess nesting that `json` could read (it then fails the schema somewhere)."""
+        for problem in structural_problems(self.text, self.source_map, self._max_depth):
+            line, col = position(self.text, problem.offset)
+            return Diagnostic(self.display, line, col, problem.code, "", problem.message)
+        return None
 
 
 class OrgFile(NamedTuple):
@@ -217,6 +228,10 @@ def to_model(cls: type[M], data: Any, source: Source, diagnostics: list[Diagnost
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
+        deep = source.too_deep()
+        if deep is not None:  # the schema errors would only be noise
+            diagnostics.append(deep)
+            return None
         for err in exc.errors():
             ptr = pointer(*err["loc"])
             kind = err["type"]

@@ -190,3 +190,30 @@ def test_whole_corpus_in_a_real_process() -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr == ""
     assert "invalid." in proc.stdout.splitlines()[-1]
+
+
+def test_a_file_outside_the_tree_is_checked_against_the_policies_folder(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loose = tmp_path / "draft.json"
+    loose.write_text(
+        json.dumps(
+            {
+                "organization_id": "globex",
+                "org_policy": {
+                    "roles": [
+                        {"role_id": "r", "permissions": [{"resource_id": "x", "actions": ["y"]}]}
+                    ]
+                },
+            }
+        )
+    )
+    code, out, _ = run(
+        ["validate", str(loose), "--policies", str(tree), "--format", "json"], capsys
+    )
+    assert code == 1
+    report = json.loads(out)
+    assert report["files_checked"] == 1
+    assert report["organizations"] == 1
+    assert sorted(d["code"] for d in report["diagnostics"]) == ["org-duplicate", "resource-unknown"]
+    assert {d["file"] for d in report["diagnostics"]} == {str(loose)}
