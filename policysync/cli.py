@@ -6,6 +6,7 @@ Exit codes follow Terraform: 0 success, 1 error (usage errors included: 2 is kep
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -62,7 +63,13 @@ def validate(
     settings = load_settings(config or find_config(Path.cwd()))
     if policies is not None:
         settings = settings.model_copy(update={"policies": str(policies)})
-    report = run_validate(list(paths), settings, strict)
+    # A short-lived batch run builds many long-lived objects and no reference cycles:
+    # the cyclic garbage collector would only re-scan them, doubling the run time.
+    gc.disable()
+    try:
+        report = run_validate(list(paths), settings, strict)
+    finally:
+        gc.enable()
     click.echo(VALIDATE_RENDERERS[fmt](report))
     return EXIT_OK if report.valid else EXIT_ERROR
 

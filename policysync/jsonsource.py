@@ -1,10 +1,11 @@
 """JSON text → data, with positions for every JSON pointer, computed only when needed.
 
-The fast path is the standard library's C parser. Only for a file that has something
-to report is the text scanned again (`SourceMap`) to turn JSON pointers into lines and
-columns, to place duplicate keys (which `json` silently drops) and to measure nesting
-(which `json` survives only up to the interpreter's recursion limit). The scanner is
-iterative, so no nesting depth can crash it.
+The fast path is jiter (Rust, strict: no NaN, no duplicate keys). What it refuses goes
+through the standard library's parser, whose errors carry positions and whose hooks find
+duplicate keys and non-standard constants. Only for a file that has something to report
+is the text scanned again (`SourceMap`) to turn JSON pointers into lines and columns, to
+place duplicate keys and to measure nesting. The scanner is iterative, so no nesting
+depth can crash it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, NamedTuple
+
+import jiter
 
 from policysync.diagnostics import pointer as make_pointer
 
@@ -165,6 +168,12 @@ class _DuplicateKey(Exception):
 
 def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
     """Parse `text` into (data, []), or (None, the problems that prevent it)."""
+    try:  # fast path: jiter accepts only strict JSON without duplicate keys
+        return jiter.from_json(
+            text.encode("utf-8", "surrogatepass"), allow_inf_nan=False, catch_duplicate_keys=True
+        ), []
+    except ValueError:
+        pass  # the standard library's parser, with hooks, says exactly what is wrong
     try:
         data = json.loads(text, object_pairs_hook=_check_unique, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -59,12 +59,15 @@ class OrgFile(NamedTuple):
     document: OrgPolicyFile
 
 
+class ProjectFile(NamedTuple):
+    path: Path
+    source: Source
+    policy: ProjectPolicy
+
+
 class PolicyTree(NamedTuple):
-    root: Path
-    project: ProjectPolicy | None
-    project_source: Source | None
+    project: ProjectFile | None
     orgs: list[OrgFile]
-    files: list[Path]  # every file that was read (or tried)
     diagnostics: list[Diagnostic]
 
 
@@ -74,45 +77,53 @@ def file_diagnostic(
     return Diagnostic(display, line, col, code, "", message)
 
 
-def load_tree(root: Path, limits: Limits, extra: Sequence[Path] = ()) -> PolicyTree:
-    """Load `root/project.json`, `root/orgs/*.json` and any `extra` organization files."""
-    diagnostics: list[Diagnostic] = []
-    files: list[Path] = []
-    real_root = root.resolve()
-    project: ProjectPolicy | None = None
-    project_source: Source | None = None
-    project_path = root / PROJECT_FILE
-    if not project_path.exists() and not project_path.is_symlink():
-        diagnostics.append(
-            file_diagnostic(
-                str(project_path),
-                "project-missing",
-                f"no project policy at {project_path}: run `policysync export` to fetch it, or "
-                'save the `policy` of GET /v1/b2b/rbac/policy there as {"policy": ...}',
-            )
+def load_project(root: Path, limits: Limits) -> tuple[ProjectFile | None, list[Diagnostic]]:
+    """`root/project.json` as a model, or None with the reasons."""
+    path = root / PROJECT_FILE
+    if not path.exists() and not path.is_symlink():
+        message = (
+            f"no project policy at {path}: run `policysync export` to fetch it, or save the "
+            '`policy` of GET /v1/b2b/rbac/policy there as {"policy": ...}'
         )
-    else:
-        files.append(project_path)
-        data, project_source, diags = read_json(project_path, real_root, limits)
-        diagnostics += diags
-        if project_source is not None:
-            doc = to_model(ProjectPolicyFile, data, project_source, diagnostics)
-            project = doc.policy if doc is not None else None
-
-    orgs: list[OrgFile] = []
-    for path in [*_org_paths(root, diagnostics), *extra]:
-        files.append(path)
-        data, source, diags = read_json(path, real_root, limits)
-        diagnostics += diags
-        if source is not None:
-            org = to_model(OrgPolicyFile, data, source, diagnostics)
-            if org is not None:
-                orgs.append(OrgFile(path, source, org))
-    return PolicyTree(root, project, project_source, orgs, files, diagnostics)
+        return None, [file_diagnostic(str(path), "project-missing", message)]
+    data, source, diagnostics = read_json(path, root.resolve(), limits)
+    if source is None:
+        return None, diagnostics
+    doc = to_model(ProjectPolicyFile, data, source, diagnostics)
+    return (ProjectFile(path, source, doc.policy) if doc is not None else None), diagnostics
 
 
-def _org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
+def load_org(
+    path: Path, real_root: Path, limits: Limits
+) -> tuple[OrgFile | None, list[Diagnostic]]:
+    """One organization file as a model, or None with the reasons."""
+    data, source, diagnostics = read_json(path, real_root, limits)
+    if source is None:
+        return None, diagnostics
+    doc = to_model(OrgPolicyFile, data, source, diagnostics)
+    return (OrgFile(path, source, doc) if doc is not None else None), diagnostics
+
+
+def load_tree(root: Path, limits: Limits) -> PolicyTree:
+    """Every model of a policy tree, and every problem found reading it."""
+    project, diagnostics = load_project(root, limits)
+    orgs = []
+    real_root = root.resolve()
+    for path in org_paths(root, diagnostics):
+        org, found = load_org(path, real_root, limits)
+        diagnostics += found
+        if org is not None:
+            orgs.append(org)
+    return PolicyTree(project, orgs, diagnostics)
+
+
+def org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
+    """The organization files of `root`, in name order; what is skipped is reported."""
     orgs_dir = root / ORGS_DIR
+    if orgs_dir.is_symlink() and not orgs_dir.resolve().is_relative_to(root.resolve()):
+        message = f"{orgs_dir} leads outside the policies folder: make it a real folder"
+        diagnostics.append(file_diagnostic(str(orgs_dir), "file-outside-root", message))
+        return []
     try:
         entries = sorted(os.scandir(orgs_dir), key=lambda e: e.name)
     except OSError:
@@ -154,25 +165,28 @@ def read_json(
         return None, None, [file_diagnostic(display, code, message, line, col)]
 
     try:
-        real = path.resolve(strict=True)
-        if path.is_symlink() and not real.is_relative_to(real_root):
-            return fail(
-                "file-outside-root",
-                f"this file is a symlink to {real}, outside the policies folder {real_root}: "
-                "copy the file into the policies folder instead",
-            )
-        stat = real.stat()
-        if not real.is_file():
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):  # a symlink must stay inside the policies folder
+            real = path.resolve(strict=True)
+            if not real.is_relative_to(real_root):
+                return fail(
+                    "file-outside-root",
+                    f"this file is a symlink to {real}, outside the policies folder "
+                    f"{real_root}: copy the file into the policies folder instead",
+                )
+            st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
             return fail("file-unreadable", "not a regular file: replace it with a JSON file")
-        if stat.st_size > limits.max_file_bytes:
+        if st.st_size > limits.max_file_bytes:
             return fail(
                 "file-too-large",
-                f"the file is {stat.st_size} bytes, more than the limit of "
+                f"the file is {st.st_size} bytes, more than the limit of "
                 f"{limits.max_file_bytes} (limits.max_file_bytes): split it, or raise the limit",
             )
-        raw = real.read_bytes()[: limits.max_file_bytes + 1]
+        with open(path, "rb") as fh:
+            raw = fh.read(limits.max_file_bytes + 1)
     except OSError as exc:
-        return fail("file-unreadable", f"cannot read {display}: {exc.strerror or exc}")
+        return fail("file-unreadable", f"cannot read the file: {exc.strerror or exc}")
 
     diagnostics: list[Diagnostic] = []
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -1,98 +1,190 @@
-"""`policysync validate`: load policy trees, apply every rule, report every finding."""
+"""`policysync validate`: every rule over every file, every finding reported.
+
+Organization files are independent of each other but for one rule (two files naming
+the same organization), so a large tree is checked on all cores, each worker loading
+and checking its share of the files and sending back only its findings.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, sort_diagnostics
-from policysync.loader import ORGS_DIR, PROJECT_FILE, PolicyTree, file_diagnostic, load_tree
+from policysync.loader import (
+    ORGS_DIR,
+    PROJECT_FILE,
+    OrgFile,
+    file_diagnostic,
+    load_org,
+    load_project,
+    org_paths,
+)
 from policysync.report import ValidationReport
-from policysync.rules import ProjectIndex, check_org_policy, check_organization_id, check_project, q
+from policysync.rules import (
+    ProjectIndex,
+    check_org_policy,
+    check_organization_id,
+    check_project,
+    q,
+)
+
+# Below this many files, starting worker processes costs more than it saves.
+PARALLEL_MIN_FILES = 2000
 
 
-def check_tree(tree: PolicyTree, limits: Limits) -> list[Diagnostic]:
-    """The semantic findings of a loaded tree, added to its loading diagnostics."""
-    out = list(tree.diagnostics)
+class FileResult(NamedTuple):
+    path: Path
+    organization_id: str | None  # None when the file could not be read as a policy
+    diagnostics: list[Diagnostic]
+
+
+def check_org(org: OrgFile, index: ProjectIndex | None, limits: Limits) -> list[Diagnostic]:
+    """The semantic findings of one organization file."""
+    source, doc = org.source, org.document
+    out = [source.diagnostic(*f) for f in check_org_policy(doc.org_policy, index, limits)]
+    problem = check_organization_id(doc.organization_id, limits)
+    if problem:
+        out.append(source.diagnostic("org-id-invalid", "/organization_id", problem))
+    return out
+
+
+def check_org_file(
+    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits
+) -> FileResult:
+    org, diagnostics = load_org(path, real_root, limits)
+    if org is None:
+        return FileResult(path, None, diagnostics)
+    return FileResult(
+        path, org.document.organization_id, diagnostics + check_org(org, index, limits)
+    )
+
+
+def _check_files(
+    args: tuple[list[Path], Path, ProjectIndex | None, Limits],
+) -> list[FileResult]:
+    paths, real_root, index, limits = args
+    return [check_org_file(p, real_root, index, limits) for p in paths]
+
+
+def check_org_files(
+    paths: list[Path], real_root: Path, index: ProjectIndex | None, limits: Limits
+) -> list[FileResult]:
+    """`check_org_file` over `paths`, on all cores when there are many."""
+    jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    if len(paths) < PARALLEL_MIN_FILES or jobs < 2 or not forkable:
+        return _check_files((paths, real_root, index, limits))
+    size = -(-len(paths) // jobs)
+    chunks = [(paths[i : i + size], real_root, index, limits) for i in range(0, len(paths), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        return [result for chunk in pool.map(_check_files, chunks) for result in chunk]
+
+
+def duplicate_organizations(
+    results: list[FileResult], real_root: Path, limits: Limits
+) -> list[Diagnostic]:
+    """Two files naming the same organization: both are reported."""
+    by_org: dict[str, list[Path]] = {}
+    for result in results:
+        if result.organization_id is not None:
+            by_org.setdefault(result.organization_id, []).append(result.path)
+    out = []
+    for org_id, paths in by_org.items():
+        for path in paths if len(paths) > 1 else ():
+            others = ", ".join(str(p) for p in paths if p != path)
+            message = (
+                f"organization {q(org_id)} is also managed by {others}: keep exactly one file "
+                "per organization"
+            )
+            org, _ = load_org(path, real_root, limits)  # read again, rarely, to place it
+            if org is None:
+                out.append(file_diagnostic(str(path), "org-duplicate", message))
+            else:
+                out.append(org.source.diagnostic("org-duplicate", "/organization_id", message))
+    return out
+
+
+class RootResult(NamedTuple):
+    diagnostics: list[Diagnostic]
+    files_checked: int
+    organizations: int
+
+
+def validate_root(root: Path, selected: list[Path], limits: Limits) -> RootResult:
+    """Validate one policies root; with `selected` files, report on those only (the other
+    files are still read, to find duplicate organizations)."""
+    project, diagnostics = load_project(root, limits)
     index: ProjectIndex | None = None
-    if tree.project is not None and tree.project_source is not None:
-        findings = check_project(tree.project)
-        out += [tree.project_source.diagnostic(*f) for f in findings]
-        if not findings:
-            index = ProjectIndex.of(tree.project)
-    if index is None and tree.orgs and (tree.root / PROJECT_FILE) in tree.files:
-        out.append(
+    if project is not None:
+        findings = check_project(project.policy)
+        diagnostics += [project.source.diagnostic(*f) for f in findings]
+        index = None if findings else ProjectIndex.of(project.policy)
+    targets = org_paths(root, diagnostics) + _outside_tree(root, selected)
+    project_path = root / PROJECT_FILE
+    project_exists = project_path.exists() or project_path.is_symlink()
+    if index is None and project_exists and targets:
+        diagnostics.append(
             file_diagnostic(
-                str(tree.root / PROJECT_FILE),
+                str(project_path),
                 "project-invalid",
                 "organization files were not checked against the project policy (roles, "
                 "resources, actions) because it has errors: fix those first",
             )
         )
-    by_org: dict[str, list[str]] = {}
-    for org in tree.orgs:
-        by_org.setdefault(org.document.organization_id, []).append(org.source.display)
-    for org in tree.orgs:
-        source, doc = org.source, org.document
-        problem = check_organization_id(doc.organization_id, limits)
-        if problem:
-            out.append(source.diagnostic("org-id-invalid", "/organization_id", problem))
-        others = [f for f in by_org[doc.organization_id] if f != source.display]
-        if others:
-            out.append(
-                source.diagnostic(
-                    "org-duplicate",
-                    "/organization_id",
-                    f"organization {q(doc.organization_id)} is also managed by "
-                    f"{', '.join(others)}: keep exactly one file per organization",
-                )
-            )
-        out += [source.diagnostic(*f) for f in check_org_policy(doc.org_policy, index, limits)]
-    return out
+    real_root = root.resolve()
+    results = check_org_files(targets, real_root, index, limits)
+    for result in results:
+        diagnostics += result.diagnostics
+    diagnostics += duplicate_organizations(results, real_root, limits)
+    if not selected:
+        organizations = sum(1 for r in results if r.organization_id is not None)
+        return RootResult(diagnostics, len(targets) + project_exists, organizations)
+    keep = {p.absolute() for p in selected} | {project_path.absolute()}
+    diagnostics = [d for d in diagnostics if Path(d.file).absolute() in keep]
+    organizations = sum(
+        1 for r in results if r.organization_id is not None and r.path.absolute() in keep
+    )
+    return RootResult(diagnostics, len({p.absolute() for p in selected}), organizations)
 
 
 def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> ValidationReport:
     """Validate policy folders and files. A folder is a policies root (with `project.json`
-    and `orgs/`); a file is checked within the root it belongs to, whose other files are
-    read for context (duplicate organizations) but not reported on."""
+    and `orgs/`); a file is checked within the root it belongs to."""
     roots: dict[Path, list[Path]] = {}
-    selected: set[Path] = set()
     for path in paths or [Path(settings.policies)]:
         if path.is_dir():
             roots.setdefault(path, [])
         else:
-            selected.add(path.absolute())
             roots.setdefault(_root_of(path, Path(settings.policies)), []).append(path)
     diagnostics: list[Diagnostic] = []
     files_checked = organizations = 0
-    for root, files in roots.items():
-        tree = load_tree(root, settings.limits, _outside_tree(root, files))
-        found = check_tree(tree, settings.limits)
-        if files:  # report on the selected files only (and on the project they depend on)
-            keep = {p.absolute() for p in files} | {(root / PROJECT_FILE).absolute()}
-            found = [d for d in found if Path(d.file).absolute() in keep]
-            files_checked += len({p.absolute() for p in files})
-            organizations += sum(1 for o in tree.orgs if o.path.absolute() in selected)
-        else:
-            files_checked += len(tree.files)
-            organizations += len(tree.orgs)
-        diagnostics += found
+    for root, selected in roots.items():
+        result = validate_root(root, selected, settings.limits)
+        diagnostics += result.diagnostics
+        files_checked += result.files_checked
+        organizations += result.organizations
     return ValidationReport.build(
         sort_diagnostics(diagnostics), files_checked, organizations, strict
     )
 
 
 def _outside_tree(root: Path, files: list[Path]) -> list[Path]:
-    """The selected files that `load_tree(root)` would not read by itself."""
+    """The selected files that `org_paths(root)` does not list (project.json aside)."""
     project, orgs = (root / PROJECT_FILE).absolute(), (root / ORGS_DIR).absolute()
 
-    def read_by_tree(f: Path) -> bool:
+    def in_tree(f: Path) -> bool:
         if f.absolute() == project:
             return True
         return f.absolute().parent == orgs and f.name.endswith(".json") and f.name[0] != "."
 
-    return [f for f in files if not read_by_tree(f)]
+    return [f for f in files if not in_tree(f)]
 
 
 def _root_of(file: Path, default: Path) -> Path:

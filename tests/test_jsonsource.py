@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import jiter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,3 +114,25 @@ def _resolve(value: object, ptr: str) -> object:
         key = part.replace("~1", "/").replace("~0", "~")
         value = value[int(key)] if isinstance(value, list) else value[key]  # type: ignore[index]
     return value
+
+
+@given(json_values, st.integers(min_value=0), st.sampled_from(["", ",", '"', "]", "}", "x", "\\"]))
+def test_fast_path_agrees_with_the_standard_parser(value: object, at: int, insert: str) -> None:
+    """jiter (the fast path) accepts only what json accepts, as the same data; what only
+    json accepts goes through the slow path (duplicate keys are then reported)."""
+    text = json.dumps(value)
+    at %= len(text) + 1
+    text = text[:at] + insert + text[at:]
+    try:
+        slow = json.loads(text)
+    except ValueError:
+        slow = ValueError
+    data, problems = parse(text, 64)
+    try:
+        fast = jiter.from_json(text.encode(), allow_inf_nan=False, catch_duplicate_keys=True)
+    except ValueError:
+        if not problems:
+            assert data == slow  # e.g. an escaped lone surrogate, which jiter refuses
+        return
+    assert fast == slow
+    assert (data, problems) == (fast, [])

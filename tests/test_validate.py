@@ -1,0 +1,51 @@
+"""validate as a whole: the loader's models, and the parallel path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policysync import validate as validate_module
+from policysync.config import Limits, Settings
+from policysync.loader import load_tree
+from policysync.validate import validate
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_load_tree_returns_models_of_the_sample() -> None:
+    tree = load_tree(ROOT / "policies", Limits())
+    assert tree.diagnostics == []
+    assert tree.project is not None
+    assert {r.role_id for r in tree.project.policy.roles} >= {"stytch_admin", "stytch_member"}
+    assert len(tree.orgs) == 7
+    acme = next(o for o in tree.orgs if o.path.name == "acme.json")
+    assert acme.document.org_policy.roles[0].permissions[0].actions == ("read", "approve")
+
+
+def test_parallel_check_reports_exactly_what_the_sequential_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tmp_path / "policies"
+    shutil.copytree(ROOT / "tests" / "cases" / "sample-broken" / "policies", tree)
+    for i in range(30):  # enough files for several chunks, with duplicates across chunks
+        shutil.copy(tree / "orgs" / "acme.json", tree / "orgs" / f"copy-{i:02}.json")
+    sequential = validate([tree], Settings(), strict=False)
+    monkeypatch.setattr(validate_module, "PARALLEL_MIN_FILES", 1)
+    pools: list[int] = []
+
+    class RecordingPool(ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(validate_module, "ProcessPoolExecutor", RecordingPool)
+    parallel = validate([tree], Settings(), strict=False)
+    assert parallel == sequential
+    assert sum(1 for d in parallel.diagnostics if d.code == "org-duplicate") >= 31
+    assert pools == ([len(os.sched_getaffinity(0))] if len(os.sched_getaffinity(0)) > 1 else [])
