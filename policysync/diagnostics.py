@@ -30,7 +30,7 @@ CODES: dict[str, Code] = {
     "file-outside-root": Code(E, "a symlink leads outside the policies folder"),
     "file-too-large": Code(E, "the file is larger than `limits.max_file_bytes`"),
     "file-empty": Code(E, "the file is empty or holds only whitespace"),
-    "file-encoding": Code(E, "the file is not UTF-8 (UTF-16, Latin-1, binary...)"),
+    "file-encoding": Code(E, "the file is not UTF-8 (UTF-16, UTF-32, Latin-1, binary...)"),
     "file-bom": Code(W, "the file starts with a UTF-8 byte order mark (read, but remove it)"),
     "file-ignored": Code(
         W, "a file in `orgs/` that is not a `.json` file, or a sub-folder: not read"
@@ -40,6 +40,7 @@ CODES: dict[str, Code] = {
     # Parsing JSON
     "json-syntax": Code(E, "the file is not valid JSON"),
     "json-duplicate-key": Code(E, "the same key appears twice in one object"),
+    "json-surrogate": Code(E, "an escaped lone UTF-16 surrogate, which no UTF-8 text can hold"),
     "json-too-deep": Code(
         E, "arrays and objects are nested deeper than `limits.max_nesting_depth`"
     ),
@@ -68,7 +69,9 @@ CODES: dict[str, Code] = {
     "org-id-invalid": Code(
         E, "an `organization_id` that cannot be a Stytch id, slug or external id"
     ),
-    "role-id-invalid": Code(E, "an empty `role_id`, or one with whitespace or control characters"),
+    "role-id-invalid": Code(
+        E, "an empty `role_id`, or one with leading/trailing whitespace or invisible characters"
+    ),
     "role-reserved-prefix": Code(E, "a `role_id` starting with the reserved prefix `stytch_`"),
     "role-no-permissions": Code(E, "a role without permissions"),
     "action-duplicate": Code(E, "the same action twice in one permission"),

@@ -166,6 +166,36 @@ class _DuplicateKey(Exception):
     pass
 
 
+def _parse_int(digits: str) -> int | float:
+    # Python refuses to convert integers of more than 4300 digits; no policy value is a
+    # number anyway, so such a value only needs to be reported as the wrong type.
+    return int(digits) if len(digits) < 4300 else float("inf")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogates(data: Any) -> list[tuple[str, bool]]:
+    """(pointer, is_key) of every string holding a lone surrogate, in document order:
+    JSON's `\\uXXXX` escapes can produce them, but UTF-8 cannot encode them."""
+    found: list[tuple[str, bool]] = []
+    stack: list[tuple[str, Any, bool]] = [("", data, False)]  # pointer, value, is a key
+    while stack:
+        ptr, value, is_key = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                found.append((ptr, is_key))
+        elif isinstance(value, dict):
+            children: list[tuple[str, Any, bool]] = []
+            for key, item in value.items():
+                child = ptr + make_pointer(key)
+                children += [(child, key, True), (child, item, False)]
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{ptr}/{i}", item, False) for i, item in enumerate(value)]))
+    return found
+
+
 def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
     """Parse `text` into (data, []), or (None, the problems that prevent it)."""
     try:  # fast path: jiter accepts only strict JSON without duplicate keys
@@ -175,9 +205,14 @@ def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
     except ValueError:
         pass  # the standard library's parser, with hooks, says exactly what is wrong
     try:
-        data = json.loads(text, object_pairs_hook=_check_unique, parse_constant=_reject_constant)
+        data = json.loads(
+            text,
+            object_pairs_hook=_check_unique,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+        )
     except json.JSONDecodeError as exc:
-        return None, [Problem("json-syntax", exc.pos, "", _syntax_message(exc))]
+        return None, [_syntax_problem(text, exc)]
     except _NotJson as exc:
         smap = SourceMap(text, max_depth)
         offset = smap.stopped_at or 0
@@ -185,10 +220,19 @@ def parse(text: str, max_depth: int) -> tuple[Any, list[Problem]]:
         return None, [Problem("json-syntax", offset, "", msg)]
     except (_DuplicateKey, RecursionError):
         pass  # the scan below says what is wrong and where
-    except ValueError as exc:  # e.g. an integer with more digits than Python allows
-        return None, [Problem("json-syntax", 0, "", f"{exc}; shorten the value")]
     else:
-        return data, []
+        found = _lone_surrogates(data)
+        if not found:
+            return data, []
+        smap = SourceMap(text, max_depth)
+        msg = (
+            "an escaped lone UTF-16 surrogate (\\ud800 to \\udfff without its pair) is not a "
+            "character, and Stytch cannot store it: remove it or write the whole character"
+        )
+        return None, [
+            Problem("json-surrogate", smap.offset_of(ptr, key=is_key), ptr, msg)
+            for ptr, is_key in found
+        ]
     problems = structural_problems(text, SourceMap(text, max_depth), max_depth)
     if not problems:  # the C parser's recursion limit is below our depth limit
         msg = "nesting too deep to read: remove the extra nesting"
@@ -220,15 +264,43 @@ def structural_problems(text: str, smap: SourceMap, max_depth: int) -> list[Prob
     return problems
 
 
-def _syntax_message(exc: json.JSONDecodeError) -> str:
-    hints = {
-        "Expecting property name enclosed in double quotes": "a trailing comma, or a key "
-        "without double quotes?",
-        "Expecting ',' delimiter": "a missing comma between two items?",
-        "Extra data": "more than one JSON value in the file: keep one top-level object",
-        "Expecting value": "a missing value, a trailing comma or a comment? JSON has neither",
-        "Invalid control character at": "a line break or tab inside a string: write \\n or \\t",
-        "Unterminated string starting at": "a string without its closing double quote",
-    }
-    hint = next((h for prefix, h in hints.items() if exc.msg.startswith(prefix)), "")
-    return f"invalid JSON: {exc.msg}" + (f" ({hint})" if hint else "")
+_PLAIN = {  # the standard library's messages, in a user's terms
+    "Expecting value": "a value is expected here",
+    "Expecting property name enclosed in double quotes": "a key in double quotes is expected here",
+    "Expecting ',' delimiter": "a comma is expected here",
+    "Expecting ':' delimiter": "a colon is expected here",
+    "Extra data": "more data after the end of the JSON value",
+    "Invalid control character at": "a line break, tab or control character inside a string",
+    "Unterminated string starting at": "a string that is never closed",
+    "Invalid \\escape": "an invalid backslash escape in a string",
+    "Invalid \\uXXXX escape": "an invalid \\u escape in a string (write \\u and 4 hex digits)",
+}
+
+
+def _syntax_problem(text: str, exc: json.JSONDecodeError) -> Problem:
+    """A JSON syntax error, placed where the mistake is and explained in a user's terms."""
+    pos, char = exc.pos, text[exc.pos : exc.pos + 1]
+    before = text[:pos].rstrip(" \t\n\r")
+    message = "invalid JSON: " + _PLAIN.get(exc.msg, exc.msg)
+    if (
+        exc.msg.startswith(("Expecting value", "Expecting property name"))
+        and char in "]}"
+        and (before.endswith(","))
+    ):
+        pos, message = len(before) - 1, "invalid JSON: a trailing comma: remove it"
+    elif char == "/":
+        message += " (comments are not allowed in JSON: remove them)"
+    elif char == "'":
+        message += " (strings and keys take double quotes, not single quotes)"
+    elif not text[pos:].strip():
+        pos = len(before)
+        message = "invalid JSON: the file ends before the JSON is complete: close every { and ["
+    elif exc.msg.startswith("Invalid control character") and char == "\n":
+        message += " (a missing closing double quote? a line break is written \\n)"
+    elif exc.msg.startswith("Invalid control character"):
+        message += " (write a tab as \\t, other control characters as \\uXXXX)"
+    elif exc.msg.startswith("Expecting ',' delimiter"):
+        message += " (a missing comma between two items?)"
+    elif exc.msg.startswith("Extra data"):
+        message += " (keep one top-level object per file)"
+    return Problem("json-syntax", pos, "", message)

@@ -6,7 +6,6 @@ next file, so that every problem is reported at once.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from pathlib import Path
@@ -18,7 +17,7 @@ from policysync.config import Limits
 from policysync.diagnostics import Diagnostic, pointer
 from policysync.jsonsource import SourceMap, parse, position, structural_problems
 from policysync.models import OrgPolicyFile, ProjectPolicy, ProjectPolicyFile
-from policysync.rules import q
+from policysync.rules import q, suggest
 
 PROJECT_FILE = "project.json"
 ORGS_DIR = "orgs"
@@ -124,6 +123,10 @@ def org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
         message = f"{orgs_dir} leads outside the policies folder: make it a real folder"
         diagnostics.append(file_diagnostic(str(orgs_dir), "file-outside-root", message))
         return []
+    if orgs_dir.exists() and not orgs_dir.is_dir():
+        message = "this is a file: organization files go into a folder named orgs"
+        diagnostics.append(file_diagnostic(str(orgs_dir), "file-unreadable", message))
+        return []
     try:
         entries = sorted(os.scandir(orgs_dir), key=lambda e: e.name)
     except OSError:
@@ -186,11 +189,18 @@ def read_json(
         with open(path, "rb") as fh:
             raw = fh.read(limits.max_file_bytes + 1)
     except OSError as exc:
+        if path.is_symlink():
+            target = os.readlink(path)
+            return fail("file-unreadable", f"a symlink to {target}, which does not exist")
         return fail("file-unreadable", f"cannot read the file: {exc.strerror or exc}")
 
     diagnostics: list[Diagnostic] = []
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return fail("file-encoding", "the file is UTF-16: save it as UTF-8")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
+        return fail(
+            "file-encoding",
+            "the file is UTF-16 or UTF-32 (it has NUL bytes or their byte order mark): "
+            "save it as UTF-8",
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         diagnostics.append(
@@ -294,9 +304,10 @@ def _unknown_field(cls: type[BaseModel], loc: tuple[int | str, ...], data: Any) 
         model = inner
     allowed = [f.alias or name for name, f in model.model_fields.items()]
     name = str(loc[-1])
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f"did you mean {q(close[0])}? " if close else ""
-    return f"unknown field {q(name)}: {hint}remove it (allowed here: {', '.join(allowed)})"
+    return (
+        f"unknown field {q(name)}{suggest(name, allowed)}: remove it or fix its spelling "
+        f"(allowed here: {', '.join(allowed)})"
+    )
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -314,6 +325,10 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "a number too large to represent"
+    if isinstance(value, int) and abs(value) > 10**30:
+        return "a very large number"
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):

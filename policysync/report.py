@@ -45,13 +45,13 @@ class ValidationReport(BaseModel):
     ) -> ValidationReport:
         records = tuple(
             DiagnosticRecord(
-                file=d.file,
+                file=_encodable(d.file),
                 line=d.line,
                 column=d.column,
-                pointer=d.pointer,
+                pointer=_encodable(d.pointer),
                 code=d.code,
                 severity=d.severity,
-                message=d.message,
+                message=_encodable(d.message),
             )
             for d in diagnostics
         )
@@ -66,3 +66,9 @@ class ValidationReport(BaseModel):
             warning_count=warnings,
             diagnostics=records,
         )
+
+
+def _encodable(text: str) -> str:
+    """`text` with lone surrogates (undecodable file names, `\\ud800` escapes in keys)
+    written as escapes, so that every renderer can encode it as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

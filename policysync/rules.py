@@ -67,8 +67,10 @@ def check_project(project: ProjectPolicy) -> list[Finding]:
 
 def check_organization_id(value: str, limits: Limits) -> str | None:
     """Why `value` cannot name a Stytch organization, or None when it can."""
-    if not value.strip():
+    if not value:
         return "organization_id is empty: write the organization's id, slug or external id"
+    if not value.strip():
+        return "organization_id is blank: write the organization's id, slug or external id"
     if value in (".", ".."):
         return f"organization_id {q(value)} would change the meaning of the request URL"
     if "/" in value:
@@ -129,8 +131,8 @@ def check_org_policy(
                     Finding(
                         "resource-repeated",
                         pat + "/resource_id",
-                        f"resource {q(perm.resource_id)} is already granted by permission "
-                        f"{first_resource[perm.resource_id]} of this role: merge the two",
+                        f"resource {q(perm.resource_id)} is already granted by "
+                        f"{at}/permissions/{first_resource[perm.resource_id]}: merge the two",
                     )
                 )
             else:
@@ -151,8 +153,8 @@ def _check_role_id(
         yield Finding(
             "role-duplicate",
             at,
-            f"role {q(role_id)} is already defined by role {first[role_id]}: role ids are "
-            "unique within an organization; rename or merge the two",
+            f"role {q(role_id)} is already defined at /org_policy/roles/{first[role_id]}: "
+            "role ids are unique within an organization; rename or merge the two",
         )
     if project is not None and role_id in project.role_ids:  # rule 2
         yield Finding(
@@ -168,12 +170,12 @@ def _check_role_id(
             f"role {q(role_id)} starts with {q(RESERVED_ROLE_PREFIX)}, reserved for Stytch's "
             "default roles: choose another role_id",
         )
-    if not role_id.strip() or role_id != role_id.strip() or not role_id.isprintable():
+    problem = _role_id_problem(role_id)
+    if problem:
         yield Finding(
             "role-id-invalid",
             at,
-            f"role_id {q(role_id)} is empty, has leading or trailing whitespace, or control "
-            "characters: write a plain identifier such as invoice-approver",
+            f"role_id {q(role_id)} {problem}: write a plain identifier such as invoice-approver",
         )
     if len(role_id) > limits.max_role_id_length:
         yield Finding(
@@ -182,6 +184,16 @@ def _check_role_id(
             f"role_id is {len(role_id)} characters long, more than the limit of "
             f"{limits.max_role_id_length} (limits.max_role_id_length)",
         )
+
+
+def _role_id_problem(role_id: str) -> str | None:
+    if not role_id.strip():
+        return "is empty" if not role_id else "is blank"
+    if role_id != role_id.strip():
+        return "has leading or trailing whitespace"
+    if not role_id.isprintable():
+        return "holds invisible or control characters (shown as \\u escapes)"
+    return None
 
 
 def _check_permission(
@@ -199,7 +211,7 @@ def _check_permission(
                 "resource-unknown",
                 at + "/resource_id",
                 f"resource {q(resource_id)} is not defined in the project policy"
-                + _suggest(resource_id, project.resources)
+                + suggest(resource_id, project.resources)
                 + ": fix the name, or add the resource to the project in Stytch and refresh "
                 "project.json",
             )
@@ -247,7 +259,7 @@ def _check_permission(
                 "action-unknown",
                 aat,
                 f"resource {q(resource_id)} has no action {q(action)}"
-                + _suggest(action, declared)
+                + suggest(action, declared)
                 + f"; it declares: {', '.join(sorted(declared)) or 'none'}",
             )
 
@@ -264,12 +276,18 @@ def _plainly_valid(actions: tuple[str, ...], declared: frozenset[str], max_lengt
     )
 
 
-def _suggest(value: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1)
+def suggest(value: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.75)
     return f" (did you mean {q(close[0])}?)" if close else ""
 
 
 def q(value: str) -> str:
     """A user's value quoted for a message, with invisible characters made visible."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+    return "".join(
+        c if c.isprintable() else _escape(c) for c in json.dumps(value, ensure_ascii=False)
+    )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

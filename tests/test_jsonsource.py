@@ -63,7 +63,7 @@ def test_nesting_bomb_is_reported_not_raised() -> None:
 
 @pytest.mark.parametrize(
     ("text", "offset"),
-    [("[1, 2,]", 6), ('{"a" 1}', 5), ("{'a': 1}", 1), ("[1] [2]", 4), ('{"a": NaN}', 6)],
+    [("[1, 2,]", 5), ('{"a" 1}', 5), ("{'a': 1}", 1), ("[1] [2]", 4), ('{"a": NaN}', 6)],
 )
 def test_syntax_errors_are_placed(text: str, offset: int) -> None:
     data, problems = parse(text, 32)
@@ -71,10 +71,24 @@ def test_syntax_errors_are_placed(text: str, offset: int) -> None:
     assert [(p.code, p.offset) for p in problems] == [("json-syntax", offset)]
 
 
-def test_huge_integer_is_a_problem_not_a_crash() -> None:
-    data, problems = parse("[" + "9" * 5000 + "]", 32)
+def test_huge_integer_is_read_as_a_value_of_the_wrong_type_not_a_crash() -> None:
+    assert parse("[" + "9" * 5000 + "]", 32) == ([float("inf")], [])
+
+
+def test_lone_surrogates_are_reported_in_document_order() -> None:
+    text = '{"b": "\\ud800", "a": ["ok", "\\udc00"], "\\ud801": 1}'
+    data, problems = parse(text, 32)
     assert data is None
-    assert problems[0].code == "json-syntax"
+    assert [(p.code, p.pointer) for p in problems] == [
+        ("json-surrogate", "/b"),
+        ("json-surrogate", "/a/1"),
+        ("json-surrogate", "/\ud801"),
+    ]
+    assert problems[2].offset == text.index('"\\ud801"')
+
+
+def test_a_surrogate_pair_is_a_character() -> None:
+    assert parse('["\\ud83d\\ude00"]', 32) == (["\U0001f600"], [])
 
 
 json_values = st.recursive(
