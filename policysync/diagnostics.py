@@ -6,7 +6,10 @@ is checked against it by a test, so a code cannot exist undocumented.
 
 from __future__ import annotations
 
+import difflib
 import enum
+import json
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -119,3 +122,20 @@ def sort_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 def pointer(*parts: str | int) -> str:
     """An RFC 6901 JSON pointer from path parts."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def suggest(value: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {q(close[0])}?)" if close else ""
+
+
+def q(value: str) -> str:
+    """A user's value quoted for a message, with invisible characters made visible."""
+    return "".join(
+        c if c.isprintable() else _escape(c) for c in json.dumps(value, ensure_ascii=False)
+    )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

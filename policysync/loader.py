@@ -14,10 +14,9 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from policysync.config import Limits
-from policysync.diagnostics import Diagnostic, pointer
+from policysync.diagnostics import Diagnostic, pointer, q, suggest
 from policysync.jsonsource import SourceMap, parse, position, structural_problems
 from policysync.models import OrgPolicyFile, ProjectPolicy, ProjectPolicyFile
-from policysync.rules import q, suggest
 
 PROJECT_FILE = "project.json"
 ORGS_DIR = "orgs"

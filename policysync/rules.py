@@ -7,13 +7,11 @@ checks that it raises exactly when these rules report a rule-1-to-6 error.
 
 from __future__ import annotations
 
-import difflib
-import json
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from policysync.config import Limits
-from policysync.diagnostics import pointer
+from policysync.diagnostics import pointer, q, suggest
 from policysync.models import OrgPolicy, ProjectPolicy
 
 RESERVED_ROLE_PREFIX = "stytch_"
@@ -274,20 +272,3 @@ def _plainly_valid(actions: tuple[str, ...], declared: frozenset[str], max_lengt
         and all(map(str.strip, actions))
         and max(map(len, actions)) <= max_length
     )
-
-
-def suggest(value: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean {q(close[0])}?)" if close else ""
-
-
-def q(value: str) -> str:
-    """A user's value quoted for a message, with invisible characters made visible."""
-    return "".join(
-        c if c.isprintable() else _escape(c) for c in json.dumps(value, ensure_ascii=False)
-    )
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

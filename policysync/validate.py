@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from policysync.config import Limits, Settings
-from policysync.diagnostics import Diagnostic, sort_diagnostics
+from policysync.diagnostics import Diagnostic, q, sort_diagnostics
 from policysync.loader import (
     ORGS_DIR,
     PROJECT_FILE,
@@ -31,7 +31,6 @@ from policysync.rules import (
     check_org_policy,
     check_organization_id,
     check_project,
-    q,
 )
 
 # Below this many files, starting worker processes costs more than it saves.
