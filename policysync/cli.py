@@ -60,7 +60,7 @@ def validate(
     PATHS are policies folders (holding project.json and orgs/) or single files; without
     PATHS the policies folder is checked. Exit 0 when valid, 1 otherwise.
     """
-    settings = load_settings(config or find_config(Path.cwd()))
+    settings = load_settings(config or find_config(Path()))
     if policies is not None:
         settings = settings.model_copy(update={"policies": str(policies)})
     # A short-lived batch run builds many long-lived objects and no reference cycles:

@@ -6,6 +6,7 @@ chosen generously, and every one can be changed in the configuration file.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -31,7 +32,7 @@ class Limits(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    policies: str = "policies"
+    policies: str = Field(default="policies", description="relative to the settings file")
     limits: Limits = Limits()
 
 
@@ -61,7 +62,7 @@ def load_settings(path: Path | None) -> Settings:
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("policysync", {})
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -70,6 +71,9 @@ def load_settings(path: Path | None) -> Settings:
             where = f"{path}:{line}" if line else str(path)
             problems.append(f"{where}: `{key}`: {err['msg']}")
         raise ConfigError("\n".join(problems) + "\nfix the configuration file") from None
+    # Relative paths in a settings file are relative to that file, wherever policysync runs.
+    policies = os.path.normpath(path.parent / settings.policies)
+    return settings.model_copy(update={"policies": policies})
 
 
 def _read(path: Path) -> str:

@@ -159,7 +159,7 @@ def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> Validat
     roots: dict[Path, list[Path]] = {}
     for path in paths or [Path(settings.policies)]:
         if path.is_dir():
-            roots.setdefault(path, [])
+            roots.setdefault(_as_root(path), [])
         else:
             roots.setdefault(_root_of(path, Path(settings.policies)), []).append(path)
     diagnostics: list[Diagnostic] = []
@@ -184,6 +184,14 @@ def _outside_tree(root: Path, files: list[Path]) -> list[Path]:
         return f.absolute().parent == orgs and f.name.endswith(".json") and f.name[0] != "."
 
     return [f for f in files if not in_tree(f)]
+
+
+def _as_root(folder: Path) -> Path:
+    """A policies root named by the user: `policies`, or its `policies/orgs`."""
+    own_root = (folder / PROJECT_FILE).exists()
+    if folder.name == ORGS_DIR and not own_root and (folder.parent / PROJECT_FILE).exists():
+        return folder.parent
+    return folder
 
 
 def _root_of(file: Path, default: Path) -> Path:

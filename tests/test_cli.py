@@ -217,3 +217,44 @@ def test_a_file_outside_the_tree_is_checked_against_the_policies_folder(
     assert report["organizations"] == 1
     assert sorted(d["code"] for d in report["diagnostics"]) == ["org-duplicate", "resource-unknown"]
     assert {d["file"] for d in report["diagnostics"]} == {str(loose)}
+
+
+def test_the_orgs_folder_stands_for_its_policies_root(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["validate", str(tree / "orgs")], capsys)
+    assert (code, out.strip()) == (0, "8 files valid (7 organizations).")
+
+
+def test_policies_in_a_settings_file_are_relative_to_that_file(
+    tree: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tree.parent / "ci").mkdir()
+    (tree.parent / "ci" / "policysync.toml").write_text('policies = "../policies"\n')
+    (tree / "orgs" / "acme.json").write_text("{")
+    monkeypatch.chdir(tree.parent / "ci")
+    code, out, _ = run(["validate", "--config", "policysync.toml"], capsys)
+    assert code == 1
+    assert out.startswith("../policies/orgs/acme.json:1:2: error[json-syntax]")
+    monkeypatch.chdir(tree.parent)
+    code, out, _ = run(["validate", "--config", "ci/policysync.toml"], capsys)
+    assert out.startswith("policies/orgs/acme.json:1:2: error[json-syntax]")
+
+
+def test_a_bug_is_an_internal_error_without_traceback_unless_debugging(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import policysync.cli
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(policysync.cli, "run_validate", broken)
+    monkeypatch.delenv("POLICYSYNC_DEBUG", raising=False)
+    code, out, err = run(["validate", str(SAMPLE)], capsys)
+    assert code == 1
+    assert err.startswith("internal error: RuntimeError: boom\n")
+    assert "Traceback" not in out + err
+    monkeypatch.setenv("POLICYSYNC_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["validate", str(SAMPLE)])
