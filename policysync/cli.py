@@ -27,11 +27,12 @@ EXIT_OK, EXIT_ERROR = 0, 1
 def cli() -> None:
     """Organization-scoped Stytch RBAC policies kept in git.
 
-    Validate them offline; plan, apply and detect drift against Stytch.
+    `policysync validate` checks the policy files offline. Exit codes: 0 success,
+    1 invalid files or any error.
     """
 
 
-@cli.command()
+@cli.command(short_help="Check policy files offline: schemas, Stytch's rules, limits.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @click.option(
     "--config",
