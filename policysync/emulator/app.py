@@ -1,0 +1,293 @@
+"""The HTTP API: Stytch's B2B RBAC endpoints, with Stytch's shapes and error bodies.
+
+Tolerates what the official SDKs do: a query string on GET, `organization_id` in the PUT
+body, omitted empty fields (`"org_policy": {}`, no `description`). Path parameters are
+read from the raw path, so a percent-encoded `/` stays inside the id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from policysync.config import Limits
+from policysync.emulator.store import Organization, Store
+from policysync.models import OrgPolicy
+from policysync.rules import ProjectIndex, check_org_policy
+
+# The rules Stytch's server enforces on PUT, and the error_type it answers for each.
+ERROR_TYPES = {
+    "role-duplicate": "rbac_role_duplicate",
+    "role-project-conflict": "rbac_org_custom_roles_only",
+    "resource-unknown": "invalid_permission_resource",
+    "actions-empty": "rbac_permission_missing_actions",
+    "wildcard-not-alone": "cannot_specify_wildcard_with_other_actions",
+    "action-blank": "invalid_permission_action",
+    "action-unknown": "invalid_permission_action",
+    "role-id-too-long": "rbac_role_id_too_long",
+    "description-too-long": "rbac_description_too_long",
+    "action-too-long": "rbac_action_too_long",
+    "too-many-roles": "too_many_roles",
+    "role-no-permissions": "rbac_role_missing_permissions",
+    "action-duplicate": "rbac_action_duplicate",
+}
+
+MESSAGES = {
+    "unauthorized_credentials": "Unauthorized credentials.",
+    "organization_not_found": "Organization could not be found.",
+    "enterprise_endpoint": "The organization RBAC policy feature is not enabled for this "
+    "project. Please contact Stytch support to request access.",
+    "route_not_found": "The requested route does not exist.",
+}
+
+ORG_POLICY_PREFIX = "/v1/b2b/rbac/organizations/"
+ORGANIZATION_PREFIX = "/v1/b2b/organizations/"
+
+
+class Api:
+    def __init__(
+        self,
+        store: Store,
+        project_id: str,
+        secret: str,
+        limits: Limits,
+        disabled_orgs: frozenset[str] = frozenset(),
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.disabled_orgs = disabled_orgs
+        token = base64.b64encode(f"{project_id}:{secret}".encode()).decode()
+        self._authorization = f"Basic {token}".encode()
+        self._request_prefix = (
+            "request-id-live-" if project_id.startswith("project-live-") else "request-id-test-"
+        )
+        self._index: tuple[object, ProjectIndex] | None = None
+
+    # Helpers -------------------------------------------------------------------------
+
+    def request_id(self) -> str:
+        return self._request_prefix + str(uuid.uuid4())
+
+    def authorized(self, request: Request) -> bool:
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, self._authorization)
+
+    def project_index(self) -> ProjectIndex:
+        policy = self.store.project_policy()
+        if self._index is None or self._index[0] is not policy:
+            self._index = (policy, ProjectIndex.of(policy))
+        return self._index[1]
+
+    def is_disabled(self, org: Organization) -> bool:
+        ids = {org.organization_id, org.organization_slug, org.organization_external_id}
+        return org.org_policy_disabled or not self.disabled_orgs.isdisjoint(ids)
+
+    # Endpoints -----------------------------------------------------------------------
+
+    async def policy(self, request: Request) -> Response:
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        body = self.store.project_policy().model_dump_json()
+        return raw_json(f'{{"request_id":"{rid}","status_code":200,"policy":{body}}}')
+
+    async def org_policy(self, request: Request) -> Response:
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        org = self.store.find(path_id(request, ORG_POLICY_PREFIX))
+        if org is None:
+            return error(404, "organization_not_found", rid)
+        if self.is_disabled(org):
+            return error(401, "enterprise_endpoint", rid)
+        stored = org.org_policy
+        if request.method == "PUT":
+            policy_or_error = await self.parse_put(request, rid)
+            if isinstance(policy_or_error, Response):
+                return policy_or_error
+            stored = self.store.set_org_policy(org.organization_id, policy_or_error)
+        return raw_json(f'{{"request_id":"{rid}","status_code":200,"org_policy":{stored}}}')
+
+    async def parse_put(self, request: Request, rid: str) -> OrgPolicy | Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return error(400, "bad_request", rid, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return error(400, "invalid_argument", rid, "The request body must be an object.")
+        try:
+            policy = OrgPolicy.model_validate(with_defaults(body.get("org_policy")))
+        except (ValidationError, TypeError) as exc:
+            return error(400, "invalid_argument", rid, f"org_policy: {_first_error(exc)}")
+        for finding in check_org_policy(policy, self.project_index(), self.limits):
+            if finding.code in ERROR_TYPES:
+                return error(400, ERROR_TYPES[finding.code], rid, finding.message)
+        return policy
+
+    async def search(self, request: Request) -> Response:
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return error(400, "bad_request", rid, "The request body is not valid JSON.")
+        limit, cursor = body.get("limit", 100), body.get("cursor") or None
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            return error(400, "invalid_argument", rid, "limit must be between 1 and 1000.")
+        query = body.get("query")
+        if query not in (None, {}) and (not isinstance(query, dict) or query.get("operands")):
+            return error(
+                400, "invalid_argument", rid, "The emulator supports searches without operands."
+            )
+        try:
+            page, total, next_cursor = self.store.search(limit, cursor)
+        except (ValueError, TypeError):
+            return error(400, "invalid_argument", rid, "cursor is not one this server issued.")
+        document = {
+            "request_id": rid,
+            "status_code": 200,
+            "organizations": [organization_json(o) for o in page],
+            "results_metadata": {"total": total, "next_cursor": next_cursor},
+        }
+        return raw_json(json.dumps(document))
+
+    async def organization(self, request: Request) -> Response:
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        org = self.store.find(path_id(request, ORGANIZATION_PREFIX))
+        if org is None:
+            return error(404, "organization_not_found", rid)
+        document = {"request_id": rid, "status_code": 200, "organization": organization_json(org)}
+        return raw_json(json.dumps(document))
+
+    async def state(self, request: Request) -> Response:
+        """Admin endpoint (not Stytch's): the whole state, in the seed format."""
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", self.request_id())
+        return raw_json(self.store.dump().model_dump_json(indent=2))
+
+    async def not_found(self, request: Request) -> Response:
+        return error(404, "route_not_found", self.request_id())
+
+
+def create_app(api: Api) -> Starlette:
+    routes = [
+        Route("/v1/b2b/rbac/policy", api.policy, methods=["GET"]),
+        Route(ORG_POLICY_PREFIX + "{id:path}", api.org_policy, methods=["GET", "PUT"]),
+        Route("/v1/b2b/organizations/search", api.search, methods=["POST"]),
+        Route(ORGANIZATION_PREFIX + "{id:path}", api.organization, methods=["GET"]),
+        Route("/_emulator/state", api.state, methods=["GET"]),
+        Route("/{rest:path}", api.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def raw_json(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
+
+
+def error(
+    status: int,
+    error_type: str,
+    request_id: str,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Stytch's error body."""
+    body = {
+        "status_code": status,
+        "request_id": request_id,
+        "error_type": error_type,
+        "error_message": message or MESSAGES.get(error_type, error_type),
+        "error_url": f"https://stytch.com/docs/api/errors/{status}#{error_type}",
+    }
+    return raw_json(json.dumps(body), status, headers)
+
+
+def path_id(request: Request, prefix: str) -> str:
+    """The path parameter after `prefix`, decoded from the raw path (`%2F` stays in it)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return unquote(raw.decode("latin-1")[len(prefix) :])
+
+
+def with_defaults(org_policy: Any) -> Any:
+    """Missing lists are empty and a missing description is "", as Stytch reads them."""
+    if org_policy is None:
+        return {"roles": []}
+    if not isinstance(org_policy, dict):
+        return org_policy
+    roles = org_policy.get("roles")
+    if not isinstance(roles, list):
+        return {**org_policy, "roles": [] if roles is None else roles}
+    return {**org_policy, "roles": [_role_defaults(r) for r in roles]}
+
+
+def _role_defaults(role: Any) -> Any:
+    if not isinstance(role, dict):
+        return role
+    permissions = role.get("permissions")
+    if permissions is None:
+        permissions = []
+    elif isinstance(permissions, list):
+        permissions = [
+            {**p, "actions": p.get("actions") or []} if isinstance(p, dict) else p
+            for p in permissions
+        ]
+    return {"description": "", **role, "permissions": permissions}
+
+
+def _first_error(exc: ValidationError | TypeError) -> str:
+    if isinstance(exc, TypeError):
+        return str(exc)
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "org_policy"
+    return f"{where}: {err['msg']}"
+
+
+def organization_json(org: Organization) -> dict[str, Any]:
+    """An Organization object as Stytch returns it, with Stytch's defaults for settings."""
+    roles = json.loads(org.org_policy)["roles"]
+    return {
+        "organization_id": org.organization_id,
+        "organization_name": org.organization_name,
+        "organization_logo_url": "",
+        "organization_slug": org.organization_slug,
+        "organization_external_id": org.organization_external_id,
+        "trusted_metadata": {},
+        "sso_default_connection_id": None,
+        "sso_jit_provisioning": "ALL_ALLOWED",
+        "sso_jit_provisioning_allowed_connections": [],
+        "sso_active_connections": [],
+        "scim_active_connection": None,
+        "email_allowed_domains": [],
+        "email_jit_provisioning": "NOT_ALLOWED",
+        "email_invites": "ALL_ALLOWED",
+        "auth_methods": "ALL_ALLOWED",
+        "allowed_auth_methods": [],
+        "mfa_policy": "OPTIONAL",
+        "rbac_email_implicit_role_assignments": [],
+        "mfa_methods": "ALL_ALLOWED",
+        "allowed_mfa_methods": [],
+        "oauth_tenant_jit_provisioning": "NOT_ALLOWED",
+        "allowed_oauth_tenants": {},
+        "claimed_email_domains": [],
+        "first_party_connected_apps_allowed_type": "ALL_ALLOWED",
+        "allowed_first_party_connected_apps": [],
+        "third_party_connected_apps_allowed_type": "ALL_ALLOWED",
+        "allowed_third_party_connected_apps": [],
+        "custom_roles": roles,
+        "created_at": org.created_at,
+        "updated_at": org.updated_at,
+    }

@@ -1,0 +1,121 @@
+"""Fault injection: the emulator misbehaving on purpose, reproducibly.
+
+An ASGI middleware in front of the API. In order: added latency; a requests-per-second
+limit answering 429 `too_many_requests` with `Retry-After`; a fraction of 500/503
+answers; a fraction of dropped connections (before the request is handled, or after it
+was handled and its response is lost: the case a client cannot tell from the outside).
+Faults never corrupt state: an injected error happens instead of the handler, never
+halfway through it. Admin paths (`/_emulator/`) are exempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("policysync.emulator")
+
+
+@dataclass(frozen=True)
+class Faults:
+    latency_ms: tuple[float, float] = (0.0, 0.0)  # a fixed value is (n, n)
+    rate_limit: float | None = None  # requests per second, per one-second window
+    error_rate: float = 0.0  # fraction answered 500 or 503
+    drop_rate: float = 0.0  # fraction of connections dropped
+    seed: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return (
+            self.latency_ms != (0.0, 0.0)
+            or self.rate_limit is not None
+            or self.error_rate > 0
+            or self.drop_rate > 0
+        )
+
+
+class DroppedConnection(Exception):
+    """Raised after a response was started, so that the server closes the connection."""
+
+
+class FaultInjector:
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+        self.random = random.Random(faults.seed)
+        self._window = -1
+        self._count = 0
+        self.stats = {"429": 0, "5xx": 0, "dropped_before": 0, "dropped_after": 0}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_emulator/"):
+            await self.app(scope, receive, send)
+            return
+        f, rnd = self.faults, self.random
+        low, high = f.latency_ms
+        if high > 0:
+            await asyncio.sleep(rnd.uniform(low, high) / 1000)
+        if f.rate_limit is not None:
+            now = time.time()
+            if int(now) != self._window:
+                self._window, self._count = int(now), 0
+            if self._count >= f.rate_limit:
+                self.stats["429"] += 1
+                retry = str(max(1, math.ceil(self._window + 1 - now)))
+                await _answer(send, 429, "too_many_requests", {"retry-after": retry})
+                return
+            self._count += 1
+        if f.error_rate and rnd.random() < f.error_rate:
+            self.stats["5xx"] += 1
+            status = rnd.choice((500, 503))
+            kind = "internal_server_error" if status == 500 else "service_unavailable"
+            await _answer(send, status, kind)
+            return
+        if f.drop_rate and rnd.random() < f.drop_rate:
+            after = rnd.random() < 0.5
+            self.stats["dropped_after" if after else "dropped_before"] += 1
+            if after:  # handle the request, lose the response
+                await self.app(scope, receive, _discard)
+            log.info(
+                "fault: connection dropped %s handling %s",
+                "after" if after else "before",
+                scope["path"],
+            )
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise DroppedConnection
+        await self.app(scope, receive, send)
+
+
+async def _discard(message: Message) -> None:
+    return None
+
+
+async def _answer(
+    send: Send, status: int, error_type: str, headers: dict[str, str] | None = None
+) -> None:
+    messages = {
+        "too_many_requests": "Too many requests have been made.",
+        "internal_server_error": "Oops, something seems to have gone wrong.",
+        "service_unavailable": "The service is temporarily unavailable.",
+    }
+    body = json.dumps(
+        {
+            "status_code": status,
+            "request_id": f"request-id-test-{uuid.uuid4()}",
+            "error_type": error_type,
+            "error_message": messages[error_type],
+            "error_url": f"https://stytch.com/docs/api/errors/{status}#{error_type}",
+        }
+    ).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

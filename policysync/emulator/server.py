@@ -1,0 +1,129 @@
+"""Running the emulator: in the foreground (the CLI), or in a background thread (tests,
+benchmarks, the demo), always over a socket bound before the server starts, so that the
+port is known, even when the system chose it (port 0)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+from pydantic import ValidationError
+from starlette.types import ASGIApp
+
+from policysync.config import Limits
+from policysync.emulator.app import Api, create_app
+from policysync.emulator.faults import FaultInjector, Faults
+from policysync.emulator.seed import Seed
+from policysync.emulator.store import Store
+from policysync.errors import ConfigError
+from policysync.rules import ProjectIndex, check_org_policy
+
+DEFAULT_PROJECT_ID = "project-test-00000000-0000-4000-8000-000000000000"
+DEFAULT_SECRET = "secret-test-emulator-only-not-a-real-secret"
+
+
+def read_seed(path: Path) -> Seed:
+    """A seed file as a model; a bad file raises ConfigError naming what to fix."""
+    try:
+        seed = Seed.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the seed file: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'/'.join(str(p) for p in e['loc']) or 'the document'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise ConfigError(f"{path}: not a valid seed file: {problems}") from None
+    index = ProjectIndex.of(seed.policy)
+    for org in seed.organizations:
+        findings = check_org_policy(org.org_policy, index, Limits())
+        errors = [f for f in findings if f.code != "resource-repeated"]
+        if errors:
+            raise ConfigError(
+                f"{path}: organization {org.organization_id}: {errors[0].message} "
+                f"(at {errors[0].pointer}); Stytch would never hold this policy"
+            )
+    return seed
+
+
+def build(
+    store: Store,
+    project_id: str,
+    secret: str,
+    limits: Limits,
+    faults: Faults | None = None,
+    disabled_orgs: frozenset[str] = frozenset(),
+) -> ASGIApp:
+    app = create_app(Api(store, project_id, secret, limits, disabled_orgs))
+    return FaultInjector(app, faults) if faults is not None and faults.any else app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+class _QuietDrops(logging.Filter):
+    """Injected dropped connections are reported by the fault injector itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "DroppedConnection" not in "".join(str(a) for a in (record.msg, record.exc_info))
+
+
+def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
+def serve(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C, SIGTERM)."""
+    _server(app, "warning").run(sockets=[sock])
+
+
+class EmulatorThread:
+    """The emulator in a background thread, for tests and benchmarks:
+
+    with EmulatorThread(app) as emulator:
+        httpx.get(emulator.url + "v1/b2b/rbac/policy", ...)
+    """
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
+        self._sock = bind(host, 0)
+        self.url = base_url(self._sock)
+        self._server = _server(app, "error")
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> EmulatorThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the emulator did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
