@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -152,7 +153,10 @@ def emulator(
     from policysync.emulator.faults import Faults
     from policysync.emulator.store import Store
 
-    store = Store(str(db) if db else ":memory:")
+    try:
+        store = Store(str(db) if db else ":memory:")
+    except sqlite3.Error as exc:
+        raise PolicysyncError(f"{db}: cannot open the SQLite database: {exc}") from None
     if dump:
         if db is None or store.is_empty():
             raise click.UsageError("--dump needs --db naming a database that holds a state")
@@ -190,7 +194,10 @@ def emulator(
         f"  STYTCH_SECRET={shown_secret}\n"
         f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; Ctrl-C stops it"
     )
-    server.serve(app, sock)
+    try:
+        server.serve(app, sock)
+    except KeyboardInterrupt:  # Ctrl-C is how an emulator is meant to stop
+        click.echo("policysync emulator stopped", err=True)
     return EXIT_OK
 
 

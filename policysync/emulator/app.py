@@ -121,7 +121,7 @@ class Api:
     async def parse_put(self, request: Request, rid: str) -> OrgPolicy | Response:
         try:
             body = json.loads(await request.body())
-        except ValueError:
+        except (ValueError, RecursionError):
             return error(400, "bad_request", rid, "The request body is not valid JSON.")
         if not isinstance(body, dict):
             return error(400, "invalid_argument", rid, "The request body must be an object.")
@@ -140,9 +140,13 @@ class Api:
             return error(401, "unauthorized_credentials", rid)
         try:
             body = json.loads(await request.body() or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return error(400, "bad_request", rid, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return error(400, "invalid_argument", rid, "The request body must be an object.")
         limit, cursor = body.get("limit", 100), body.get("cursor") or None
+        if cursor is not None and not isinstance(cursor, str):
+            return error(400, "invalid_argument", rid, "cursor must be a string.")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             return error(400, "invalid_argument", rid, "limit must be between 1 and 1000.")
         query = body.get("query")
@@ -242,7 +246,9 @@ def _role_defaults(role: Any) -> Any:
         permissions = []
     elif isinstance(permissions, list):
         permissions = [
-            {**p, "actions": p.get("actions") or []} if isinstance(p, dict) else p
+            {**p, "actions": [] if p.get("actions") is None else p["actions"]}
+            if isinstance(p, dict)
+            else p
             for p in permissions
         ]
     return {"description": "", **role, "permissions": permissions}

@@ -21,7 +21,7 @@ from policysync.emulator.faults import FaultInjector, Faults
 from policysync.emulator.seed import Seed
 from policysync.emulator.store import Store
 from policysync.errors import ConfigError
-from policysync.rules import ProjectIndex, check_org_policy
+from policysync.rules import ProjectIndex, check_org_policy, check_project
 
 DEFAULT_PROJECT_ID = "project-test-00000000-0000-4000-8000-000000000000"
 DEFAULT_SECRET = "secret-test-emulator-only-not-a-real-secret"
@@ -39,6 +39,20 @@ def read_seed(path: Path) -> Seed:
             for e in exc.errors()[:5]
         )
         raise ConfigError(f"{path}: not a valid seed file: {problems}") from None
+    duplicates = check_project(seed.policy)
+    if duplicates:
+        raise ConfigError(f"{path}: {duplicates[0].message} (at {duplicates[0].pointer})")
+    owner: dict[str, int] = {}  # id, slug or external id -> the organization it names
+    for i, org in enumerate(seed.organizations):
+        keys = {org.organization_id, org.organization_slug, org.organization_external_id}
+        for key in sorted(k for k in keys if k is not None):
+            other = owner.setdefault(key, i)
+            if other != i:
+                raise ConfigError(
+                    f"{path}: organizations/{other} and organizations/{i} are both named "
+                    f"{key!r} (ids, slugs and external ids must name one organization): "
+                    "rename one"
+                )
     index = ProjectIndex.of(seed.policy)
     for org in seed.organizations:
         findings = check_org_policy(org.org_policy, index, Limits())
@@ -65,7 +79,9 @@ def build(
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -83,8 +99,11 @@ class _QuietDrops(logging.Filter):
         return "DroppedConnection" not in "".join(str(a) for a in (record.msg, record.exc_info))
 
 
+_QUIET_DROPS = _QuietDrops()
+
+
 def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # once: filters are a set
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
     return uvicorn.Server(config)
 

@@ -174,9 +174,9 @@ def _encode_cursor(organization_id: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        (after,) = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as exc:
         raise ValueError("cursor is not one this server issued") from exc
-    if not isinstance(after, str):
+    if not (isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str)):
         raise ValueError("cursor is not one this server issued")
-    return after
+    return decoded[0]

@@ -1,0 +1,237 @@
+"""`policysync emulator` as a user runs it: in a real process, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET
+
+from .conftest import SEED_FILE
+from .processes import clean_env, emulator_process, run
+
+GIVEN_SECRET = "secret-test-Zq8v-given-by-the-user-3141592653"
+GIVEN_PROJECT = "project-test-22222222-2222-4222-8222-222222222222"
+
+
+def policy_status(url: str, project_id: str, secret: str) -> int:
+    response = httpx.get(url + "v1/b2b/rbac/policy", auth=(project_id, secret), timeout=10)
+    return response.status_code
+
+
+def assert_clean_failure(result: Any, *fragments: str) -> None:
+    """Exit 1, every fragment in stderr, no traceback, nothing that looks like a bug."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "internal error" not in result.stderr
+    assert "policysync emulator serving" not in result.stdout
+
+
+def test_prints_base_url_and_working_default_credentials(tmp_path: Path) -> None:
+    with emulator_process("--seed", str(SEED_FILE), cwd=tmp_path) as running:
+        assert running.first_line.startswith("policysync emulator serving Stytch's B2B RBAC API")
+        assert policy_status(running.url, DEFAULT_PROJECT_ID, DEFAULT_SECRET) == 200
+        assert policy_status(running.url, DEFAULT_PROJECT_ID, "other") == 401
+        running.stop()
+    lines = running.stdout.splitlines()
+    assert f"  STYTCH_BASE_URL={running.url}" in lines
+    assert f"  STYTCH_PROJECT_ID={DEFAULT_PROJECT_ID}" in lines
+    assert f"  STYTCH_SECRET={DEFAULT_SECRET}" in lines
+    assert any(line.strip().startswith("state: in memory") for line in lines)
+    assert "warning" not in running.stderr
+
+
+@pytest.fixture(params=["flag", "environment"])
+def given_credentials(request: pytest.FixtureRequest) -> Iterator[tuple[list[str], dict[str, str]]]:
+    if request.param == "flag":
+        yield ["--project-id", GIVEN_PROJECT, "--secret", GIVEN_SECRET], clean_env()
+    else:
+        yield [], clean_env(STYTCH_PROJECT_ID=GIVEN_PROJECT, STYTCH_SECRET=GIVEN_SECRET)
+
+
+def test_a_given_secret_is_used_and_never_printed(
+    tmp_path: Path, given_credentials: tuple[list[str], dict[str, str]]
+) -> None:
+    args, env = given_credentials
+    with emulator_process("--seed", str(SEED_FILE), *args, cwd=tmp_path, env=env) as running:
+        assert policy_status(running.url, GIVEN_PROJECT, GIVEN_SECRET) == 200
+        assert policy_status(running.url, DEFAULT_PROJECT_ID, DEFAULT_SECRET) == 401
+        assert policy_status(running.url, GIVEN_PROJECT, DEFAULT_SECRET) == 401
+        running.stop()
+    output = running.stdout + running.stderr
+    assert GIVEN_SECRET not in output
+    assert GIVEN_SECRET[7:25] not in output  # not even a part of it
+    assert DEFAULT_SECRET not in output
+    assert f"STYTCH_PROJECT_ID={GIVEN_PROJECT}" in running.stdout
+    assert "STYTCH_SECRET=(from --secret or $STYTCH_SECRET)" in running.stdout
+
+
+def test_a_rejected_seed_never_shows_the_secret(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    result = run("--seed", str(bad), "--secret", GIVEN_SECRET, cwd=tmp_path)
+    assert_clean_failure(result, str(bad))
+    assert GIVEN_SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("with_db", [False, True], ids=["in-memory", "empty-db-file"])
+def test_an_empty_database_needs_a_seed(tmp_path: Path, with_db: bool) -> None:
+    args = ["--db", str(tmp_path / "new.db")] if with_db else []
+    result = run("--port", "0", *args, cwd=tmp_path)
+    assert_clean_failure(result, "an empty database", "--seed")
+
+
+def _seed_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SEED_FILE.read_text())
+    return data
+
+
+def _with_project_role() -> str:
+    data = _seed_data()
+    data["organizations"][0]["org_policy"]["roles"][0]["role_id"] = "editor"
+    return json.dumps(data)
+
+
+def _with_unknown_action() -> str:
+    data = _seed_data()
+    data["organizations"][1]["org_policy"]["roles"][0]["permissions"][0]["actions"] = ["fly"]
+    return json.dumps(data)
+
+
+def _with_duplicate_slug() -> str:
+    data = _seed_data()
+    data["organizations"][1]["organization_slug"] = data["organizations"][0]["organization_slug"]
+    return json.dumps(data)
+
+
+def _with_duplicate_id() -> str:
+    data = _seed_data()
+    data["organizations"][2]["organization_id"] = data["organizations"][0]["organization_id"]
+    return json.dumps(data)
+
+
+def _with_duplicate_resource() -> str:
+    data = _seed_data()
+    data["policy"]["resources"].append(data["policy"]["resources"][-1])
+    return json.dumps(data)
+
+
+def _with_unknown_field() -> str:
+    data = _seed_data()
+    data["organizations"][0]["org_roles"] = []
+    return json.dumps(data)
+
+
+BAD_SEEDS: dict[str, tuple[str, list[str]]] = {
+    "not-json": ('{"policy": {', ["not a valid seed file", "Invalid JSON"]),
+    "empty-file": ("", ["not a valid seed file"]),
+    "top-level-array": ("[]", ["not a valid seed file"]),
+    "no-policy": ('{"organizations": []}', ["not a valid seed file", "policy", "Field required"]),
+    "org-without-slug": (
+        json.dumps({**_seed_data(), "organizations": [{"organization_id": "o"}]}),
+        ["organizations/0/organization_slug", "Field required"],
+    ),
+    "unknown-field": (_with_unknown_field(), ["org_roles", "Extra inputs are not permitted"]),
+    "project-role": (_with_project_role(), ["is a project role", "/org_policy/roles/0/role_id"]),
+    "unknown-action": (_with_unknown_action(), ["has no action", "fly"]),
+    "duplicate-slug": (_with_duplicate_slug(), ["both named", "acme", "rename one"]),
+    "duplicate-id": (_with_duplicate_id(), ["both named", "rename one"]),
+    "duplicate-project-resource": (
+        _with_duplicate_resource(),
+        ['resource "audit-log" is defined twice', "/policy/resources/"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SEEDS))
+def test_a_bad_seed_file_is_named_with_what_to_fix(tmp_path: Path, name: str) -> None:
+    text, fragments = BAD_SEEDS[name]
+    seed = tmp_path / f"{name}.json"
+    seed.write_text(text)
+    result = run("--port", "0", "--seed", str(seed), cwd=tmp_path)
+    assert_clean_failure(result, f"{seed}: ", *fragments)
+
+
+def test_a_missing_seed_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("--port", "0", "--seed", str(tmp_path / "nope.json"), cwd=tmp_path)
+    assert_clean_failure(result, "nope.json", "does not exist")
+
+
+def test_dump_needs_a_database_holding_a_state(tmp_path: Path) -> None:
+    assert_clean_failure(run("--dump", cwd=tmp_path), "--dump needs --db")
+    empty = tmp_path / "empty.db"
+    assert_clean_failure(run("--dump", "--db", str(empty), cwd=tmp_path), "--dump needs --db")
+
+
+@pytest.mark.parametrize("kind", ["not-sqlite", "missing-folder"])
+def test_a_database_that_cannot_be_opened(tmp_path: Path, kind: str) -> None:
+    if kind == "not-sqlite":
+        db = tmp_path / "notes.txt"
+        db.write_text("these are not the tables you are looking for\n" * 100)
+    else:
+        db = tmp_path / "no" / "such" / "folder" / "state.db"
+    result = run("--port", "0", "--db", str(db), "--seed", str(SEED_FILE), cwd=tmp_path)
+    assert_clean_failure(result, str(db), "cannot open the SQLite database")
+    if kind == "not-sqlite":
+        assert db.read_text().startswith("these are not the tables")
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("--port", str(port), "--seed", str(SEED_FILE), cwd=tmp_path)
+    assert_clean_failure(result, f"cannot listen on 127.0.0.1:{port}", "in use")
+
+
+def test_bad_fault_options_are_usage_errors(tmp_path: Path) -> None:
+    for args in (["--latency-ms", "ten"], ["--error-rate", "2"], ["--port", "70000"]):
+        result = run(*args, "--seed", str(SEED_FILE), cwd=tmp_path)
+        assert_clean_failure(result, "Invalid value")
+
+
+def test_config_limits_and_disabled_orgs_are_enforced(tmp_path: Path) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text("[limits]\nmax_roles_per_org = 1\n")
+    args = ["--seed", str(SEED_FILE), "--config", str(config), "--disable-org-policy", "acme-42"]
+    role = {"role_id": "ops", "permissions": [{"resource_id": "documents", "actions": ["read"]}]}
+    auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
+    with emulator_process(*args, cwd=tmp_path) as running:
+        url = running.url + "v1/b2b/rbac/organizations/"
+        one = httpx.put(url + "globex", json={"org_policy": {"roles": [role]}}, auth=auth)
+        assert one.status_code == 200
+        two = {"roles": [role, {**role, "role_id": "ops-2"}]}
+        refused = httpx.put(url + "globex", json={"org_policy": two}, auth=auth)
+        assert refused.status_code == 400
+        assert refused.json()["error_type"] == "too_many_roles"
+        disabled = httpx.get(url + "acme", auth=auth)
+        assert disabled.status_code == 401
+        assert disabled.json()["error_type"] == "enterprise_endpoint"
+
+
+def test_a_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text("[limits]\nmax_roles_per_org = 0\n")
+    result = run("--port", "0", "--seed", str(SEED_FILE), "--config", str(config), cwd=tmp_path)
+    assert_clean_failure(result, str(config), "max_roles_per_org")
+
+
+def test_ctrl_c_stops_the_emulator_cleanly(tmp_path: Path) -> None:
+    with emulator_process("--seed", str(SEED_FILE), cwd=tmp_path) as running:
+        running.proc.send_signal(signal.SIGINT)
+        code = running.proc.wait(timeout=10)
+        running.stop()
+    assert code == 0
+    assert "policysync emulator stopped" in running.stderr
+    assert "Aborted" not in running.stderr
+    assert "Traceback" not in running.stderr
