@@ -153,6 +153,7 @@ def emulator(
     from policysync.emulator.faults import Faults
     from policysync.emulator.store import Store
 
+    limits = load_settings(config or find_config(Path())).limits
     try:
         store = Store(str(db) if db else ":memory:")
     except sqlite3.Error as exc:
@@ -164,13 +165,12 @@ def emulator(
         return EXIT_OK
     if seed is not None:
         if store.is_empty():
-            store.load(server.read_seed(seed))
+            store.load(server.read_seed(seed, limits))
         else:
             click.echo(f"note: {db} already holds a state; --seed {seed} was not applied", err=True)
     elif store.is_empty():
         raise click.UsageError("an empty database: give --seed FILE (policysync emulator --help)")
     faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
-    limits = load_settings(config or find_config(Path())).limits
     app = server.build(
         store,
         project_id or server.DEFAULT_PROJECT_ID,

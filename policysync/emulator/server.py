@@ -27,7 +27,7 @@ DEFAULT_PROJECT_ID = "project-test-00000000-0000-4000-8000-000000000000"
 DEFAULT_SECRET = "secret-test-emulator-only-not-a-real-secret"
 
 
-def read_seed(path: Path) -> Seed:
+def read_seed(path: Path, limits: Limits) -> Seed:
     """A seed file as a model; a bad file raises ConfigError naming what to fix."""
     try:
         seed = Seed.model_validate_json(path.read_bytes())
@@ -55,7 +55,7 @@ def read_seed(path: Path) -> Seed:
                 )
     index = ProjectIndex.of(seed.policy)
     for org in seed.organizations:
-        findings = check_org_policy(org.org_policy, index, Limits())
+        findings = check_org_policy(org.org_policy, index, limits)
         errors = [f for f in findings if f.code != "resource-repeated"]
         if errors:
             raise ConfigError(

@@ -634,6 +634,6 @@ def test_state_is_a_seed_document_of_the_current_state(client: Client, tmp_path:
     seed_file = tmp_path / "again.json"
     seed_file.write_text(client.request("GET", "/_emulator/state").text)
     again = Store()
-    again.load(read_seed(seed_file))
+    again.load(read_seed(seed_file, Limits()))
     assert again.dump() == client.store.dump()
     again.close()

@@ -202,16 +202,16 @@ def test_bad_fault_options_are_usage_errors(tmp_path: Path) -> None:
 
 def test_config_limits_and_disabled_orgs_are_enforced(tmp_path: Path) -> None:
     config = tmp_path / "policysync.toml"
-    config.write_text("[limits]\nmax_roles_per_org = 1\n")
+    config.write_text("[limits]\nmax_roles_per_org = 4\n")  # the seed has up to 4
     args = ["--seed", str(SEED_FILE), "--config", str(config), "--disable-org-policy", "acme-42"]
     role = {"role_id": "ops", "permissions": [{"resource_id": "documents", "actions": ["read"]}]}
     auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
     with emulator_process(*args, cwd=tmp_path) as running:
         url = running.url + "v1/b2b/rbac/organizations/"
-        one = httpx.put(url + "globex", json={"org_policy": {"roles": [role]}}, auth=auth)
-        assert one.status_code == 200
-        two = {"roles": [role, {**role, "role_id": "ops-2"}]}
-        refused = httpx.put(url + "globex", json={"org_policy": two}, auth=auth)
+        roles = [{**role, "role_id": f"ops-{i}"} for i in range(5)]
+        four = httpx.put(url + "globex", json={"org_policy": {"roles": roles[:4]}}, auth=auth)
+        assert four.status_code == 200
+        refused = httpx.put(url + "globex", json={"org_policy": {"roles": roles}}, auth=auth)
         assert refused.status_code == 400
         assert refused.json()["error_type"] == "too_many_roles"
         disabled = httpx.get(url + "acme", auth=auth)
@@ -235,3 +235,12 @@ def test_ctrl_c_stops_the_emulator_cleanly(tmp_path: Path) -> None:
     assert "policysync emulator stopped" in running.stderr
     assert "Aborted" not in running.stderr
     assert "Traceback" not in running.stderr
+
+
+def test_a_seed_breaking_the_configured_limits_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text("[limits]\nmax_roles_per_org = 1\n")
+    result = run("--seed", str(SEED_FILE), "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "more than the limit of 1" in result.stderr
+    assert "Traceback" not in result.stderr
