@@ -41,11 +41,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from generate import make_org
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SEED = REPO / "policies" / "emulator-seed.json"
@@ -58,20 +59,6 @@ SECRET = "secret-test-emulator-only-not-a-real-secret"
 ORG_PATH = "/v1/b2b/rbac/organizations/"
 URL_LINE = re.compile(r" at (http://127\.0\.0\.1:(\d+)/)\s*$")
 STARTUP_TIMEOUT = 60.0
-ROLE_NAMES = (
-    "invoice-approver",
-    "auditor",
-    "contractor",
-    "support-agent",
-    "report-viewer",
-    "finance-analyst",
-    "document-reviewer",
-    "compliance-officer",
-    "member-manager",
-    "read-only",
-    "external-accountant",
-    "billing-viewer",
-)
 
 
 class BenchError(Exception):
@@ -86,34 +73,20 @@ def make_seed(count: int, seed: int) -> tuple[dict[str, Any], list[str]]:
     rng = random.Random(seed)
     policy = json.loads(DEMO_SEED.read_text(encoding="utf-8"))["policy"]
     resources = {r["resource_id"]: list(r["actions"]) for r in policy["resources"]}
-    custom = [r for r in resources if not r.startswith("stytch.")]
-    organizations: list[dict[str, Any]] = []
-    ids: list[str] = []
+    organizations = []
     for i in range(count):
-        roles = []
-        for name in rng.sample(ROLE_NAMES, rng.randint(0, 6)):
-            permissions = []
-            for resource_id in rng.sample(custom, rng.randint(1, 3)):
-                declared = resources[resource_id]
-                if rng.random() < 0.1:
-                    actions = ["*"]
-                else:
-                    actions = rng.sample(declared, rng.randint(1, len(declared)))
-                permissions.append({"resource_id": resource_id, "actions": actions})
-            roles.append(
-                {"role_id": name, "description": f"{name} of org {i}", "permissions": permissions}
-            )
-        org_uuid = uuid.UUID(int=rng.getrandbits(128), version=4)
-        ids.append(f"organization-test-{org_uuid}")
+        org = make_org(rng, resources)
         organizations.append(
             {
-                "organization_id": ids[-1],
+                "organization_id": org["organization_id"],
                 "organization_name": f"Bench {i}",
                 "organization_slug": f"bench-{i:05d}",
-                "org_policy": {"roles": roles},
+                "org_policy": org["org_policy"],
             }
         )
-    return {"policy": policy, "organizations": organizations}, ids
+    return {"policy": policy, "organizations": organizations}, [
+        o["organization_id"] for o in organizations
+    ]
 
 
 # --- the servers ------------------------------------------------------------------------
