@@ -24,6 +24,13 @@ from policysync.validate import validate as run_validate
 EXIT_OK, EXIT_ERROR = 0, 1
 
 
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Settings file [default: ./policysync.toml, or [tool.policysync] in ./pyproject.toml].",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policysync")
 def cli() -> None:
@@ -36,11 +43,7 @@ def cli() -> None:
 
 @cli.command(short_help="Check policy files offline: schemas, Stytch's rules, limits.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Settings file [default: ./policysync.toml, or [tool.policysync] in ./pyproject.toml].",
-)
+@config_option
 @click.option(
     "--policies",
     type=click.Path(path_type=Path, file_okay=False),
@@ -109,11 +112,7 @@ _FRACTION = click.FloatRange(0, 1)
 )
 @click.option("--project-id", envvar="STYTCH_PROJECT_ID", help="[default: $STYTCH_PROJECT_ID]")
 @click.option("--secret", envvar="STYTCH_SECRET", help="[default: $STYTCH_SECRET]")
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Settings file whose [limits] the server enforces.",
-)
+@config_option
 @click.option("--latency-ms", help="Added latency per request: N, or a range A-B.")
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s.")
 @click.option("--error-rate", type=_FRACTION, default=0.0, help="Fraction answered 500/503.")
@@ -148,6 +147,7 @@ def emulator(
     The official Stytch SDKs work against it unchanged
     (environment="http://127.0.0.1:8787/"). Without --project-id and --secret (or
     $STYTCH_PROJECT_ID and $STYTCH_SECRET) it uses built-in test credentials and prints them.
+    PUT enforces Stytch's org-policy rules and the [limits] of the settings file.
     """
     from policysync.emulator import server
     from policysync.emulator.faults import Faults
