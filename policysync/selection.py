@@ -15,8 +15,8 @@ from policysync.errors import UsageError
 
 
 class Shard(NamedTuple):
-    index: int  # 1-based, as people write it: --shard 1/4 … --shard 4/4
-    count: int
+    number: int  # 1-based, as people write it: --shard 1/4 … --shard 4/4
+    total: int
 
     @classmethod
     def parse(cls, text: str) -> Shard:
@@ -25,13 +25,13 @@ class Shard(NamedTuple):
             shard = cls(int(index), int(count))
         except ValueError:
             shard = cls(0, 0)
-        if not slash or not 1 <= shard.index <= shard.count:
+        if not slash or not 1 <= shard.number <= shard.total:
             raise UsageError(f"--shard {text}: write I/N with 1 <= I <= N, e.g. --shard 2/4")
         return shard
 
     def holds(self, organization_id: str) -> bool:
         digest = hashlib.sha256(organization_id.encode("utf-8", "surrogatepass")).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+        return int.from_bytes(digest[:8], "big") % self.total == self.number - 1
 
 
 def select(
