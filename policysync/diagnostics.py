@@ -54,6 +54,7 @@ CODES: dict[str, Code] = {
     # Project policy
     "project-resource-duplicate": Code(E, "two project resources share a `resource_id`"),
     "project-role-duplicate": Code(E, "two project roles share a `role_id`"),
+    "project-stale": Code(W, "`project.json` differs from the live project policy (plan, drift)"),
     "project-invalid": Code(
         E, "organization files cannot be checked: the project policy is invalid"
     ),

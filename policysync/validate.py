@@ -7,6 +7,7 @@ and checking its share of the files and sending back only its findings.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from policysync.loader import (
     load_project,
     org_paths,
 )
+from policysync.models import ProjectPolicy
 from policysync.report import ValidationReport
 from policysync.rules import (
     ProjectIndex,
@@ -116,19 +118,34 @@ class RootResult(NamedTuple):
     organizations: int
 
 
-def validate_root(root: Path, selected: list[Path], limits: Limits) -> RootResult:
+def validate_root(
+    root: Path, selected: list[Path], limits: Limits, live_project: ProjectPolicy | None = None
+) -> RootResult:
     """Validate one policies root; with `selected` files, report on those only (the other
-    files are still read, to find duplicate organizations)."""
+    files are still read, to find duplicate organizations). With `live_project` (read
+    from Stytch, the authority), organization files are checked against it, and a
+    `project.json` that differs from it is reported."""
     project, diagnostics = load_project(root, limits)
     index: ProjectIndex | None = None
     if project is not None:
         findings = check_project(project.policy)
         diagnostics += [project.source.diagnostic(*f) for f in findings]
         index = None if findings else ProjectIndex.of(project.policy)
+        if live_project is not None and not same_project(project.policy, live_project):
+            diagnostics.append(
+                file_diagnostic(
+                    str(project.path),
+                    "project-stale",
+                    "differs from the live project policy, which policysync used instead: "
+                    "refresh it (`policysync export`) so that offline checks match Stytch",
+                )
+            )
+    if live_project is not None:
+        index = ProjectIndex.of(live_project)
     targets = org_paths(root, diagnostics) + _outside_tree(root, selected)
     project_path = root / PROJECT_FILE
     project_exists = project_path.exists() or project_path.is_symlink()
-    if index is None and project_exists and targets:
+    if index is None and project_exists and targets and live_project is None:
         diagnostics.append(
             file_diagnostic(
                 str(project_path),
@@ -151,6 +168,25 @@ def validate_root(root: Path, selected: list[Path], limits: Limits) -> RootResul
         1 for r in results if r.organization_id is not None and r.path.absolute() in keep
     )
     return RootResult(diagnostics, len({p.absolute() for p in selected}), organizations)
+
+
+def same_project(a: ProjectPolicy, b: ProjectPolicy) -> bool:
+    """Equal as Stytch would apply them: the order of roles, resources, scopes and actions
+    carries no meaning."""
+
+    def canonical(policy: ProjectPolicy) -> str:
+        data = policy.model_dump(mode="json")
+        for key in ("roles", "resources", "scopes"):
+            for item in data[key]:
+                for perm in item.get("permissions", []):
+                    perm["actions"] = sorted(set(perm["actions"]))
+                item.get("permissions", []).sort(key=lambda p: json.dumps(p, sort_keys=True))
+                if "actions" in item:
+                    item["actions"] = sorted(set(item["actions"]))
+            data[key].sort(key=lambda i: json.dumps(i, sort_keys=True))
+        return json.dumps(data, sort_keys=True)
+
+    return canonical(a) == canonical(b)
 
 
 def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> ValidationReport:

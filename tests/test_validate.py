@@ -12,8 +12,9 @@ import pytest
 
 from policysync import validate as validate_module
 from policysync.config import Limits, Settings
+from policysync.diagnostics import sort_diagnostics
 from policysync.loader import load_tree
-from policysync.validate import validate
+from policysync.validate import validate, validate_root
 
 ROOT = Path(__file__).parent.parent
 
@@ -49,3 +50,27 @@ def test_parallel_check_reports_exactly_what_the_sequential_one_does(
     assert parallel == sequential
     assert sum(1 for d in parallel.diagnostics if d.code == "org-duplicate") >= 31
     assert pools == ([len(os.sched_getaffinity(0))] if len(os.sched_getaffinity(0)) > 1 else [])
+
+
+def test_the_live_project_policy_is_the_authority(tmp_path: Path) -> None:
+    tree = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", tree)
+    live = load_tree(tree, Limits()).project
+    assert live is not None
+    same = validate_root(tree, [], Limits(), live_project=live.policy)
+    assert same.diagnostics == []
+    # live lost the "approve" action that acme.json and stark-industries.json grant
+    resources = tuple(
+        r.model_copy(update={"actions": tuple(a for a in r.actions if a != "approve")})
+        for r in live.policy.resources
+    )
+    changed = live.policy.model_copy(update={"resources": resources})
+    result = validate_root(tree, [], Limits(), live_project=changed)
+    assert [(Path(d.file).name, d.code) for d in sort_diagnostics(result.diagnostics)] == [
+        ("acme.json", "action-unknown"),
+        ("stark-industries.json", "action-unknown"),
+        ("project.json", "project-stale"),
+    ]
+    # a reordered snapshot is not stale
+    reordered = live.policy.model_copy(update={"resources": live.policy.resources[::-1]})
+    assert validate_root(tree, [], Limits(), live_project=reordered).diagnostics == []
