@@ -1,0 +1,56 @@
+"""The data-driven planner cases under tests/plan_cases/.
+
+Each case is one organization, its file named after the case:
+- `desired.json`: the organization file;
+- `live.json`: what Stytch holds, an org policy (`{"roles": [...]}`), or
+  `{"error": {...}}` (an `OrgError`) for an organization it could not read;
+- `expected.json`: the organization's planned `action` and `role_changes`;
+- `expected.txt`: the text rendering, without colour, of a plan of that organization.
+`pytest --update-golden` rewrites the expected files; review the diff before committing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.plan import OrgError, OrgState, Plan, make_plan
+
+PLAN_CASES = Path(__file__).parent / "plan_cases"
+
+
+def plan_case_dirs() -> list[Path]:
+    return sorted(p for p in PLAN_CASES.iterdir() if p.is_dir())
+
+
+def case_state(case: Path) -> OrgState:
+    org_file = OrgPolicyFile.model_validate_json((case / "desired.json").read_bytes())
+    live_doc = json.loads((case / "live.json").read_bytes())
+    live = (
+        OrgError.model_validate(live_doc["error"])
+        if "error" in live_doc
+        else OrgPolicy.model_validate(live_doc)
+    )
+    file = f"policies/orgs/{case.name}.json"
+    return (org_file.organization_id, file, org_file.org_policy, live)
+
+
+def plan_of(states: Iterable[OrgState]) -> Plan:
+    """A plan with fixed metadata, so that renderings change with neither clock nor version."""
+    return make_plan(
+        states,
+        project_id="project-test-00000000-0000-4000-8000-000000000000",
+        created_at="2025-01-01T00:00:00Z",
+        policysync_version="0.0.0-test",
+        git_commit="0123456789abcdef0123456789abcdef01234567",
+        git_dirty=False,
+    )
+
+
+def check_golden(path: Path, actual: str, update: bool) -> None:
+    """`actual` equals the content of `path` (which `--update-golden` rewrites)."""
+    if update:
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")

@@ -1,0 +1,163 @@
+"""The plan renderers: golden renderings, the summary line, markdown's size limit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import jsonschema
+import pytest
+from plancases import PLAN_CASES, case_state, check_golden, plan_case_dirs, plan_of
+
+from policysync.models import OrgPolicy, Permission, Role
+from policysync.plan import OrgError, OrgState, Plan
+from policysync.render_plan import (
+    MARKDOWN_LIMIT,
+    PLAN_RENDERERS,
+    render_json,
+    render_markdown,
+    render_text,
+    summary_line,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+SCHEMA = Path(__file__).parent.parent / "schemas" / "plan.schema.json"
+SUFFIX = {"text": "txt", "markdown": "md", "json": "json"}
+
+
+def all_cases() -> Plan:
+    return plan_of(map(case_state, plan_case_dirs()))
+
+
+def role(role_id: str, *actions: str) -> Role:
+    return Role(role_id=role_id, permissions=(Permission(resource_id="invoices", actions=actions),))
+
+
+def error() -> OrgError:
+    return OrgError(
+        status=404, error_type="organization_not_found", message="Not found.", request_id="req-1"
+    )
+
+
+@pytest.mark.parametrize("case", plan_case_dirs(), ids=lambda p: p.name)
+def test_case_text(case: Path, update_golden: bool) -> None:
+    text = click.unstyle(render_text(plan_of([case_state(case)])))
+    check_golden(case / "expected.txt", text + "\n", update_golden)
+
+
+@pytest.mark.parametrize("fmt", sorted(PLAN_RENDERERS))
+def test_rendering_of_all_cases(fmt: str, update_golden: bool) -> None:
+    out = click.unstyle(PLAN_RENDERERS[fmt](all_cases()))
+    check_golden(GOLDEN / f"plan-cases.{SUFFIX[fmt]}", out + "\n", update_golden)
+
+
+def test_every_format_has_a_golden_file() -> None:
+    assert set(SUFFIX) == set(PLAN_RENDERERS)
+
+
+def test_text_colours_the_symbols() -> None:
+    out = render_text(all_cases())
+    assert click.style("+", fg="green", bold=True) + " role" in out
+    assert click.style("-", fg="red", bold=True) + " role" in out
+    assert click.style("~", fg="yellow", bold=True) + " role" in out
+    assert click.style("!", fg="red", bold=True) + " organization" in out
+    assert "\x1b" not in render_markdown(all_cases()) + render_json(all_cases())
+
+
+def test_json_is_valid_against_the_published_schema_and_reads_back() -> None:
+    plan = all_cases()
+    doc = json.loads(render_json(plan))
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(doc)
+    assert Plan.model_validate(doc) == plan
+
+
+def test_live_values_cannot_forge_lines() -> None:
+    """A role id holding terminal escapes and a carriage return is printed escaped."""
+    out = render_text(plan_of([case_state(PLAN_CASES / "invisible-characters")]))
+    assert "\x1b[2K" not in out
+    assert "\r" not in out
+    assert (
+        click.unstyle(out).splitlines()[1]
+        == '  - role "admin\\u001b[2K\\r+ role harmless" (delete)'
+    )
+
+
+def plan_of_policies(*pairs: tuple[OrgPolicy, OrgPolicy | OrgError]) -> Plan:
+    return plan_of((f"org-{i}", f"orgs/org-{i}.json", d, live) for i, (d, live) in enumerate(pairs))
+
+
+SAME = OrgPolicy(roles=(role("r", "read"),))
+CHANGED = OrgPolicy(roles=(role("r", "read", "approve"),))
+
+
+@pytest.mark.parametrize(
+    ("pairs", "line"),
+    [
+        ([], "No changes. 0 organizations match their files."),
+        ([(SAME, SAME)], "No changes. 1 organization matches its file."),
+        ([(SAME, SAME), (SAME, SAME)], "No changes. 2 organizations match their files."),
+        (
+            [(SAME, SAME), (SAME, error())],
+            "No changes. 1 organization matches its file; 1 could not be planned.",
+        ),
+        (
+            [(CHANGED, SAME), (SAME, SAME)],
+            "Plan: 0 to add, 1 to change, 0 to destroy, in 1 of 2 organizations.",
+        ),
+        (
+            [(CHANGED, SAME), (SAME, error()), (SAME, error())],
+            "Plan: 0 to add, 1 to change, 0 to destroy, in 1 of 3 organizations;"
+            " 2 could not be planned.",
+        ),
+        ([(CHANGED, SAME)], "Plan: 0 to add, 1 to change, 0 to destroy, in 1 of 1 organization."),
+    ],
+)
+def test_summary_line(pairs: list[tuple[OrgPolicy, OrgPolicy | OrgError]], line: str) -> None:
+    assert summary_line(plan_of_policies(*pairs)) == line
+
+
+def test_an_organization_named_by_its_file_is_named_once() -> None:
+    plan = plan_of([("acme", "policies/orgs/acme.json", CHANGED, SAME)])
+    assert click.unstyle(render_text(plan)).splitlines()[0] == "organization acme"
+
+
+def test_markdown_without_changes_is_the_summary_line() -> None:
+    assert render_markdown(plan_of_policies((SAME, SAME))) == (
+        "**No changes. 1 organization matches its file.**"
+    )
+
+
+def many(count: int, live: OrgPolicy | OrgError) -> list[OrgState]:
+    desired = OrgPolicy(roles=tuple(role(f"role-{i:02}", "read") for i in range(20)))
+    return [(f"org-{n:05}", f"orgs/org-{n:05}.json", desired, live) for n in range(count)]
+
+
+def test_markdown_of_a_large_plan_stays_under_the_limit_and_says_what_is_left_out() -> None:
+    out = render_markdown(plan_of(many(2_000, OrgPolicy(roles=()))))
+    assert len(out) < MARKDOWN_LIMIT
+    assert out.splitlines()[0] == (
+        "**Plan: 40000 to add, 0 to change, 0 to destroy, in 2000 of 2000 organizations.**"
+    )
+    left = 2_000 - out.count("<details>")
+    assert 0 < left < 2_000
+    assert out.splitlines()[-1] == (
+        f"_{left} more organizations ({left * 20} role changes) left out to stay under "
+        "65,000 characters: see the JSON plan (`--format json`) or the job log._"
+    )
+
+
+def test_markdown_lists_errors_before_changes() -> None:
+    plan = plan_of([*many(1, OrgPolicy(roles=())), ("zeta", "orgs/zeta.json", SAME, error())])
+    out = render_markdown(plan)
+    assert out.index("! organization zeta: organization_not_found") < out.index("<details>")
+
+
+def test_markdown_truncates_errors_too() -> None:
+    out = render_markdown(plan_of([*many(3, OrgPolicy(roles=())), *many(5_000, error())[3:]]))
+    assert len(out) < MARKDOWN_LIMIT
+    assert "<details>" not in out  # the changes come after the errors: all left out
+    assert out.splitlines()[-1].endswith(
+        "organizations (60 role changes) left out to stay under 65,000 characters: "
+        "see the JSON plan (`--format json`) or the job log._"
+    )
