@@ -6,22 +6,26 @@ Exit codes follow Terraform: 0 success, 1 error (usage errors included: 2 is kep
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import ipaddress
 import os
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from policysync import __version__
-from policysync.config import find_config, load_settings
+from policysync.config import Settings, find_config, load_settings
 from policysync.errors import PolicysyncError
 from policysync.render import VALIDATE_RENDERERS
+from policysync.render_plan import PLAN_RENDERERS
+from policysync.selection import Shard
 from policysync.validate import validate as run_validate
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 config_option = click.option(
@@ -66,9 +70,7 @@ def validate(
     PATHS are policies folders (holding project.json and orgs/) or single files; without
     PATHS the policies folder is checked. Exit 0 when valid, 1 otherwise.
     """
-    settings = load_settings(config or find_config(Path()))
-    if policies is not None:
-        settings = settings.model_copy(update={"policies": str(policies)})
+    settings = _settings(config, policies)
     # A short-lived batch run builds many long-lived objects and no reference cycles:
     # the cyclic garbage collector would only re-scan them, doubling the run time.
     gc.disable()
@@ -78,6 +80,99 @@ def validate(
         gc.enable()
     click.echo(VALIDATE_RENDERERS[fmt](report))
     return EXIT_OK if report.valid else EXIT_ERROR
+
+
+@cli.command(short_help="Show what apply would change in live Stytch.")
+@config_option
+@click.option(
+    "--policies",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The policies folder [default: policies].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(PLAN_RENDERERS)),
+    default="text",
+    show_default=True,
+    help="text for people, markdown for pull requests and job summaries, json for programs.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Save the plan (JSON, with a checksum) for `policysync apply FILE`.",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none).")
+@click.option("--org", "orgs", multiple=True, metavar="ID", help="Only this organization.")
+@click.option("--shard", metavar="I/N", help="Only the organizations of shard I of N.")
+@click.option("--parallelism", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s ceiling."
+)
+def plan(
+    config: Path | None,
+    policies: Path | None,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    orgs: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+) -> int:
+    """Compare the policy files with live Stytch and print the changes apply would make.
+
+    Reads STYTCH_PROJECT_ID, STYTCH_SECRET and (optionally) STYTCH_BASE_URL. The files
+    are validated first, against the live project policy; an invalid tree stops the plan.
+    Exit 0: no changes (or changes, without --detailed-exitcode); 2: changes, with
+    --detailed-exitcode; 1: any error, an organization that could not be read included.
+    """
+    # Imported here: `validate`, which runs in pre-commit hooks, should not pay for httpx.
+    import asyncio
+
+    from policysync import planfile
+    from policysync.endpoint import endpoint_from_env
+    from policysync.plan import plan_is_empty
+    from policysync.planning import Options, plan_live
+
+    settings = _settings(config, policies)
+    endpoint = endpoint_from_env(os.environ)
+    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
+    with _progress("reading live org policies") as progress:
+        run = asyncio.run(plan_live(settings, endpoint, options, progress))
+    if run.report.diagnostics:
+        click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
+    if run.plan is None:
+        return EXIT_ERROR
+    click.echo(PLAN_RENDERERS[fmt](run.plan))
+    if out is not None:
+        planfile.save(run.plan, out)
+        click.echo(f"Saved the plan to {out}.", err=True)
+    if run.plan.summary.failed:
+        return EXIT_ERROR
+    return EXIT_CHANGES if detailed_exitcode and not plan_is_empty(run.plan) else EXIT_OK
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+
+        def start(total: int) -> Callable[[int], None]:
+            bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+            return bar.update
+
+        yield start
+
+
+def _settings(config: Path | None, policies: Path | None) -> Settings:
+    settings = load_settings(config or find_config(Path()))
+    if policies is not None:
+        settings = settings.model_copy(update={"policies": str(policies)})
+    return settings
 
 
 def _latency(value: str | None) -> tuple[float, float]:

@@ -1,0 +1,365 @@
+"""The Stytch B2B RBAC API as policysync speaks it (the wire contract: stytch-api.md).
+
+Every attempt of every request first takes one of `parallelism` slots (the size of the
+keep-alive pool too, so no request ever waits for a connection), then passes the rate
+limiter: the moment it leaves the limiter is the moment it starts. Answers 429 and 5xx,
+timeouts and connection faults are retried with backoff; GET, PUT and search are all
+safe to send twice (PUT replaces the whole org policy, so a repeat changes nothing).
+Success is exactly 200. Whatever failed is raised as a StytchError naming the
+organization, with the secret scrubbed from every text that came from elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from policysync import __version__
+from policysync.endpoint import Endpoint
+from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
+from policysync.models import OrgPolicy, ProjectPolicy
+from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
+
+USER_AGENT = f"policysync/{__version__}"
+POLICY_PATH = "/v1/b2b/rbac/policy"
+ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
+SEARCH_PATH = "/v1/b2b/organizations/search"
+DEFAULT_BACKOFF = Backoff()
+
+# Faults that may pass: a refused, reset or dropped connection, a slow answer. Not among
+# them: an unsupported URL scheme or a request httpx cannot even write.
+RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+# What to do about an error, by error_type (the default: read Stytch's message).
+HINTS = {
+    "unauthorized_credentials": "check STYTCH_PROJECT_ID and STYTCH_SECRET (and STYTCH_BASE_URL)",
+    "enterprise_endpoint": "org-specific RBAC policies are in private beta: ask Stytch "
+    "support to enable them for this project",
+    "organization_not_found": "check the organization's id, slug or external id",
+    "too_many_requests": "lower --rate-limit",
+    "unexpected_response": "check STYTCH_BASE_URL; if it is right, this policysync may be "
+    "older than Stytch's API: upgrade it",
+    "timeout": "check STYTCH_BASE_URL and the network, or try again later",
+    "connection_error": "check STYTCH_BASE_URL and the network, or try again later",
+}
+
+
+def _org_policy_input(raw: Any) -> Any:
+    """Stytch may omit (or send null for) empty lists and empty descriptions."""
+    if raw is None:
+        return {"roles": []}
+    roles = (raw.get("roles") or []) if isinstance(raw, dict) else None
+    if not isinstance(roles, list):
+        return raw  # for the model to report
+    return {**raw, "roles": [_role_input(role) for role in roles]}
+
+
+def _custom_roles_input(roles: Any) -> Any:
+    """An Organization's `custom_roles` are the roles of its org policy."""
+    return _org_policy_input({"roles": roles})
+
+
+def _role_input(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    permissions = raw.get("permissions") or []
+    if isinstance(permissions, list):
+        permissions = [
+            {**p, "actions": p.get("actions") or []} if isinstance(p, dict) else p
+            for p in permissions
+        ]
+    return {**raw, "description": raw.get("description") or "", "permissions": permissions}
+
+
+LenientOrgPolicy = Annotated[OrgPolicy, BeforeValidator(_org_policy_input)]
+
+
+class Organization(BaseModel):
+    """An organization as search returns it, reduced to what policysync uses. Unknown
+    fields are ignored (an Organization carries dozens of settings); unknown fields in
+    its roles are not: a PUT would delete what policysync cannot represent."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    organization_id: str
+    organization_name: str = ""
+    organization_slug: str
+    organization_external_id: str | None = None
+    org_policy: Annotated[OrgPolicy, BeforeValidator(_custom_roles_input)] = Field(
+        default=OrgPolicy(roles=()), validation_alias="custom_roles"
+    )
+
+
+class _Answer(BaseModel):
+    """A success body, of which only the fields named are read (not `request_id`,
+    `status_code`, nor whatever Stytch adds to its envelopes later)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class _PolicyAnswer(_Answer):
+    policy: ProjectPolicy
+
+
+class _OrgPolicyAnswer(_Answer):
+    org_policy: LenientOrgPolicy
+
+
+class _ResultsMetadata(_Answer):
+    next_cursor: str | None = None
+
+
+class _SearchAnswer(_Answer):
+    organizations: tuple[Organization, ...]
+    results_metadata: _ResultsMetadata
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+Outcome = httpx.Response | httpx.TransportError
+
+
+class StytchClient:
+    """An async Stytch client; use it as `async with StytchClient(endpoint) as client:`.
+
+    `rate_limit` is a ceiling in requests per second (None: none); `transport`, `rng`,
+    `sleep` and `clock` are for tests (an in-process ASGI app, reproducible jitter, a
+    fake clock).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        parallelism: int = 16,
+        rate_limit: float | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if parallelism < 1:
+            raise UsageError(f"parallelism must be at least 1, not {parallelism}")
+        if rate_limit is not None and not rate_limit > 0:
+            raise UsageError(f"a rate limit must be above 0 requests per second, not {rate_limit}")
+        secret = endpoint.secret.get_secret_value()
+        self._http = httpx.AsyncClient(
+            base_url=endpoint.base_url,
+            auth=(endpoint.project_id, secret),
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
+            transport=transport,
+        )
+        self._base_url = endpoint.base_url
+        self._redact = _redactor(endpoint.project_id, secret)
+        self._slots = asyncio.Semaphore(parallelism)
+        self._limiter = (
+            None if rate_limit is None else RateLimiter.per_second(rate_limit, clock, sleep)
+        )
+        self._backoff = backoff
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+    async def __aenter__(self) -> StytchClient:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(kind, value, traceback)
+
+    # The API --------------------------------------------------------------------------
+
+    async def project_policy(self) -> ProjectPolicy:
+        """GET /v1/b2b/rbac/policy."""
+        return (await self._call(_PolicyAnswer, "GET", POLICY_PATH)).policy
+
+    async def get_org_policy(self, organization_id: str) -> OrgPolicy:
+        """The org policy of an organization named by its id, slug or external id."""
+        path = ORG_POLICY_PATH + _segment(organization_id)
+        return (await self._call(_OrgPolicyAnswer, "GET", path, organization_id)).org_policy
+
+    async def set_org_policy(self, organization_id: str, policy: OrgPolicy) -> OrgPolicy:
+        """Replace every org-specific role of the organization; returns what Stytch stored."""
+        path = ORG_POLICY_PATH + _segment(organization_id)
+        body = {"org_policy": policy.model_dump(mode="json")}
+        answer = await self._call(_OrgPolicyAnswer, "PUT", path, organization_id, body)
+        return answer.org_policy
+
+    async def search_organizations(self, limit: int = 1000) -> AsyncIterator[Organization]:
+        """Every organization of the project, `limit` per page, in Stytch's order."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            body: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+            answer = await self._call(_SearchAnswer, "POST", SEARCH_PATH, body=body)
+            for organization in answer.organizations:
+                yield organization
+            cursor = answer.results_metadata.next_cursor
+            if not cursor:
+                return
+            if cursor in seen:  # a server bug would otherwise be an endless loop
+                message = "organization search returned a cursor a second time"
+                raise self._api_error(200, "unexpected_response", message, None, None)
+            seen.add(cursor)
+
+    # Requests, retries, errors --------------------------------------------------------
+
+    async def _call(
+        self,
+        answer: type[AnswerT],
+        method: str,
+        path: str,
+        organization_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> AnswerT:
+        """Send until a 200 comes or retrying is no longer worth it; parse the 200."""
+        failures = 0
+        while True:
+            outcome = await self._attempt(method, path, body)
+            if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
+                return self._parse(answer, outcome, organization_id)
+            failures += 1
+            delay = self._retry_delay(outcome, failures)
+            if delay is None:
+                raise self._failure(outcome, method, path, organization_id, failures)
+            await self._sleep(delay)
+
+    async def _attempt(self, method: str, path: str, body: dict[str, Any] | None) -> Outcome:
+        async with self._slots:  # a slot first: a request queued for a slot has not started
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                return await self._http.request(method, path, json=body)
+            except httpx.TransportError as exc:
+                return exc
+
+    def _retry_delay(self, outcome: Outcome, failures: int) -> float | None:
+        if isinstance(outcome, httpx.Response):
+            if outcome.status_code != 429 and outcome.status_code < 500:
+                return None
+            return self._backoff.delay(failures, self._rng, _retry_after(outcome))
+        if isinstance(outcome, RETRYABLE_TRANSPORT):
+            return self._backoff.delay(failures, self._rng, None)
+        return None
+
+    def _parse(
+        self, answer: type[AnswerT], response: httpx.Response, organization_id: str | None
+    ) -> AnswerT:
+        try:
+            return answer.model_validate_json(response.content)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in error["loc"]) or "the body"
+            message = f"a 200 answer policysync cannot read: {where}: {error['msg']}"
+            request_id = _json_object(response).get("request_id")
+            raise self._api_error(
+                200, "unexpected_response", message, request_id, organization_id
+            ) from None
+
+    def _failure(
+        self, outcome: Outcome, method: str, path: str, organization_id: str | None, failures: int
+    ) -> StytchError:
+        after = f" (gave up after {failures} attempts)" if failures > 1 else ""
+        if isinstance(outcome, httpx.Response):
+            return self._answer_error(outcome, organization_id, after)
+        kind = "timeout" if isinstance(outcome, httpx.TimeoutException) else "connection_error"
+        detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
+        message = f"no answer from {self._base_url} to {method} {path}: {detail}{after}"
+        return StytchTransportError(
+            None, kind, self._redact(message), None, organization_id, HINTS[kind]
+        )
+
+    def _answer_error(
+        self, response: httpx.Response, organization_id: str | None, after: str
+    ) -> StytchApiError:
+        """Stytch's error body; or, when something else answered, what it said."""
+        status, body = response.status_code, _json_object(response)
+        error_type, message = body.get("error_type"), body.get("error_message")
+        if isinstance(error_type, str) and isinstance(message, str):
+            retry_after = _retry_after(response)
+            if retry_after is not None and retry_after > self._backoff.max_retry_after:
+                after = f" (asked to retry after {retry_after:g} s: too long to wait)"
+            request_id = body.get("request_id")
+            return self._api_error(status, error_type, message + after, request_id, organization_id)
+        text = f"HTTP {status} {response.reason_phrase}, not a Stytch answer"
+        if response.headers.get("location"):
+            text += f" (redirected to {response.headers['location']})"
+        snippet = " ".join(response.text[:200].split())
+        text += (f": {snippet!r}" if snippet else "") + after
+        return self._api_error(status, "unexpected_response", text, None, organization_id)
+
+    def _api_error(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        request_id: Any,
+        organization_id: str | None,
+    ) -> StytchApiError:
+        """The error, with every text that came from the server scrubbed of the secret."""
+        return StytchApiError(
+            status,
+            self._redact(error_type),
+            self._redact(message),
+            self._redact(request_id) if isinstance(request_id, str) else None,
+            organization_id,
+            HINTS.get(error_type, "server error: try again later" if status >= 500 else ""),
+        )
+
+
+def _segment(value: str) -> str:
+    """A path segment: percent-encoded with nothing kept safe (`/` is `%2F`). A segment
+    of dots is encoded too, or URL normalization would resolve it (`..` is the parent)."""
+    if not value:
+        raise UsageError("an organization id, slug or external id cannot be empty")
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds; None when absent or an HTTP date (the backoff applies)."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; {} for anything else."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _redactor(project_id: str, secret: str) -> Callable[[str], str]:
+    """A function removing the secret from a text, raw or as it travels (Basic auth's
+    base64, percent-encoding), for texts made elsewhere: server answers, httpx errors."""
+    token = base64.b64encode(f"{project_id}:{secret}".encode()).decode()
+    # Longest first: a shorter form may be part of a longer one.
+    forms = sorted({secret, token, quote(secret, safe=""), quote(token, safe="")}, key=len)[::-1]
+
+    def redact(text: str) -> str:
+        for form in forms:
+            text = text.replace(form, "***")
+        return text
+
+    return redact

@@ -1,0 +1,118 @@
+"""`policysync plan`, as a function: validate, read live state, compare.
+
+The order matters: the project policy is read first (one request) because it is the
+authority the files are validated against; an invalid tree stops the run before any
+organization is read; only then are the managed organizations read, concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync import __version__
+from policysync.client import StytchClient
+from policysync.config import Settings
+from policysync.diagnostics import sort_diagnostics
+from policysync.endpoint import Endpoint
+from policysync.errors import StytchError, UsageError
+from policysync.git import head_state
+from policysync.loader import load_tree
+from policysync.models import OrgPolicy
+from policysync.plan import OrgError, Plan, make_plan
+from policysync.report import ValidationReport
+from policysync.selection import Shard, select
+from policysync.validate import validate_root
+
+Progress = Callable[[int], None]  # called with 1 for each organization read
+
+
+class PlanRun(NamedTuple):
+    plan: Plan | None  # None when the files are invalid
+    report: ValidationReport  # what validation found (warnings, or the errors that stopped it)
+
+
+class Options(NamedTuple):
+    only: Sequence[str] = ()
+    shard: Shard | None = None
+    parallelism: int = 16
+    rate_limit: float | None = None
+
+
+async def plan_live(
+    settings: Settings,
+    endpoint: Endpoint,
+    options: Options,
+    progress: Callable[[int], Progress] | None = None,
+    client: StytchClient | None = None,
+) -> PlanRun:
+    """Plan the managed organizations of `settings.policies` against live Stytch.
+    `progress(total)` is called once the total is known and returns the per-org callback."""
+    root = Path(settings.policies)
+    client = client or StytchClient(
+        endpoint, parallelism=options.parallelism, rate_limit=options.rate_limit
+    )
+    async with client:
+        live_project = await client.project_policy()
+        checked = validate_root(root, [], settings.limits, live_project)
+        report = ValidationReport.build(
+            sort_diagnostics(checked.diagnostics),
+            checked.files_checked,
+            checked.organizations,
+            strict=False,
+        )
+        if not report.valid:
+            return PlanRun(None, report)
+        desired = {o.document.organization_id: o for o in load_tree(root, settings.limits).orgs}
+        unknown = sorted(set(options.only) - desired.keys())
+        if unknown:
+            raise UsageError(
+                f"--org {', '.join(unknown)}: no file in {root / 'orgs'} manages "
+                f"{'this organization' if len(unknown) == 1 else 'these organizations'} "
+                "(give the organization_id as written in its file)"
+            )
+        ids = select(sorted(desired), options.only, options.shard)
+        tick = progress(len(ids)) if progress else None
+        live = await read_org_policies(client, ids, options.parallelism, tick)
+    git = head_state(root)
+    plan = make_plan(
+        (
+            (org_id, str(desired[org_id].path), desired[org_id].document.org_policy, live[org_id])
+            for org_id in ids
+        ),
+        project_id=endpoint.project_id,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        policysync_version=__version__,
+        git_commit=git.commit,
+        git_dirty=git.dirty,
+    )
+    return PlanRun(plan, report)
+
+
+async def read_org_policies(
+    client: StytchClient, ids: Sequence[str], parallelism: int, tick: Progress | None
+) -> dict[str, OrgPolicy | OrgError]:
+    """Each organization's live policy, or why it could not be read. A fixed pool of
+    workers (not a task per organization) keeps memory flat for tens of thousands."""
+    results: dict[str, OrgPolicy | OrgError] = {}
+    pending = iter(ids)
+
+    async def worker() -> None:
+        for org_id in pending:  # one shared iterator: each worker takes the next id
+            try:
+                results[org_id] = await client.get_org_policy(org_id)
+            except StytchError as exc:
+                results[org_id] = OrgError(
+                    status=exc.status,
+                    error_type=exc.error_type,
+                    message=exc.message,
+                    request_id=exc.request_id,
+                )
+            if tick is not None:
+                tick(1)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(ids))))))
+    return results

@@ -1,0 +1,774 @@
+"""The Stytch client against the emulator: in-process (httpx.ASGITransport), over loopback
+HTTP with injected faults, and against scripted answers (httpx.MockTransport) for what the
+emulator never says. Waits run on a fake clock wherever the test is not about real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from clientkit import (
+    PROJECT_ID,
+    SECRET,
+    TOKEN,
+    FakeClock,
+    Recorder,
+    assert_secret_free,
+    demo_seed,
+    demo_store,
+    endpoint,
+    most_in_one_window,
+)
+from starlette.types import ASGIApp
+
+from policysync import __version__
+from policysync.client import Organization, StytchClient
+from policysync.config import Limits
+from policysync.emulator.faults import FaultInjector, Faults
+from policysync.emulator.seed import Seed, SeedOrganization
+from policysync.emulator.server import EmulatorThread, build
+from policysync.emulator.store import Store
+from policysync.errors import StytchApiError, StytchTransportError, UsageError
+from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
+from policysync.pacing import Backoff
+
+SEED = demo_seed()
+ORGS = {o.organization_slug: o for o in SEED.organizations}
+ACME = ORGS["acme"]
+REQUEST_ID = re.compile(
+    r"request-id-test-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+FAST = Backoff(attempts=12, base=0.01, cap=0.2)  # for real faults, waited for real
+
+
+def app_of(store: Store, faults: Faults | None = None, **options: Any) -> ASGIApp:
+    return build(store, PROJECT_ID, SECRET, Limits(), faults, **options)
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: ASGIApp, **options: Any) -> AsyncIterator[StytchClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with StytchClient(endpoint(), transport=transport, **options) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """The app over real HTTP on 127.0.0.1; yields its base URL."""
+    with EmulatorThread(app) as emulator:
+        yield emulator.url
+
+
+def policy(
+    *role_ids: str, resource: str = "documents", actions: tuple[str, ...] = ("read",)
+) -> OrgPolicy:
+    permission = Permission(resource_id=resource, actions=actions)
+    return OrgPolicy(roles=tuple(Role(role_id=r, permissions=(permission,)) for r in role_ids))
+
+
+# Scripted answers ---------------------------------------------------------------------
+
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+def reply(status: int = 200, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
+    """An answer: `body` as JSON, or as it is when bytes or str."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, bytes | str):
+            return httpx.Response(status, content=body, headers=headers)
+        return httpx.Response(status, json=body, headers=headers)
+
+    return answer
+
+
+def fail(exc: Exception) -> Answer:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return answer
+
+
+def stytch_error(
+    status: int, error_type: str, request_id: str = "request-id-test-1"
+) -> dict[str, Any]:
+    return {
+        "status_code": status,
+        "request_id": request_id,
+        "error_type": error_type,
+        "error_message": f"{error_type} happened.",
+        "error_url": f"https://stytch.com/docs/api/errors/{status}#{error_type}",
+    }
+
+
+class Script:
+    """A MockTransport handler giving its answers in turn, the last one for ever after."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return answer(request)
+
+
+def scripted(script: Script, clock: FakeClock | None = None, **options: Any) -> StytchClient:
+    clock = clock or FakeClock()
+    transport = httpx.MockTransport(script)
+    return StytchClient(endpoint(), transport=transport, sleep=clock.sleep, clock=clock, **options)
+
+
+def run_scripted(script: Script, call: Callable[[StytchClient], Any], **options: Any) -> Any:
+    async def go() -> Any:
+        async with scripted(script, **options) as client:
+            return await call(client)
+
+    return asyncio.run(go())
+
+
+# Reading and writing, in-process ------------------------------------------------------
+
+
+def test_project_policy() -> None:
+    async def go() -> ProjectPolicy:
+        async with in_process(app_of(demo_store())) as client:
+            return await client.project_policy()
+
+    assert asyncio.run(go()) == SEED.policy
+
+
+def test_org_policy_by_id_slug_and_external_id() -> None:
+    keys = [ACME.organization_id, ACME.organization_slug, ACME.organization_external_id]
+    assert all(keys)
+
+    async def go() -> list[OrgPolicy]:
+        async with in_process(app_of(demo_store())) as client:
+            return [await client.get_org_policy(k) for k in keys if k]
+
+    assert asyncio.run(go()) == [ACME.org_policy] * 3
+
+
+def test_path_parameters_are_percent_encoded_with_nothing_safe() -> None:
+    odd = SeedOrganization(
+        organization_id="organization-test-odd",
+        organization_slug="..",
+        organization_external_id="eu/tenant 42?#%",
+        org_policy=policy("odd"),
+    )
+    store = demo_store(Seed(policy=SEED.policy, organizations=(*SEED.organizations, odd)))
+    recorder = Recorder(app_of(store))
+
+    async def go() -> list[OrgPolicy]:
+        async with in_process(recorder) as client:
+            return [await client.get_org_policy(k) for k in ("..", "eu/tenant 42?#%")]
+
+    assert asyncio.run(go()) == [odd.org_policy] * 2
+    script = Script(reply(body={"org_policy": {"roles": []}}))
+    run_scripted(script, lambda c: c.get_org_policy("eu/tenant 42?#%"))
+    assert (
+        script.requests[0].url.raw_path == b"/v1/b2b/rbac/organizations/eu%2Ftenant%2042%3F%23%25"
+    )
+
+
+def test_set_org_policy_replaces_every_role_and_returns_the_echo() -> None:
+    store = demo_store()
+    desired = policy("auditor", "reviewer")
+
+    async def go() -> tuple[OrgPolicy, OrgPolicy, OrgPolicy]:
+        async with in_process(app_of(store)) as client:
+            echoed = await client.set_org_policy("acme", desired)
+            read_back = await client.get_org_policy(ACME.organization_id)
+            emptied = await client.set_org_policy("acme", OrgPolicy(roles=()))
+            return echoed, read_back, emptied
+
+    echoed, read_back, emptied = asyncio.run(go())
+    assert echoed == read_back == desired
+    assert emptied == OrgPolicy(roles=())
+    stored = store.find("acme")
+    assert stored is not None
+    assert json.loads(stored.org_policy) == {"roles": []}
+
+
+def test_search_pages_until_the_cursor_is_null() -> None:
+    recorder = Recorder(app_of(demo_store()))
+
+    async def go() -> list[Organization]:
+        async with in_process(recorder) as client:
+            return [o async for o in client.search_organizations(limit=2)]
+
+    found = asyncio.run(go())
+    assert len(recorder.arrivals) == 5  # 9 organizations, 2 a page
+    expected = sorted(SEED.organizations, key=lambda o: o.organization_id)
+    assert [
+        (o.organization_id, o.organization_slug, o.organization_external_id, o.org_policy)
+        for o in found
+    ] == [
+        (o.organization_id, o.organization_slug, o.organization_external_id, o.org_policy)
+        for o in expected
+    ]
+    assert [o.organization_name for o in found] == [o.organization_name for o in expected]
+
+
+def test_search_sends_limit_then_cursor_and_stops_a_cursor_loop() -> None:
+    def page(cursor: str | None) -> Answer:
+        org = {"organization_id": "o", "organization_slug": "s", "custom_roles": []}
+        meta = {"total": 3, "next_cursor": cursor}
+        return reply(body={"organizations": [org], "results_metadata": meta})
+
+    async def collect(client: StytchClient) -> list[Organization]:
+        return [o async for o in client.search_organizations(limit=7)]
+
+    script = Script(page("c1"), page("c2"), page(None))
+    assert len(run_scripted(script, collect)) == 3
+    bodies = [json.loads(r.content) for r in script.requests]
+    assert bodies == [{"limit": 7}, {"limit": 7, "cursor": "c1"}, {"limit": 7, "cursor": "c2"}]
+    assert {r.method for r in script.requests} == {"POST"}
+
+    with pytest.raises(StytchApiError, match="a cursor a second time") as caught:
+        run_scripted(Script(page("c1"), page("c1")), collect)
+    assert caught.value.error_type == "unexpected_response"
+
+
+def test_every_request_carries_the_headers_of_the_contract() -> None:
+    script = Script(
+        reply(body={"policy": SEED.policy.model_dump(mode="json")}),
+        reply(body={"org_policy": {"roles": []}}),
+        reply(body={"organizations": [], "results_metadata": {"next_cursor": None}}),
+    )
+
+    async def go(client: StytchClient) -> None:
+        await client.project_policy()
+        await client.set_org_policy("acme", policy("auditor"))
+        assert [o async for o in client.search_organizations()] == []
+
+    run_scripted(script, go)
+    assert [r.method for r in script.requests] == ["GET", "PUT", "POST"]
+    for request in script.requests:
+        assert request.headers["user-agent"] == f"policysync/{__version__}"
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["authorization"] == f"Basic {TOKEN}"
+    assert json.loads(script.requests[1].content) == {
+        "org_policy": {
+            "roles": [
+                {
+                    "role_id": "auditor",
+                    "description": "",
+                    "permissions": [{"resource_id": "documents", "actions": ["read"]}],
+                }
+            ]
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("org_policy", "expected"),
+    [
+        ({}, OrgPolicy(roles=())),
+        (None, OrgPolicy(roles=())),
+        ({"roles": None}, OrgPolicy(roles=())),
+        (
+            {
+                "roles": [
+                    {
+                        "role_id": "r",
+                        "permissions": [{"resource_id": "documents", "actions": ["read"]}],
+                    }
+                ]
+            },
+            policy("r"),
+        ),
+        (
+            {"roles": [{"role_id": "r", "description": None, "permissions": None}]},
+            OrgPolicy(roles=(Role(role_id="r", permissions=()),)),
+        ),
+    ],
+)
+def test_omitted_roles_and_descriptions_read_as_empty(org_policy: Any, expected: OrgPolicy) -> None:
+    script = Script(reply(body={"request_id": "r", "status_code": 200, "org_policy": org_policy}))
+    assert run_scripted(script, lambda c: c.get_org_policy("acme")) == expected
+    organization = {"organization_id": "o", "organization_slug": "s"}
+    roles = (org_policy or {}).get("roles")
+    organizations = [organization, {**organization, "custom_roles": roles}]
+    script = Script(
+        reply(body={"organizations": organizations, "results_metadata": {"next_cursor": None}})
+    )
+
+    async def collect(client: StytchClient) -> list[OrgPolicy]:
+        return [o.org_policy async for o in client.search_organizations()]
+
+    assert run_scripted(script, collect) == [OrgPolicy(roles=()), expected]
+
+
+def test_unknown_fields_in_roles_are_refused_not_dropped() -> None:
+    """A PUT replaces everything: policysync must not read what it could not write back."""
+    role = {"role_id": "r", "description": "", "permissions": [], "conditions": {"ip": "10/8"}}
+    body = {"request_id": "request-id-test-9", "org_policy": {"roles": [role]}}
+    with pytest.raises(StytchApiError) as caught:
+        run_scripted(Script(reply(body=body)), lambda c: c.get_org_policy("acme"))
+    error = caught.value
+    assert (error.status, error.error_type, error.request_id) == (
+        200,
+        "unexpected_response",
+        "request-id-test-9",
+    )
+    assert "org_policy.roles.0.conditions" in str(error)
+    assert "upgrade" in str(error)
+
+
+# Errors -------------------------------------------------------------------------------
+
+
+def duplicate_roles() -> OrgPolicy:
+    return OrgPolicy(roles=policy("twin").roles * 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "options", "status", "error_type", "organization"),
+    [
+        (lambda c: c.project_policy(), {"secret": "wrong"}, 401, "unauthorized_credentials", None),
+        (
+            lambda c: c.get_org_policy("acme"),
+            {"secret": "wrong"},
+            401,
+            "unauthorized_credentials",
+            "acme",
+        ),
+        (lambda c: c.get_org_policy("nobody"), {}, 404, "organization_not_found", "nobody"),
+        (
+            lambda c: c.set_org_policy("nobody", policy("r")),
+            {},
+            404,
+            "organization_not_found",
+            "nobody",
+        ),
+        (
+            lambda c: c.set_org_policy("acme", duplicate_roles()),
+            {},
+            400,
+            "rbac_role_duplicate",
+            "acme",
+        ),
+        (
+            lambda c: c.set_org_policy("acme", policy("r", resource="payroll")),
+            {},
+            400,
+            "invalid_permission_resource",
+            "acme",
+        ),
+        (
+            lambda c: c.set_org_policy("acme", policy("stytch_admin")),
+            {},
+            400,
+            "rbac_org_custom_roles_only",
+            "acme",
+        ),
+        (
+            lambda c: c.set_org_policy("acme", policy("r", actions=("read", "*"))),
+            {},
+            400,
+            "cannot_specify_wildcard_with_other_actions",
+            "acme",
+        ),
+        (
+            lambda c: c.get_org_policy("globex"),
+            {"disabled": True},
+            401,
+            "enterprise_endpoint",
+            "globex",
+        ),
+        (
+            lambda c: c.set_org_policy("globex", policy("r")),
+            {"disabled": True},
+            401,
+            "enterprise_endpoint",
+            "globex",
+        ),
+    ],
+)
+def test_api_errors_are_typed_with_the_request_id_and_the_organization(
+    call: Callable[[StytchClient], Any],
+    options: dict[str, Any],
+    status: int,
+    error_type: str,
+    organization: str | None,
+) -> None:
+    store = demo_store()
+    disabled = frozenset({"globex"}) if options.get("disabled") else frozenset()
+    recorder = Recorder(app_of(store, disabled_orgs=disabled))
+    before = store.dump()
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=recorder)
+        secret = options.get("secret", SECRET)
+        async with StytchClient(endpoint(secret=secret), transport=transport) as client:
+            await call(client)
+
+    with pytest.raises(StytchApiError) as caught:
+        asyncio.run(go())
+    error = caught.value
+    assert (error.status, error.error_type, error.organization_id) == (
+        status,
+        error_type,
+        organization,
+    )
+    assert error.request_id is not None
+    assert REQUEST_ID.fullmatch(error.request_id)
+    assert error.request_id in str(error)
+    assert str(error).startswith(
+        f"organization {organization}: " if organization else "Stytch answered"
+    )
+    assert len(recorder.arrivals) == 1  # a client error is not retried
+    assert store.dump() == before
+    assert_secret_free(error)
+
+
+def test_success_is_exactly_200() -> None:
+    for status in (201, 204, 302):
+        script = Script(reply(status, {"org_policy": {"roles": []}}, {"location": "https://x/"}))
+        with pytest.raises(StytchApiError) as caught:
+            run_scripted(script, lambda c: c.get_org_policy("acme"))
+        assert (caught.value.status, caught.value.error_type) == (status, "unexpected_response")
+        assert len(script.requests) == 1
+
+
+def test_an_answer_that_is_not_stytchs() -> None:
+    page = "<html><body><h1>404 Not Found</h1> nginx</body></html>"
+    with pytest.raises(StytchApiError) as caught:
+        run_scripted(Script(reply(404, page)), lambda c: c.get_org_policy("acme"))
+    error = caught.value
+    assert (error.status, error.error_type, error.request_id) == (404, "unexpected_response", None)
+    assert "HTTP 404 Not Found, not a Stytch answer" in str(error)
+    assert "nginx" in str(error)
+    assert "check STYTCH_BASE_URL" in str(error)
+
+    with pytest.raises(StytchApiError, match=re.escape("redirected to https://stytch.example/")):
+        run_scripted(
+            Script(reply(301, "", {"location": "https://stytch.example/"})),
+            lambda c: c.project_policy(),
+        )
+    with pytest.raises(StytchApiError, match="cannot read: the body: Invalid JSON") as unreadable:
+        run_scripted(Script(reply(200, "OK")), lambda c: c.project_policy())
+    assert unreadable.value.status == 200
+
+
+def test_a_secret_echoed_by_a_server_or_in_httpx_errors_is_scrubbed() -> None:
+    """Whatever a proxy or httpx puts in a text, the secret does not reach an error."""
+    echo = f"Authorization: Basic {TOKEN} secret={SECRET}"
+    cases: list[Answer] = [
+        reply(502, echo),
+        reply(400, {**stytch_error(400, "bad_request"), "error_message": echo}),
+        reply(400, {**stytch_error(400, f"x{SECRET}"), "request_id": TOKEN}),
+        reply(301, "", {"location": f"https://{PROJECT_ID}:{SECRET}@elsewhere/"}),
+        fail(httpx.ConnectError(echo)),
+        fail(httpx.ReadTimeout(echo)),
+        fail(httpx.UnsupportedProtocol(echo)),
+    ]
+    for answer in cases:
+        with pytest.raises((StytchApiError, StytchTransportError)) as caught:
+            run_scripted(Script(answer), lambda c: c.get_org_policy("acme"))
+        assert_secret_free(caught.value)
+        assert "***" in str(caught.value)
+
+
+# Retries ------------------------------------------------------------------------------
+
+
+def test_retry_after_is_a_floor_on_the_wait() -> None:
+    clock = FakeClock()
+    script = Script(
+        reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "3"}),
+        reply(503, stytch_error(503, "service_unavailable"), {"Retry-After": "2"}),
+        reply(body={"org_policy": {"roles": []}}),
+    )
+    result = run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    assert result == OrgPolicy(roles=())
+    assert len(script.requests) == 3
+    assert len(clock.sleeps) == 2
+    assert clock.sleeps[0] >= 3
+    assert clock.sleeps[1] >= 2
+
+
+def test_attempts_are_bounded_and_waits_capped() -> None:
+    clock = FakeClock()
+    script = Script(reply(500, stytch_error(500, "internal_server_error", "request-id-test-last")))
+    with pytest.raises(StytchApiError) as caught:
+        run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    error = caught.value
+    assert len(script.requests) == 6
+    assert len(clock.sleeps) == 5
+    assert all(0 <= wait <= 8.0 for wait in clock.sleeps)
+    assert (error.status, error.error_type, error.request_id) == (
+        500,
+        "internal_server_error",
+        "request-id-test-last",
+    )
+    assert "gave up after 6 attempts" in str(error)
+    assert "try again later" in str(error)
+
+
+def test_a_retry_after_too_long_to_wait_ends_the_retries() -> None:
+    clock = FakeClock()
+    script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "3600"}))
+    with pytest.raises(StytchApiError, match="asked to retry after 3600 s") as caught:
+        run_scripted(script, lambda c: c.project_policy(), clock=clock)
+    assert caught.value.status == 429
+    assert len(script.requests) == 1
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "error_type"),
+    [
+        (httpx.ConnectError("refused"), "connection_error"),
+        (httpx.ReadError("reset"), "connection_error"),
+        (httpx.RemoteProtocolError("server disconnected"), "connection_error"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+        (httpx.ConnectTimeout("slow"), "timeout"),
+    ],
+)
+def test_transport_faults_are_retried_then_raised(exc: Exception, error_type: str) -> None:
+    clock = FakeClock()
+    script = Script(fail(exc))
+    with pytest.raises(StytchTransportError) as caught:
+        run_scripted(script, lambda c: c.set_org_policy("acme", policy("r")), clock=clock)
+    error = caught.value
+    assert len(script.requests) == 6
+    assert (error.status, error.error_type, error.request_id, error.organization_id) == (
+        None,
+        error_type,
+        None,
+        "acme",
+    )
+    assert str(error).startswith(
+        f"organization acme: {error_type}: no answer from http://127.0.0.1/"
+    )
+    assert "gave up after 6 attempts" in str(error)
+    assert_secret_free(error)
+
+
+def test_faults_that_do_not_pass_are_not_retried() -> None:
+    script = Script(fail(httpx.UnsupportedProtocol("no")))
+    with pytest.raises(StytchTransportError):
+        run_scripted(script, lambda c: c.project_policy())
+    assert len(script.requests) == 1
+
+
+def test_retries_recover() -> None:
+    script = Script(
+        fail(httpx.ConnectError("refused")),
+        reply(502, "Bad Gateway"),
+        reply(429, stytch_error(429, "too_many_requests")),
+        reply(body={"org_policy": policy("r").model_dump(mode="json")}),
+    )
+    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert [r.method for r in script.requests] == ["PUT"] * 4  # PUT replaces: safe to resend
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(UsageError, match="parallelism"):
+        StytchClient(endpoint(), parallelism=0)
+    with pytest.raises(UsageError, match="rate limit"):
+        StytchClient(endpoint(), rate_limit=0)
+    with pytest.raises(UsageError, match="cannot be empty"):
+        run_scripted(Script(reply()), lambda c: c.get_org_policy(""))
+
+
+# Pacing -------------------------------------------------------------------------------
+
+
+def test_rate_limit_on_a_fake_clock_reaches_the_ceiling_and_never_passes_it() -> None:
+    clock = FakeClock()
+    recorder = Recorder(app_of(demo_store()), clock)
+
+    async def go() -> list[OrgPolicy]:
+        async with in_process(recorder, rate_limit=10, sleep=clock.sleep, clock=clock) as client:
+            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(35)))
+
+    assert asyncio.run(go()) == [ACME.org_policy] * 35
+    assert len(recorder.arrivals) == 35
+    assert most_in_one_window(recorder.arrivals) == 10
+    assert recorder.arrivals[-1] - recorder.arrivals[0] == pytest.approx(3 * 1.05)
+
+
+def test_rate_limit_over_http_never_draws_a_429() -> None:
+    """The emulator limiting to the same R per wall-clock second refuses nothing, and no
+    one-second window at the server holds more than R arrivals.
+
+    Two in flight, not more: here the server shares the test's process, and the GIL makes
+    a queue of concurrent arrivals wait for each other (up to ~70 ms on a loaded machine,
+    more than the limiter's guard), so arrival times would stop telling start times.
+    The fake-clock test above checks the limiter at full parallelism, exactly.
+    """
+    rate, count = 10, 21
+    injector = app_of(demo_store(), Faults(rate_limit=rate))
+    assert isinstance(injector, FaultInjector)
+    recorder = Recorder(injector)
+
+    async def go(url: str) -> list[OrgPolicy]:
+        options: dict[str, Any] = {"rate_limit": rate, "parallelism": 2, "backoff": Backoff(1)}
+        async with StytchClient(endpoint(url), **options) as client:
+            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(count)))
+
+    with serving(recorder) as url:
+        start = time.monotonic()
+        assert asyncio.run(go(url)) == [ACME.org_policy] * count
+        elapsed = time.monotonic() - start
+    assert injector.stats["429"] == 0
+    assert set(recorder.statuses) == {200}
+    assert most_in_one_window(recorder.arrivals) == rate
+    assert elapsed >= 2 * 1.05  # 21 requests at 10 a second: two waits for a window
+
+
+def test_parallelism_bounds_requests_in_flight_and_connections() -> None:
+    recorder = Recorder(app_of(demo_store(), Faults(latency_ms=(40, 40))))
+
+    async def go(url: str) -> list[OrgPolicy]:
+        async with StytchClient(endpoint(url), parallelism=4) as client:
+            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(24)))
+
+    with serving(recorder) as url:
+        assert asyncio.run(go(url)) == [ACME.org_policy] * 24
+    assert recorder.max_in_flight == 4
+    assert len(recorder.connections) <= 4  # kept alive and reused
+
+
+def test_retry_after_over_http() -> None:
+    injector = app_of(demo_store(), Faults(rate_limit=2))
+    recorder = Recorder(injector)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    async def go(url: str) -> list[OrgPolicy]:
+        async with StytchClient(endpoint(url), parallelism=1, sleep=sleep) as client:
+            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(3)))
+
+    with serving(recorder) as url:
+        if time.time() % 1.0 > 0.7:  # three requests in one window: the third is refused
+            time.sleep(1.0 - time.time() % 1.0)
+        assert asyncio.run(go(url)) == [ACME.org_policy] * 3
+    assert recorder.statuses[429] == len(recorder.retry_afters) == len(waits) >= 1
+    assert all(wait >= asked for wait, asked in zip(waits, recorder.retry_afters, strict=True))
+
+
+# Faults over real HTTP ----------------------------------------------------------------
+
+# The 5xx and drops a seed gives are the same in every run (the injector draws them in
+# arrival order, whatever that order is). The 429s are certain too: the 27 concurrent
+# reads of org policies arrive within a second, so within two of the server's windows,
+# which accept 2 * 12 of them at most.
+FAULTS = Faults(rate_limit=12, error_rate=0.25, drop_rate=0.15, seed=11)
+Snapshot = tuple[ProjectPolicy, list[Organization], dict[str, OrgPolicy]]
+
+
+async def read_everything(client: StytchClient) -> Snapshot:
+    """The project policy, every organization, and every org policy by each of its names."""
+    project = await client.project_policy()
+    organizations = [o async for o in client.search_organizations(limit=2)]
+    keys = [
+        key
+        for o in organizations
+        for key in (o.organization_id, o.organization_slug, o.organization_external_id)
+        if key
+    ]
+    policies = await asyncio.gather(*(client.get_org_policy(key) for key in keys))
+    return project, organizations, dict(zip(keys, policies, strict=True))
+
+
+def test_reads_under_faults_equal_a_clean_read() -> None:
+    snapshots: list[Snapshot] = []
+    for faults in (None, FAULTS):
+        app = app_of(demo_store(), faults)
+        with serving(app) as url:
+
+            async def go(url: str = url) -> Snapshot:
+                async with StytchClient(endpoint(url), backoff=FAST) as client:
+                    return await read_everything(client)
+
+            snapshots.append(asyncio.run(go()))
+        if isinstance(app, FaultInjector):
+            kinds = ("429", "5xx", "dropped_before", "dropped_after")
+            assert all(app.stats[k] > 0 for k in kinds), app.stats
+    clean, faulty = snapshots
+    assert faulty == clean
+    project, organizations, policies = clean
+    assert project == SEED.policy
+    assert len(organizations) == len(SEED.organizations)
+    assert {k: p for k, p in policies.items() if k in ORGS} == {
+        s: o.org_policy for s, o in ORGS.items()
+    }
+
+
+def test_writes_under_faults_end_where_clean_writes_do() -> None:
+    """Dropped after handling or before: a retried PUT ends in the same state."""
+    organizations = SEED.organizations
+    rotated = [o.org_policy for o in organizations[1:] + organizations[:1]]
+    states = []
+    for faults in (None, FAULTS):
+        store = demo_store()
+        with serving(app_of(store, faults)) as url:
+
+            async def go(url: str = url) -> list[OrgPolicy]:
+                async with StytchClient(endpoint(url), backoff=FAST) as client:
+                    writes = (
+                        client.set_org_policy(o.organization_slug, p)
+                        for o, p in zip(organizations, rotated, strict=True)
+                    )
+                    return await asyncio.gather(*writes)
+
+            assert asyncio.run(go()) == rotated
+        states.append(store.dump())
+        store.close()
+    assert states[0] == states[1]
+    assert [o.org_policy for o in states[0].organizations] != [o.org_policy for o in organizations]
+
+
+def test_no_server_is_a_transport_error() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    clock = FakeClock()
+
+    async def go() -> None:
+        async with StytchClient(endpoint(url), sleep=clock.sleep) as client:
+            await client.get_org_policy("acme")
+
+    expected = f"organization acme: connection_error: no answer from {url}"
+    with pytest.raises(StytchTransportError, match=re.escape(expected)) as caught:
+        asyncio.run(go())
+    assert len(clock.sleeps) == 5
+    assert "check STYTCH_BASE_URL and the network" in str(caught.value)
+    assert_secret_free(caught.value)
+
+
+def test_a_slow_server_is_a_timeout() -> None:
+    clock = FakeClock()
+
+    async def go(url: str) -> None:
+        options: dict[str, Any] = {
+            "timeout": 0.05,
+            "backoff": Backoff(attempts=2),
+            "sleep": clock.sleep,
+        }
+        async with StytchClient(endpoint(url), **options) as client:
+            await client.project_policy()
+
+    slow = app_of(demo_store(), Faults(latency_ms=(300, 300)))
+    with serving(slow) as url, pytest.raises(StytchTransportError) as caught:
+        asyncio.run(go(url))
+    assert caught.value.error_type == "timeout"
+    assert "ReadTimeout" in str(caught.value)
+    assert len(clock.sleeps) == 1

@@ -1,0 +1,220 @@
+"""`policysync plan` end to end: the CLI against the emulator over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from policysync import planfile
+from policysync.cli import main
+from policysync.config import Limits
+from policysync.emulator.faults import Faults
+from policysync.emulator.seed import Seed
+from policysync.emulator.server import EmulatorThread, build
+from policysync.emulator.store import Store
+from policysync.errors import UsageError
+from policysync.models import OrgPolicy
+from policysync.plan import fingerprint
+
+ROOT = Path(__file__).parent.parent
+SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
+PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
+SECRET = "secret-test-plan-cli-Zm9vYmFyYmF6"
+
+
+class Counting:
+    """An ASGI wrapper recording the path of every request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+def serve(monkeypatch: pytest.MonkeyPatch, faults: Faults | None = None) -> tuple[Any, Counting]:
+    store = Store()
+    store.load(SEED)
+    app = Counting(build(store, PROJECT_ID, SECRET, Limits(), faults))
+    emulator = EmulatorThread(app)
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("STYTCH_SECRET", SECRET)
+    monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+    return emulator, app
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def live(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
+    emulator, app = serve(monkeypatch)
+    with emulator:
+        yield app
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert isinstance(exited.value.code, int)
+    return exited.value.code, out, err
+
+
+def test_text_plan_of_the_demo(live: Counting, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["plan"], capsys)
+    assert code == 0, err
+    assert "organization acme (organization-test-07971b06" in out
+    assert "  - role legacy-admin" in out
+    assert out.strip().splitlines()[-1] == (
+        "Plan: 2 to add, 2 to change, 1 to destroy, in 4 of 7 organizations."
+    )
+    assert err == ""
+    assert run(["plan", "--detailed-exitcode"], capsys)[0] == 2
+    code, out, _ = run(["plan", "--detailed-exitcode", "--org", "globex"], capsys)
+    assert (code, out.strip()) == (0, "No changes. 1 organization matches its file.")
+    # unmanaged organizations (cyberdyne, soylent) are never read
+    assert not [p for p in live.paths if p.endswith(("cyberdyne", "soylent"))]
+
+
+def test_json_plan_matches_its_schema_and_live_fingerprints(
+    live: Counting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["plan", "--format", "json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    jsonschema.validate(document, json.loads((ROOT / "schemas" / "plan.schema.json").read_text()))
+    assert document["project_id"] == PROJECT_ID
+    by_id = {o.organization_id: o for o in SEED.organizations}
+    for org in document["organizations"]:
+        seeded = next(
+            s
+            for s in by_id.values()
+            if org["organization_id"]
+            in (s.organization_id, s.organization_slug, s.organization_external_id)
+        )
+        assert org["prior_fingerprint"] == fingerprint(seeded.org_policy)
+        assert OrgPolicy.model_validate(org["prior"]) == seeded.org_policy
+
+
+def test_saved_plan_has_a_checksum_and_is_refused_when_edited(
+    live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = workdir / "plan.json"
+    code, _, err = run(["plan", "--out", str(out_file)], capsys)
+    assert code == 0
+    assert f"Saved the plan to {out_file}." in err
+    plan = planfile.load(out_file, PROJECT_ID)
+    assert plan.summary.changed == 4
+    with pytest.raises(UsageError, match="made for project"):
+        planfile.load(out_file, "project-test-other")
+    out_file.write_text(out_file.read_text().replace('"delete"', '"create"', 1))
+    with pytest.raises(UsageError, match="checksum mismatch"):
+        planfile.load(out_file, PROJECT_ID)
+
+
+def test_an_invalid_tree_stops_the_plan_before_any_organization_is_read(
+    live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acme = workdir / "policies" / "orgs" / "acme.json"
+    acme.write_text(acme.read_text().replace('"approve"', '"aprove"'))
+    code, out, err = run(["plan"], capsys)
+    assert code == 1
+    assert out == ""
+    assert "error[action-unknown]" in err
+    assert live.paths == ["/v1/b2b/rbac/policy"]
+
+
+def test_an_unknown_organization_does_not_hide_the_rest(
+    live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ghost = {"organization_id": "ghost-org", "org_policy": {"roles": []}}
+    (workdir / "policies" / "orgs" / "ghost.json").write_text(json.dumps(ghost))
+    code, out, _ = run(["plan"], capsys)
+    assert code == 1
+    assert "! organization ghost (ghost-org): organization_not_found" in out
+    assert "organization acme (" in out
+    assert "1 could not be planned" in out
+
+
+def test_shards_partition_the_organizations(
+    live: Counting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+    for i in (1, 2, 3):
+        code, out, _ = run(["plan", "--format", "json", "--shard", f"{i}/3"], capsys)
+        assert code == 0
+        seen += [o["organization_id"] for o in json.loads(out)["organizations"]]
+    code, out, _ = run(["plan", "--format", "json"], capsys)
+    assert sorted(seen) == sorted(o["organization_id"] for o in json.loads(out)["organizations"])
+    code, _, err = run(["plan", "--shard", "4/3"], capsys)
+    assert code == 1
+    assert "write I/N" in err
+
+
+def test_the_secret_appears_nowhere(
+    live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = []
+    for fmt in ("text", "markdown", "json"):
+        outputs += run(["plan", "--format", fmt, "--out", str(workdir / f"{fmt}.json")], capsys)[1:]
+        outputs.append((workdir / f"{fmt}.json").read_text())
+    outputs += run(["plan", "--org", "nobody"], capsys)[1:]
+    assert all(SECRET not in text for text in outputs)
+    assert any(PROJECT_ID in text for text in outputs)
+
+
+def test_a_stale_project_snapshot_is_a_warning(
+    live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = workdir / "policies" / "project.json"
+    project.write_text(project.read_text().replace('"schedule"', '"schedule", "archive"'))
+    code, out, err = run(["plan"], capsys)
+    assert code == 0
+    assert "warning[project-stale]" in err
+    assert out.strip().endswith("in 4 of 7 organizations.")
+
+
+def test_missing_credentials_are_a_clear_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STYTCH_PROJECT_ID", raising=False)
+    monkeypatch.delenv("STYTCH_SECRET", raising=False)
+    code, out, err = run(["plan"], capsys)
+    assert code == 1
+    assert "STYTCH_PROJECT_ID" in err
+    assert "Traceback" not in out + err
+
+
+def test_faults_do_not_change_the_plan(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests: list[int] = []
+
+    def plan_json(faults: Faults | None) -> dict[str, Any]:
+        emulator, app = serve(monkeypatch, faults)
+        with emulator:
+            code, out, err = run(["plan", "--format", "json", "--parallelism", "4"], capsys)
+        assert code == 0, err
+        requests.append(len(app.paths))
+        document: dict[str, Any] = json.loads(out)
+        del document["created_at"]
+        return document
+
+    faulty = Faults(latency_ms=(0, 5), rate_limit=40, error_rate=0.3, drop_rate=0.1, seed=7)
+    assert plan_json(faulty) == plan_json(None)
+    assert requests[1] == 1 + 7  # the project policy, then each managed organization once
+    assert requests[0] > requests[1]  # the faulty run needed retries
