@@ -19,13 +19,26 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+DEMO_DIR := .policysync/demo
+
 demo: $(VENV)/.installed
-	@echo "== policysync validate policies    (the sample policies)"
+	@echo "== 1. policysync validate policies    (the sample policies)"
 	@$(PS) validate policies
 	@echo
-	@echo "== policysync validate tests/cases/sample-broken/policies    (a broken copy of them)"
+	@echo "== 2. policysync validate tests/cases/sample-broken/policies    (a broken copy of them)"
 	@$(PS) validate tests/cases/sample-broken/policies; status=$$?; \
 	  echo "exit code $$status: the broken copy is rejected, as intended"; test $$status -eq 1
+	@echo
+	@echo "== 3. policysync plan    (against the bundled emulator, seeded with policies/emulator-seed.json)"
+	@mkdir -p $(DEMO_DIR); \
+	  env -u STYTCH_PROJECT_ID -u STYTCH_SECRET -u STYTCH_BASE_URL \
+	    $(PS) emulator --port 0 --seed policies/emulator-seed.json > $(DEMO_DIR)/emulator.out 2>&1 & \
+	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT; \
+	  for i in $$(seq 200); do grep -q "STYTCH_SECRET=" $(DEMO_DIR)/emulator.out && break; sleep 0.1; done; \
+	  export $$(grep "^  STYTCH_" $(DEMO_DIR)/emulator.out | tr -d ' '); \
+	  echo "(emulator at $$STYTCH_BASE_URL)"; \
+	  $(PS) plan --detailed-exitcode; status=$$?; \
+	  echo "exit code $$status: 2 means changes are pending, as the seed intends"; test $$status -eq 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check policysync tests bench

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,15 @@ def test_faults_do_not_change_the_plan(
     assert plan_json(faulty) == plan_json(None)
     assert requests[1] == 1 + 7  # the project policy, then each managed organization once
     assert requests[0] > requests[1]  # the faulty run needed retries
+
+
+def test_a_progress_bar_only_on_a_terminal(
+    live: Counting, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["plan"], capsys)[2] == ""  # not a terminal: nothing on stderr
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(["plan"], capsys)
+    assert code == 0
+    assert "reading live org policies" in err
+    assert "100%" in err
+    assert "reading live" not in out
