@@ -34,6 +34,12 @@ class PlanRun(NamedTuple):
     plan: Plan | None  # None when the files are invalid
     report: ValidationReport  # what validation found (warnings, or the errors that stopped it)
 
+    def __repr__(self) -> str:
+        # Python 3.11's asyncio.run formats the finished task, result included, when it
+        # restores the Ctrl-C handler: a full repr of a large plan costs seconds.
+        summary = self.plan.summary if self.plan is not None else None
+        return f"PlanRun(plan summary={summary!r}, report valid={self.report.valid})"
+
 
 class Options(NamedTuple):
     only: Sequence[str] = ()
