@@ -35,6 +35,13 @@ config_option = click.option(
 )
 
 
+policies_option = click.option(
+    "--policies",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The policies folder [default: policies].",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policysync")
 def cli() -> None:
@@ -48,11 +55,7 @@ def cli() -> None:
 @cli.command(short_help="Check policy files offline: schemas, Stytch's rules, limits.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @config_option
-@click.option(
-    "--policies",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The policies folder [default: policies].",
-)
+@policies_option
 @click.option(
     "--format",
     "fmt",
@@ -84,11 +87,7 @@ def validate(
 
 @cli.command(short_help="Show what apply would change in live Stytch.")
 @config_option
-@click.option(
-    "--policies",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The policies folder [default: policies].",
-)
+@policies_option
 @click.option(
     "--format",
     "fmt",
