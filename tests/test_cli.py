@@ -12,19 +12,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 from casefiles import CASES, case_dirs
+from clirun import run
 
 from policysync.cli import main
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "policies"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert isinstance(exited.value.code, int)
-    return exited.value.code, out, err
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from clirun import run
 
 from policysync import planfile
-from policysync.cli import main
 from policysync.config import Limits
 from policysync.emulator.faults import Faults
 from policysync.emulator.seed import Seed
@@ -65,14 +65,6 @@ def live(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counting]:
     emulator, app = serve(monkeypatch)
     with emulator:
         yield app
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    out, err = capsys.readouterr()
-    assert isinstance(exited.value.code, int)
-    return exited.value.code, out, err
 
 
 def test_text_plan_of_the_demo(live: Counting, capsys: pytest.CaptureFixture[str]) -> None:
