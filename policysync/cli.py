@@ -143,7 +143,12 @@ def plan(
         click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
     if run.plan is None:
         return EXIT_ERROR
-    click.echo(PLAN_RENDERERS[fmt](run.plan))
+    if fmt == "json":  # in pieces: ~100 MB for 20,000 organizations
+        for chunk in run.plan.json_chunks():
+            click.echo(chunk, nl=False)
+        click.echo()
+    else:
+        click.echo(PLAN_RENDERERS[fmt](run.plan))
     if out is not None:
         planfile.save(run.plan, out)
         click.echo(f"Saved the plan to {out}.", err=True)

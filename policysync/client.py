@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -153,17 +155,38 @@ class StytchClient:
         if rate_limit is not None and not rate_limit > 0:
             raise UsageError(f"a rate limit must be above 0 requests per second, not {rate_limit}")
         secret = endpoint.secret.get_secret_value()
-        self._http = httpx.AsyncClient(
-            base_url=endpoint.base_url,
-            auth=(endpoint.project_id, secret),
-            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
-            transport=transport,
-        )
+        token = base64.b64encode(f"{endpoint.project_id}:{secret}".encode()).decode()
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        }
+        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._url = endpoint.base_url.rstrip("/")
+        # One httpx transport of one keep-alive connection per slot, not one pool of
+        # `parallelism` connections: httpcore scans every queued request against every
+        # connection of its pool on each request and each answer (O(P^2) per request,
+        # most of the CPU of a plan at P = 16); a pool of one has nothing to scan. The
+        # transports are used without an httpx.AsyncClient: policysync needs none of its
+        # redirects, cookies or auth flows, and skipping them halves the CPU per request.
+        if transport is None:
+            # One TLS context for all (loading the CA bundle takes ~30 ms); plain http,
+            # which only loopback may use, needs none.
+            https = endpoint.base_url.startswith("https://")
+            verify: ssl.SSLContext | bool = httpx.create_ssl_context() if https else False
+            one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            lanes: list[httpx.AsyncBaseTransport] = [
+                httpx.AsyncHTTPTransport(verify=verify, limits=one) for _ in range(parallelism)
+            ]
+        else:
+            lanes = [transport] * parallelism
+        self._transports = tuple(dict.fromkeys(lanes))  # each one once, to open and close
+        self._lanes: asyncio.Queue[httpx.AsyncBaseTransport] = asyncio.Queue()
+        for lane in lanes:
+            self._lanes.put_nowait(lane)
+        self._stack = contextlib.AsyncExitStack()
         self._base_url = endpoint.base_url
         self._redact = _redactor(endpoint.project_id, secret)
-        self._slots = asyncio.Semaphore(parallelism)
         self._limiter = (
             None if rate_limit is None else RateLimiter.per_second(rate_limit, clock, sleep)
         )
@@ -172,7 +195,10 @@ class StytchClient:
         self._sleep = sleep
 
     async def __aenter__(self) -> StytchClient:
-        await self._http.__aenter__()
+        async with contextlib.AsyncExitStack() as stack:
+            for lane in self._transports:
+                await stack.enter_async_context(lane)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -181,7 +207,7 @@ class StytchClient:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._http.__aexit__(kind, value, traceback)
+        await self._stack.__aexit__(kind, value, traceback)
 
     # The API --------------------------------------------------------------------------
 
@@ -241,13 +267,37 @@ class StytchClient:
             await self._sleep(delay)
 
     async def _attempt(self, method: str, path: str, body: dict[str, Any] | None) -> Outcome:
-        async with self._slots:  # a slot first: a request queued for a slot has not started
+        lane = await self._lanes.get()  # a slot first: a request queued for one has not started
+        try:
             if self._limiter is not None:
                 await self._limiter.acquire()
-            try:
-                return await self._http.request(method, path, json=body)
-            except httpx.TransportError as exc:
-                return exc
+            return await self._send(lane, method, path, body)
+        except httpx.TransportError as exc:
+            return exc
+        finally:
+            self._lanes.put_nowait(lane)
+
+    async def _send(
+        self,
+        lane: httpx.AsyncBaseTransport,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        """One request, its answer read whole (and the connection free for the next)."""
+        request = httpx.Request(
+            method,
+            self._url + path,
+            headers=self._headers,
+            json=body,
+            extensions={"timeout": self._timeout},
+        )
+        response = await lane.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _retry_delay(self, outcome: Outcome, failures: int) -> float | None:
         if isinstance(outcome, httpx.Response):

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policysync.errors import UsageError
-from policysync.plan import Plan
+from policysync.plan import Plan, PlanDocument
 
 
 def checksum(document: dict[str, Any]) -> str:
@@ -26,9 +26,13 @@ def checksum(document: dict[str, Any]) -> str:
 
 
 def save(plan: Plan, path: Path) -> None:
-    document = plan.model_dump(mode="json")
-    document["checksum"] = checksum(document)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Write the plan with its checksum (to a temporary file first: a plan is never
+    half-written)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8", errors="surrogatepass") as out:
+        out.writelines(plan.json_chunks(plan.checksum()))
+        out.write("\n")
+    temporary.replace(path)
 
 
 def load(path: Path, project_id: str) -> Plan:
@@ -47,7 +51,7 @@ def load(path: Path, project_id: str) -> Plan:
             "make a new plan (policysync plan --out) and review it"
         )
     try:
-        plan = Plan.model_validate(document)
+        plan = Plan.of(PlanDocument.model_validate(document))
     except ValidationError as exc:
         raise UsageError(
             f"{path}: not a plan this policysync can read: {exc.errors()[0]['msg']}"

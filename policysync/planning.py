@@ -15,14 +15,14 @@ from typing import NamedTuple
 
 from policysync import __version__
 from policysync.client import StytchClient
-from policysync.config import Settings
+from policysync.config import Limits, Settings
 from policysync.diagnostics import sort_diagnostics
 from policysync.endpoint import Endpoint
 from policysync.errors import StytchError, UsageError
 from policysync.git import head_state
-from policysync.loader import load_tree
-from policysync.models import OrgPolicy
-from policysync.plan import OrgError, Plan, make_plan
+from policysync.loader import read_org_file
+from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.report import ValidationReport
 from policysync.selection import Shard, select
 from policysync.validate import validate_root
@@ -72,23 +72,21 @@ async def plan_live(
         )
         if not report.valid:
             return PlanRun(None, report)
-        desired = {o.document.organization_id: o for o in load_tree(root, settings.limits).orgs}
-        unknown = sorted(set(options.only) - desired.keys())
+        files = checked.files
+        unknown = sorted(set(options.only) - files.keys())
         if unknown:
             raise UsageError(
                 f"--org {', '.join(unknown)}: no file in {root / 'orgs'} manages "
                 f"{'this organization' if len(unknown) == 1 else 'these organizations'} "
                 "(give the organization_id as written in its file)"
             )
-        ids = select(sorted(desired), options.only, options.shard)
+        ids = select(sorted(files), options.only, options.shard)
         tick = progress(len(ids)) if progress else None
-        live = await read_org_policies(client, ids, options.parallelism, tick)
+        desired = Desired(files, root.resolve(), settings.limits)
+        entries = await plan_orgs(client, desired, ids, options.parallelism, tick)
     git = head_state(root)
-    plan = make_plan(
-        (
-            (org_id, str(desired[org_id].path), desired[org_id].document.org_policy, live[org_id])
-            for org_id in ids
-        ),
+    plan = assemble(
+        entries,
         project_id=endpoint.project_id,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         policysync_version=__version__,
@@ -98,27 +96,55 @@ async def plan_live(
     return PlanRun(plan, report)
 
 
-async def read_org_policies(
-    client: StytchClient, ids: Sequence[str], parallelism: int, tick: Progress | None
-) -> dict[str, OrgPolicy | OrgError]:
-    """Each organization's live policy, or why it could not be read. A fixed pool of
-    workers (not a task per organization) keeps memory flat for tens of thousands."""
-    results: dict[str, OrgPolicy | OrgError] = {}
+class Desired(NamedTuple):
+    """Where the policy files of the organizations are, to read each when needed."""
+
+    files: dict[str, Path]  # organization_id -> file
+    real_root: Path
+    limits: Limits
+
+    def document(self, organization_id: str) -> OrgPolicyFile:
+        path = self.files[organization_id]
+        document = read_org_file(path, self.real_root, self.limits)
+        if document is None or document.organization_id != organization_id:
+            raise UsageError(f"{path} changed during the plan: run it again")
+        return document
+
+
+async def read_live(client: StytchClient, organization_id: str) -> OrgPolicy | OrgError:
+    """The live policy of an organization, or why it could not be read."""
+    try:
+        return await client.get_org_policy(organization_id)
+    except StytchError as exc:
+        return OrgError(
+            status=exc.status,
+            error_type=exc.error_type,
+            message=exc.message,
+            request_id=exc.request_id,
+        )
+
+
+async def plan_orgs(
+    client: StytchClient,
+    desired: Desired,
+    ids: Sequence[str],
+    parallelism: int,
+    tick: Progress | None,
+) -> list[PlanEntry]:
+    """Each organization planned as soon as its live policy comes in, so that the
+    planning overlaps the waiting and only the plan's compact entries are kept. A fixed
+    pool of workers (not a task per organization) keeps memory flat."""
+    entries: list[PlanEntry] = []
     pending = iter(ids)
 
     async def worker() -> None:
         for org_id in pending:  # one shared iterator: each worker takes the next id
-            try:
-                results[org_id] = await client.get_org_policy(org_id)
-            except StytchError as exc:
-                results[org_id] = OrgError(
-                    status=exc.status,
-                    error_type=exc.error_type,
-                    message=exc.message,
-                    request_id=exc.request_id,
-                )
+            live = await read_live(client, org_id)
+            policy = desired.document(org_id).org_policy
+            file = str(desired.files[org_id])
+            entries.append(PlanEntry.of(plan_org(org_id, file, policy, live)))
             if tick is not None:
                 tick(1)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(ids))))))
-    return results
+    return entries

@@ -128,7 +128,7 @@ def _text_block(org: OrgPlan) -> str:
 
 
 def render_text(plan: Plan) -> str:
-    blocks = [_text_block(org) for org in plan.organizations if org.action != "no-op"]
+    blocks = [_text_block(org) for org in plan.changes]
     return "\n\n".join([*blocks, click.style(summary_line(plan), bold=True)])
 
 
@@ -176,8 +176,8 @@ def _left_out_note(left_out: list[OrgPlan]) -> str:
 def render_markdown(plan: Plan) -> str:
     """For a pull-request comment or a job summary: errors first, as they block an apply;
     then one collapsed block per changed organization, as many as GitHub accepts."""
-    errors = [org for org in plan.organizations if org.action == "error"]
-    changed = [org for org in plan.organizations if org.action == "update"]
+    errors = [org for org in plan.changes if org.action == "error"]
+    changed = [org for org in plan.changes if org.action == "update"]
     items = [error_line(org) for org in errors] + [_details(org) for org in changed]
     head = f"**{summary_line(plan)}**"
     shown = _fit([len(item) + 2 for item in items], MARKDOWN_LIMIT - len(head) - _MARKDOWN_RESERVE)
@@ -191,7 +191,8 @@ def render_markdown(plan: Plan) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    return plan.model_dump_json(indent=2)
+    """The JSON plan as one string; the CLI writes `plan.json_chunks()` one by one."""
+    return "".join(plan.json_chunks())
 
 
 PLAN_RENDERERS: dict[str, PlanRenderer] = {

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
-from policysync.plan import Plan
+from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -23,7 +23,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "org-policy": OrgPolicyFile,
     "project-policy": ProjectPolicyFile,
     "validate-report": ValidationReport,
-    "plan": Plan,
+    "plan": PlanDocument,
 }
 
 

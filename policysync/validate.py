@@ -116,6 +116,7 @@ class RootResult(NamedTuple):
     diagnostics: list[Diagnostic]
     files_checked: int
     organizations: int
+    files: dict[str, Path]  # organization_id -> the file that names it, of every root file
 
 
 def validate_root(
@@ -159,15 +160,16 @@ def validate_root(
     for result in results:
         diagnostics += result.diagnostics
     diagnostics += duplicate_organizations(results, real_root, limits)
+    files = {r.organization_id: r.path for r in results if r.organization_id is not None}
     if not selected:
         organizations = sum(1 for r in results if r.organization_id is not None)
-        return RootResult(diagnostics, len(targets) + project_exists, organizations)
+        return RootResult(diagnostics, len(targets) + project_exists, organizations, files)
     keep = {p.absolute() for p in selected} | {project_path.absolute()}
     diagnostics = [d for d in diagnostics if Path(d.file).absolute() in keep]
     organizations = sum(
         1 for r in results if r.organization_id is not None and r.path.absolute() in keep
     )
-    return RootResult(diagnostics, len({p.absolute() for p in selected}), organizations)
+    return RootResult(diagnostics, len({p.absolute() for p in selected}), organizations, files)
 
 
 def same_project(a: ProjectPolicy, b: ProjectPolicy) -> bool:

@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 from plancases import PLAN_CASES, case_state, check_golden, plan_case_dirs, plan_of
 
+from policysync import planfile
 from policysync.models import OrgPolicy, Permission, Role
-from policysync.plan import OrgError, OrgState, Plan
+from policysync.plan import OrgError, OrgState, Plan, PlanDocument
 from policysync.render_plan import (
     MARKDOWN_LIMIT,
     PLAN_RENDERERS,
@@ -69,7 +70,30 @@ def test_json_is_valid_against_the_published_schema_and_reads_back() -> None:
     plan = all_cases()
     doc = json.loads(render_json(plan))
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(doc)
-    assert Plan.model_validate(doc) == plan
+    document = PlanDocument.model_validate(doc)
+    assert Plan.of(document) == plan
+    assert document == plan.document()
+    assert doc == plan.document().model_dump(mode="json", exclude={"checksum"})
+
+
+def test_streamed_checksum_is_the_checksum_of_the_document() -> None:
+    """`Plan.checksum` hashes the canonical JSON piece by piece; it must equal what
+    `planfile.checksum` computes from the whole document (what `apply` checks)."""
+    plan = all_cases()
+    assert plan.checksum() == planfile.checksum(json.loads(render_json(plan)))
+    unicode = plan_of_policies((OrgPolicy(roles=(role("prüfer", "read"),)), SAME))
+    assert unicode.checksum() == planfile.checksum(json.loads(render_json(unicode)))
+    empty = plan_of([])
+    assert empty.checksum() == planfile.checksum(json.loads(render_json(empty)))
+    assert json.loads(render_json(empty))["organizations"] == []
+
+
+def test_organizations_without_changes_are_kept_as_json_only() -> None:
+    plan = plan_of_policies((SAME, SAME), (CHANGED, SAME), (SAME, error()))
+    assert [e.action for e in plan.entries] == ["no-op", "update", "error"]
+    assert [e.detail is None for e in plan.entries] == [True, False, False]
+    assert [o.organization_id for o in plan.changes] == ["org-1", "org-2"]
+    assert next(iter(plan.organizations)).prior == SAME  # made again from its JSON
 
 
 def test_live_values_cannot_forge_lines() -> None:
