@@ -29,7 +29,7 @@ demo: $(VENV)/.installed
 	@$(PS) validate tests/cases/sample-broken/policies; status=$$?; \
 	  echo "exit code $$status: the broken copy is rejected, as intended"; test $$status -eq 1
 	@echo
-	@echo "== 3. policysync plan    (against the bundled emulator, seeded with policies/emulator-seed.json)"
+	@echo "== 3. policysync plan --out    (against the bundled emulator, seeded with policies/emulator-seed.json)"
 	@mkdir -p $(DEMO_DIR); \
 	  env -u STYTCH_PROJECT_ID -u STYTCH_SECRET -u STYTCH_BASE_URL \
 	    $(PS) emulator --port 0 --seed policies/emulator-seed.json > $(DEMO_DIR)/emulator.out 2>&1 & \
@@ -37,8 +37,13 @@ demo: $(VENV)/.installed
 	  for i in $$(seq 200); do grep -q "STYTCH_SECRET=" $(DEMO_DIR)/emulator.out && break; sleep 0.1; done; \
 	  export $$(grep "^  STYTCH_" $(DEMO_DIR)/emulator.out | tr -d ' '); \
 	  echo "(emulator at $$STYTCH_BASE_URL)"; \
+	  $(PS) plan --detailed-exitcode --out $(DEMO_DIR)/plan.json; status=$$?; \
+	  echo "exit code $$status: 2 means changes are pending, as the seed intends"; test $$status -eq 2 || exit 1; \
+	  echo; echo "== 4. policysync apply $(DEMO_DIR)/plan.json --allow-delete    (the reviewed plan, journaled)"; \
+	  $(PS) apply $(DEMO_DIR)/plan.json --allow-delete --journal $(DEMO_DIR)/journal || exit 1; \
+	  echo; echo "== 5. policysync plan --detailed-exitcode    (again: live now matches the files)"; \
 	  $(PS) plan --detailed-exitcode; status=$$?; \
-	  echo "exit code $$status: 2 means changes are pending, as the seed intends"; test $$status -eq 2
+	  echo "exit code $$status: 0 means no changes"; test $$status -eq 0
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check policysync tests bench
@@ -56,7 +61,7 @@ test: lint typecheck unit
 schemas: $(VENV)/.installed
 	$(BIN)/python -m policysync.schemas --write
 
-# All three benchmarks run even when one misses its target; any miss fails the target.
+# All four benchmarks run even when one misses its target; any miss fails the target.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@status=0; \
@@ -66,6 +71,8 @@ bench: $(VENV)/.installed-dev
 	  $(BIN)/python bench/emulator_bench.py || status=1; \
 	  echo; echo "== bench/plan_bench.py"; \
 	  $(BIN)/python bench/plan_bench.py || status=1; \
+	  echo; echo "== bench/apply_bench.py"; \
+	  $(BIN)/python bench/apply_bench.py || status=1; \
 	  exit $$status
 
 clean:

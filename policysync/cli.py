@@ -12,18 +12,24 @@ import ipaddress
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from policysync import __version__
 from policysync.config import Settings, find_config, load_settings
-from policysync.errors import PolicysyncError
+from policysync.errors import PolicysyncError, UsageError
 from policysync.render import VALIDATE_RENDERERS
 from policysync.render_plan import PLAN_RENDERERS
 from policysync.selection import Shard
 from policysync.validate import validate as run_validate
+
+if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
+    from policysync.applying import RunResult
+    from policysync.endpoint import Endpoint
+    from policysync.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -39,6 +45,32 @@ policies_option = click.option(
     "--policies",
     type=click.Path(path_type=Path, file_okay=False),
     help="The policies folder [default: policies].",
+)
+
+
+orgs_option = click.option(
+    "--org", "orgs", multiple=True, metavar="ID", help="Only this organization (repeatable)."
+)
+shard_option = click.option(
+    "--shard", metavar="I/N", help="Only the organizations of shard I of N."
+)
+parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests in flight at most.",
+)
+rate_limit_option = click.option(
+    "--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s ceiling."
+)
+journal_option = click.option(
+    "--journal",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The journal folder [default: .policysync/journal].",
+)
+auto_approve_option = click.option(
+    "--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI)."
 )
 
 
@@ -102,12 +134,10 @@ def validate(
     help="Save the plan (JSON, with a checksum) for `policysync apply FILE`.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none).")
-@click.option("--org", "orgs", multiple=True, metavar="ID", help="Only this organization.")
-@click.option("--shard", metavar="I/N", help="Only the organizations of shard I of N.")
-@click.option("--parallelism", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option(
-    "--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s ceiling."
-)
+@orgs_option
+@shard_option
+@parallelism_option
+@rate_limit_option
 def plan(
     config: Path | None,
     policies: Path | None,
@@ -155,6 +185,202 @@ def plan(
     if run.plan.summary.failed:
         return EXIT_ERROR
     return EXIT_CHANGES if detailed_exitcode and not plan_is_empty(run.plan) else EXIT_OK
+
+
+@cli.command(short_help="Make live Stytch match the policy files, or a saved plan.")
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path))
+@config_option
+@policies_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown", "text"]),
+    default="text",
+    show_default=True,
+    help="How to print the result (the plan goes to stderr).",
+)
+@auto_approve_option
+@click.option("--allow-delete", is_flag=True, help="Allow deleting roles (members lose them).")
+@click.option("--force", is_flag=True, help="Allow a plan changing very many organizations.")
+@orgs_option
+@shard_option
+@parallelism_option
+@rate_limit_option
+@journal_option
+def apply(
+    plan_file: Path | None,
+    config: Path | None,
+    policies: Path | None,
+    fmt: str,
+    auto_approve: bool,
+    allow_delete: bool,
+    force: bool,
+    orgs: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+    journal: Path | None,
+) -> int:
+    """Write the desired org policies to Stytch, journaling what each write replaces.
+
+    Without PLANFILE it plans first, shows the plan and asks for confirmation
+    (--auto-approve skips the question; without a terminal it is required). With
+    PLANFILE (from `plan --out`) it applies exactly that reviewed plan. Per
+    organization: live must still be what the plan saw (else it is skipped as stale),
+    the prior policy is journaled before the PUT, and the echo is checked. Exit 0 only
+    when every planned change was applied; 1 otherwise.
+    """
+    import asyncio
+
+    from policysync import applying, planfile
+    from policysync.endpoint import endpoint_from_env
+    from policysync.planning import Options, plan_live
+    from policysync.render_plan import render_text
+    from policysync.render_run import RUN_RENDERERS
+
+    settings = _settings(config, policies)
+    endpoint = endpoint_from_env(os.environ)
+    if plan_file is not None:
+        if orgs or shard:
+            raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
+        the_plan = planfile.load(plan_file, endpoint.project_id)
+    else:
+        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
+        with _progress("reading live org policies") as progress:
+            run = asyncio.run(plan_live(settings, endpoint, options, progress))
+        if run.report.diagnostics:
+            click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
+        if run.plan is None:
+            return EXIT_ERROR
+        the_plan = run.plan
+    click.echo(render_text(the_plan), err=True)
+    if not the_plan.changes:
+        return EXIT_OK
+    guard = applying.Options(parallelism, rate_limit, allow_delete, force)
+    applying.check_guards(the_plan, guard, settings.apply)
+    if the_plan.summary.changed and plan_file is None and not auto_approve:
+        _confirm(f"Apply these changes to project {endpoint.project_id}?")
+    base = journal or Path(settings.journal)
+    result = asyncio.run(_apply(endpoint, the_plan, base, parallelism, rate_limit))
+    click.echo(RUN_RENDERERS[fmt](result))
+    return EXIT_OK if result.complete else EXIT_ERROR
+
+
+@cli.command(short_help="Put back the policies an apply run replaced.")
+@click.argument("run_id")
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown", "text"]),
+    default="text",
+    show_default=True,
+)
+@auto_approve_option
+@orgs_option
+@parallelism_option
+@rate_limit_option
+@journal_option
+def rollback(
+    run_id: str,
+    config: Path | None,
+    fmt: str,
+    auto_approve: bool,
+    orgs: tuple[str, ...],
+    parallelism: int,
+    rate_limit: float | None,
+    journal: Path | None,
+) -> int:
+    """Put back each organization's prior policy from run RUN_ID's journal, where live
+    is still what that run wrote (an organization changed since is reported and left
+    alone). Journaled like an apply, so a rollback can be rolled back. Exit 0 when every
+    organization was restored or had nothing to undo; 1 otherwise.
+    """
+    import asyncio
+
+    from policysync.endpoint import endpoint_from_env
+    from policysync.journal import load_run
+    from policysync.render_run import RUN_RENDERERS
+
+    settings = _settings(config, None)
+    endpoint = endpoint_from_env(os.environ)
+    base = journal or Path(settings.journal)
+    summary, entries = load_run(base, run_id)  # refuses an unknown run before asking
+    if not auto_approve:
+        count = len([e for e in entries if not orgs or e.organization_id in orgs])
+        _confirm(
+            f"Put back the prior policies of up to {count} organizations written by run "
+            f"{summary.run_id} in project {endpoint.project_id}?"
+        )
+    result = asyncio.run(
+        _rollback(endpoint, base, run_id, orgs, Path(settings.policies), parallelism, rate_limit)
+    )
+    click.echo(RUN_RENDERERS[fmt](result))
+    return EXIT_OK if result.complete else EXIT_ERROR
+
+
+def _confirm(question: str) -> None:
+    """Ask; anything but `yes` stops the run (UsageError) before any write."""
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to confirm on, so nothing was written: review the plan, then run "
+            "again with --auto-approve (or apply a saved plan: policysync apply PLANFILE)"
+        )
+    answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", err=True)
+    if answer.strip() != "yes":
+        raise UsageError("not confirmed: nothing was written")
+
+
+async def _apply(
+    endpoint: Endpoint, plan: Plan, base: Path, parallelism: int, rate_limit: float | None
+) -> RunResult:
+    from policysync.applying import apply_plan
+    from policysync.client import StytchClient
+    from policysync.journal import Journal
+
+    def journal() -> Journal:
+        return Journal.create(
+            base,
+            kind="apply",
+            project_id=endpoint.project_id,
+            git_commit=plan.git_commit,
+            git_dirty=plan.git_dirty,
+        )
+
+    async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
+        return await apply_plan(client, plan, journal, parallelism)
+
+
+async def _rollback(
+    endpoint: Endpoint,
+    base: Path,
+    run_id: str,
+    orgs: Sequence[str],
+    policies: Path,
+    parallelism: int,
+    rate_limit: float | None,
+) -> RunResult:
+    from policysync.applying import rollback_run
+    from policysync.client import StytchClient
+    from policysync.git import head_state
+    from policysync.journal import Journal
+
+    git = head_state(policies)
+
+    def journal(rolled_back: str) -> Journal:
+        return Journal.create(
+            base,
+            kind="rollback",
+            project_id=endpoint.project_id,
+            git_commit=git.commit,
+            git_dirty=git.dirty,
+            rolled_back_run=rolled_back,
+        )
+
+    async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
+        return await rollback_run(
+            client, base, run_id, endpoint.project_id, orgs, journal, parallelism
+        )
 
 
 @contextlib.contextmanager

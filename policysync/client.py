@@ -17,7 +17,7 @@ import contextlib
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -30,6 +30,7 @@ from policysync.endpoint import Endpoint
 from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
 from policysync.models import OrgPolicy, ProjectPolicy
 from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
+from policysync.plan import fingerprint
 
 USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"
@@ -221,10 +222,22 @@ class StytchClient:
         return (await self._call(_OrgPolicyAnswer, "GET", path, organization_id)).org_policy
 
     async def set_org_policy(self, organization_id: str, policy: OrgPolicy) -> OrgPolicy:
-        """Replace every org-specific role of the organization; returns what Stytch stored."""
+        """Replace every org-specific role of the organization; returns what Stytch stored.
+
+        When a PUT may have been carried out but no answer came (a connection dropped
+        after sending, a 5xx), live is read before sending it again: if it already
+        equals `policy`, the PUT took effect and is not repeated."""
         path = ORG_POLICY_PATH + _segment(organization_id)
         body = {"org_policy": policy.model_dump(mode="json")}
-        answer = await self._call(_OrgPolicyAnswer, "PUT", path, organization_id, body)
+
+        async def settle() -> _OrgPolicyAnswer | None:
+            try:
+                live = await self.get_org_policy(organization_id)
+            except StytchError:
+                return None  # still unknown: sending the PUT again is safe
+            return _OrgPolicyAnswer(org_policy=live) if same_policy(live, policy) else None
+
+        answer = await self._call(_OrgPolicyAnswer, "PUT", path, organization_id, body, settle)
         return answer.org_policy
 
     async def search_organizations(self, limit: int = 1000) -> AsyncIterator[Organization]:
@@ -253,8 +266,12 @@ class StytchClient:
         path: str,
         organization_id: str | None = None,
         body: dict[str, Any] | None = None,
+        settle: Callable[[], Awaitable[AnswerT | None]] | None = None,
     ) -> AnswerT:
-        """Send until a 200 comes or retrying is no longer worth it; parse the 200."""
+        """Send until a 200 comes or retrying is no longer worth it; parse the 200.
+        `settle`, for a request that changes state, is called before sending it again
+        after an attempt whose outcome is unknown: what it returns, if anything, is the
+        answer (the first attempt did take effect)."""
         failures = 0
         while True:
             outcome = await self._attempt(method, path, body)
@@ -265,6 +282,10 @@ class StytchClient:
             if delay is None:
                 raise self._failure(outcome, method, path, organization_id, failures)
             await self._sleep(delay)
+            if settle is not None and _outcome_unknown(outcome):
+                settled = await settle()
+                if settled is not None:
+                    return settled
 
     async def _attempt(self, method: str, path: str, body: dict[str, Any] | None) -> Outcome:
         lane = await self._lanes.get()  # a slot first: a request queued for one has not started
@@ -371,6 +392,19 @@ class StytchClient:
             organization_id,
             HINTS.get(error_type, "server error: try again later" if status >= 500 else ""),
         )
+
+
+def _outcome_unknown(outcome: Outcome) -> bool:
+    """Whether the server may have carried out a request that failed so: not when the
+    connection was never made, nor when it answered 429 (it turned the request away)."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code >= 500
+    return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def same_policy(a: OrgPolicy, b: OrgPolicy) -> bool:
+    """Equal as Stytch applies them (order carries no meaning)."""
+    return fingerprint(a) == fingerprint(b)
 
 
 def _segment(value: str) -> str:

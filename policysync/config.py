@@ -29,11 +29,24 @@ class Limits(BaseModel):
     max_roles_per_org: int = Field(default=100, gt=0)
 
 
+class ApplySettings(BaseModel):
+    """octoDNS's "too much change" guard: a plan updating more than `max_change_share`
+    of the managed organizations needs `--force`, once there are at least
+    `guard_min_organizations` of them (a tree of three may well change all three)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_change_share: float = Field(default=0.3, gt=0, le=1)
+    guard_min_organizations: int = Field(default=10, ge=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     policies: str = Field(default="policies", description="relative to the settings file")
+    journal: str = Field(default=".policysync/journal", description="relative, like policies")
     limits: Limits = Limits()
+    apply: ApplySettings = ApplySettings()
 
 
 CONFIG_FILE = "policysync.toml"
@@ -73,7 +86,8 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError("\n".join(problems) + "\nfix the configuration file") from None
     # Relative paths in a settings file are relative to that file, wherever policysync runs.
     policies = os.path.normpath(path.parent / settings.policies)
-    return settings.model_copy(update={"policies": policies})
+    journal = os.path.normpath(path.parent / settings.journal)
+    return settings.model_copy(update={"policies": policies, "journal": journal})
 
 
 def _read(path: Path) -> str:

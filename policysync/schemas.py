@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from policysync.applying import RunResult
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
@@ -24,6 +25,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "project-policy": ProjectPolicyFile,
     "validate-report": ValidationReport,
     "plan": PlanDocument,
+    "run-result": RunResult,
 }
 
 

@@ -543,7 +543,7 @@ def test_transport_faults_are_retried_then_raised(exc: Exception, error_type: st
     with pytest.raises(StytchTransportError) as caught:
         run_scripted(script, lambda c: c.set_org_policy("acme", policy("r")), clock=clock)
     error = caught.value
-    assert len(script.requests) == 6
+    assert [r.method for r in script.requests].count("PUT") == 6
     assert (error.status, error.error_type, error.request_id, error.organization_id) == (
         None,
         error_type,
@@ -572,7 +572,45 @@ def test_retries_recover() -> None:
         reply(body={"org_policy": policy("r").model_dump(mode="json")}),
     )
     assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
-    assert [r.method for r in script.requests] == ["PUT"] * 4  # PUT replaces: safe to resend
+    # A refused connection: the PUT was not carried out, it is sent again. A 502: it may
+    # have been, so live is read first; that read is answered 429, read again, and found
+    # to be the policy sent: done, without a third PUT.
+    assert [r.method for r in script.requests] == ["PUT", "PUT", "GET", "GET"]
+
+
+LIVE_OLD = {"org_policy": policy("old").model_dump(mode="json")}
+LIVE_NEW = {"org_policy": policy("r").model_dump(mode="json")}
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        fail(httpx.ReadError("reset after sending")),
+        fail(httpx.RemoteProtocolError("server disconnected")),
+        fail(httpx.ReadTimeout("slow")),
+        reply(503, stytch_error(503, "service_unavailable")),
+    ],
+)
+def test_a_put_whose_outcome_is_unknown_is_settled_by_reading_live(lost: Answer) -> None:
+    """The PUT landed, its answer was lost: live already equals it, it is not sent again."""
+    script = Script(lost, reply(body=LIVE_NEW))
+    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert [r.method for r in script.requests] == ["PUT", "GET"]
+    assert script.requests[1].url.path == "/v1/b2b/rbac/organizations/acme"
+
+
+def test_a_put_that_did_not_land_is_sent_again_after_reading_live() -> None:
+    script = Script(
+        fail(httpx.ReadError("reset after sending")), reply(body=LIVE_OLD), reply(body=LIVE_NEW)
+    )
+    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert [r.method for r in script.requests] == ["PUT", "GET", "PUT"]
+
+
+def test_a_put_refused_before_sending_is_sent_again_without_reading() -> None:
+    script = Script(fail(httpx.ConnectError("refused")), reply(body=LIVE_NEW))
+    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert [r.method for r in script.requests] == ["PUT", "PUT"]
 
 
 def test_options_are_checked() -> None:

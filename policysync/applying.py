@@ -1,0 +1,314 @@
+"""`policysync apply` and `rollback`, as functions: write org policies without losing one.
+
+A PUT replaces all of an organization's roles, so every write follows one procedure
+(`_write`): read live; refuse if it is not what the plan (or the run being rolled back)
+expects; journal live as the prior, durably; PUT; check the echoed policy; journal the
+outcome. Organizations are independent: one failing does not stop the others.
+
+The guards (`check_guards`) run before anything is written: deleting roles needs
+`allow_delete`, and a plan changing more than a configured share of the managed
+organizations needs `force` (octoDNS's "too much change" guard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policysync.client import StytchClient, same_policy
+from policysync.config import ApplySettings
+from policysync.errors import StytchError, UsageError
+from policysync.journal import Journal, JournalEntry, RunSummary, load_run
+from policysync.models import OrgPolicy
+from policysync.plan import OrgError, OrgPlan, Plan, fingerprint
+
+_CONFIG = ConfigDict(frozen=True, extra="forbid")
+
+Result = Literal["applied", "unchanged", "stale", "failed"]
+T = TypeVar("T")
+Progress = Callable[[int], None]
+
+
+class OrgResult(BaseModel):
+    """What a run did to one organization."""
+
+    model_config = _CONFIG
+
+    organization_id: str
+    result: Result = Field(
+        description="applied: written and echoed back; unchanged: nothing to write (live "
+        "already as wanted); stale: left alone, live changed since the plan or the run; "
+        "failed: could not be read or written (see error)."
+    )
+    error: OrgError | None = Field(description="Why it is stale or failed; null otherwise.")
+
+
+class RunResult(BaseModel):
+    """The summary of an apply or rollback run (`--format json`)."""
+
+    model_config = _CONFIG
+
+    format_version: Literal["1"]
+    kind: Literal["apply", "rollback"]
+    run_id: str | None = Field(description="The journal's run id; null if nothing was written.")
+    journal: str | None = Field(description="The run's journal folder; null likewise.")
+    project_id: str
+    applied: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+    stale: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    organizations: tuple[OrgResult, ...] = Field(description="Sorted by organization_id.")
+
+    @property
+    def complete(self) -> bool:
+        """Every planned change was made."""
+        return self.stale == 0 and self.failed == 0
+
+
+class Options(NamedTuple):
+    parallelism: int = 16
+    rate_limit: float | None = None
+    allow_delete: bool = False
+    force: bool = False
+
+
+class Deletion(NamedTuple):
+    organization_id: str
+    role_id: str
+
+
+def deletions(plan: Plan) -> list[Deletion]:
+    return [
+        Deletion(org.organization_id, change.role_id)
+        for org in plan.changes
+        for change in org.role_changes
+        if change.action == "delete"
+    ]
+
+
+def check_guards(plan: Plan, options: Options, guard: ApplySettings) -> None:
+    """Refuse (UsageError) a plan that deletes roles without `allow_delete`, or that
+    changes too many organizations without `force`. Nothing has been written yet."""
+    gone = deletions(plan)
+    if gone and not options.allow_delete:
+        shown = "\n".join(f"  - role {d.role_id} in {d.organization_id}" for d in gone[:50])
+        more = f"\n  … and {len(gone) - 50} more" if len(gone) > 50 else ""
+        raise UsageError(
+            f"the plan deletes {len(gone)} role{'s' * (len(gone) != 1)}; nothing was "
+            f"written:\n{shown}{more}\nmembers holding a deleted role lose its permissions: "
+            "if that is intended, run again with --allow-delete"
+        )
+    managed, changed = plan.summary.organizations, plan.summary.changed
+    too_many = changed > guard.max_change_share * managed
+    if too_many and managed >= guard.guard_min_organizations and not options.force:
+        raise UsageError(
+            f"the plan changes {changed} of {managed} organizations, more than "
+            f"{guard.max_change_share:.0%} (apply.max_change_share); nothing was written: "
+            "review the plan, then run again with --force"
+        )
+
+
+async def apply_plan(
+    client: StytchClient,
+    plan: Plan,
+    journal: Callable[[], Journal],
+    parallelism: int,
+    tick: Progress | None = None,
+) -> RunResult:
+    """Make live match the plan's desired policies, organization by organization. The
+    journal is created (by `journal()`) only when there is something to write."""
+    results: dict[str, OrgResult] = {}
+    todo: list[OrgPlan] = []
+    for org in plan.changes:
+        if org.action == "error":
+            assert org.error is not None
+            results[org.organization_id] = OrgResult(
+                organization_id=org.organization_id, result="failed", error=org.error
+            )
+        else:
+            todo.append(org)
+    run = journal() if todo else None
+
+    async def one(org: OrgPlan) -> OrgResult:
+        assert run is not None
+        expected = org.prior_fingerprint
+        return await _write(client, run, org.organization_id, org.file, org.desired, expected)
+
+    for result in await _each(todo, one, parallelism, tick):
+        results[result.organization_id] = result
+    for entry in plan.entries:
+        if entry.action == "no-op":
+            results[entry.organization_id] = OrgResult(
+                organization_id=entry.organization_id, result="unchanged", error=None
+            )
+    return _finish("apply", plan.project_id, run, results)
+
+
+async def rollback_run(
+    client: StytchClient,
+    base: Path,
+    run_id: str,
+    project_id: str,
+    only: Sequence[str],
+    journal: Callable[[str], Journal],
+    parallelism: int,
+) -> RunResult:
+    """Put back the priors of run `run_id`, where live is still what that run wrote."""
+    summary, entries = load_run(base, run_id)
+    _check_rollback(summary, project_id, base)
+    unknown = sorted(set(only) - {e.organization_id for e in entries})
+    if unknown:
+        raise UsageError(f"--org {', '.join(unknown)}: run {run_id} did not write it")
+    wanted = [e for e in entries if not only or e.organization_id in only]
+    written = [e for e in wanted if e.state in ("applied", "pending") and e.prior is not None]
+    run = journal(run_id) if written else None
+
+    async def one(entry: JournalEntry) -> OrgResult:
+        # Live still the prior: nothing to undo (a pending PUT that never landed, too);
+        # live what the run wrote: put the prior back; anything else: changed since.
+        assert run is not None
+        assert entry.prior is not None
+        expected = fingerprint(entry.desired)
+        return await _write(
+            client, run, entry.organization_id, entry.file, entry.prior, expected, run_id
+        )
+
+    results = {r.organization_id: r for r in await _each(written, one, parallelism, None)}
+    for entry in wanted:
+        if entry.organization_id not in results:  # the run wrote nothing there
+            results[entry.organization_id] = OrgResult(
+                organization_id=entry.organization_id, result="unchanged", error=None
+            )
+    return _finish("rollback", project_id, run, results)
+
+
+def _check_rollback(summary: RunSummary, project_id: str, base: Path) -> None:
+    if summary.project_id != project_id:
+        raise UsageError(
+            f"run {summary.run_id} in {base} wrote to project {summary.project_id}, not "
+            f"{project_id}: check STYTCH_PROJECT_ID"
+        )
+
+
+async def _write(
+    client: StytchClient,
+    journal: Journal,
+    organization_id: str,
+    file: str | None,
+    desired: OrgPolicy,
+    expected: str | None,
+    rolled_back_run: str | None = None,
+) -> OrgResult:
+    """Read live, check it is `expected` (a fingerprint), journal it, PUT `desired`."""
+    try:
+        live = await client.get_org_policy(organization_id)
+    except StytchError as exc:
+        error = _error(exc)
+        await asyncio.to_thread(
+            journal.record,
+            organization_id,
+            file=file,
+            state="failed",
+            prior=None,
+            desired=desired,
+            error=error,
+        )
+        return OrgResult(organization_id=organization_id, result="failed", error=error)
+    if same_policy(live, desired):  # e.g. a second run of the same plan: nothing to do
+        return OrgResult(organization_id=organization_id, result="unchanged", error=None)
+    if fingerprint(live) != expected:
+        changed_since = f"run {rolled_back_run}" if rolled_back_run else "the plan was made"
+        error = OrgError(
+            status=None,
+            error_type="stale",
+            message=f"live changed since {changed_since}; left as it is: "
+            + ("make a new plan and review it" if rolled_back_run is None else "restore by hand"),
+            request_id=None,
+        )
+        await asyncio.to_thread(
+            journal.record,
+            organization_id,
+            file=file,
+            state="skipped",
+            prior=live,
+            desired=desired,
+            error=error,
+        )
+        return OrgResult(organization_id=organization_id, result="stale", error=error)
+    entry = await asyncio.to_thread(
+        journal.begin, organization_id, file=file, prior=live, desired=desired
+    )
+    try:
+        echoed = await client.set_org_policy(organization_id, desired)
+    except StytchError as exc:
+        error = _error(exc)
+        await asyncio.to_thread(journal.finish_org, entry, "failed", error)
+        return OrgResult(organization_id=organization_id, result="failed", error=error)
+    if not same_policy(echoed, desired):
+        error = OrgError(
+            status=200,
+            error_type="echo_mismatch",
+            message="Stytch stored a policy other than the one sent: compare live with the "
+            "file (policysync plan), and tell Stytch support",
+            request_id=None,
+        )
+        await asyncio.to_thread(journal.finish_org, entry, "failed", error)
+        return OrgResult(organization_id=organization_id, result="failed", error=error)
+    await asyncio.to_thread(journal.finish_org, entry, "applied")
+    return OrgResult(organization_id=organization_id, result="applied", error=None)
+
+
+def _error(exc: StytchError) -> OrgError:
+    return OrgError(
+        status=exc.status,
+        error_type=exc.error_type,
+        message=exc.message,
+        request_id=exc.request_id,
+    )
+
+
+async def _each(
+    items: Sequence[T],
+    work: Callable[[T], Awaitable[OrgResult]],
+    parallelism: int,
+    tick: Progress | None,
+) -> list[OrgResult]:
+    """`work` on every item, `parallelism` at a time (a fixed pool of workers)."""
+    results: list[OrgResult] = []
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            results.append(await work(item))
+            if tick is not None:
+                tick(1)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(items))))))
+    return results
+
+
+def _finish(
+    kind: Literal["apply", "rollback"],
+    project_id: str,
+    run: Journal | None,
+    results: dict[str, OrgResult],
+) -> RunResult:
+    if run is not None:
+        run.close()
+    ordered = tuple(results[k] for k in sorted(results))
+    return RunResult(
+        format_version="1",
+        kind=kind,
+        run_id=None if run is None else run.run_id,
+        journal=None if run is None else str(run.path),
+        project_id=project_id,
+        applied=sum(r.result == "applied" for r in ordered),
+        unchanged=sum(r.result == "unchanged" for r in ordered),
+        stale=sum(r.result == "stale" for r in ordered),
+        failed=sum(r.result == "failed" for r in ordered),
+        organizations=ordered,
+    )

@@ -1,0 +1,401 @@
+"""The apply journal: what each run replaced, written to disk before it is replaced.
+
+A PUT replaces all of an organization's roles, so before each PUT the live policy it
+replaces (`prior`) is recorded durably, and `rollback RUN_ID` can put it back even after
+the run was killed. One folder per run, one file per organization:
+
+    <base>/<run-id>/run.json            the run: kind, project, git state, counts
+    <base>/<run-id>/<org-name>.json     one organization: prior, desired, state, error
+
+Every file is written whole: to a temporary file in the same folder, flushed and
+fsync'ed, renamed over the old one (`os.replace`, atomic), then the folder is fsync'ed.
+A reader sees the old file or the new one, never half of one.
+
+The states of an organization:
+
+    pending   written before the PUT; left so if the run died: the outcome is unknown
+    applied   the PUT succeeded (Stytch echoed the desired policy)
+    failed    the PUT, or the read before it, failed: `error` says how
+    skipped   no PUT was sent (e.g. live changed since the plan): `error` says why
+
+Entries hold policies, ids and Stytch's error fields, never credentials: callers pass
+messages already redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from policysync import __version__
+from policysync.errors import UsageError
+from policysync.models import OrgPolicy
+from policysync.plan import OrgError, fingerprint
+
+_CONFIG = ConfigDict(frozen=True, extra="forbid")
+
+EntryState = Literal["pending", "applied", "failed", "skipped"]
+FinalState = Literal["applied", "failed", "skipped"]
+RunKind = Literal["apply", "rollback"]
+Clock = Callable[[], datetime]
+
+RUN_FILE = "run.json"
+_RUN_ID = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,99}")  # no leading dot: no `..`
+_UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
+_MODEL = TypeVar("_MODEL", bound=BaseModel)
+
+
+class JournalEntry(BaseModel):
+    """One organization of a run (see the module docstring for the states)."""
+
+    model_config = _CONFIG
+
+    organization_id: str = Field(description="As the run addressed it: id, slug or external id.")
+    file: str | None = Field(description="The organization file; null when none was used.")
+    state: EntryState
+    prior: OrgPolicy | None = Field(
+        description="The live policy the PUT replaces; null when it could not be read."
+    )
+    prior_fingerprint: str | None = Field(description="Fingerprint of `prior`.")
+    desired: OrgPolicy = Field(description="The policy the run PUTs (or would have).")
+    error: OrgError | None = Field(description="Why it failed or was skipped; null otherwise.")
+    started_at: str = Field(description="ISO 8601, UTC.")
+    finished_at: str | None = Field(description="ISO 8601, UTC; null while pending.")
+    git_commit: str | None
+    git_dirty: bool | None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        pending = self.state == "pending"
+        if (self.finished_at is None) != pending:
+            raise ValueError("finished_at must be null exactly while the state is pending")
+        if (self.error is None) != (self.state in ("pending", "applied")):
+            raise ValueError("an entry has an error exactly when it failed or was skipped")
+        if self.prior is None and self.state in ("pending", "applied"):
+            raise ValueError(f"an entry in state {self.state} must have its prior policy")
+        return self
+
+
+class RunCounts(BaseModel):
+    """Organizations per final state; `pending` ones were left with an unknown outcome."""
+
+    model_config = _CONFIG
+
+    applied: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    pending: int = Field(ge=0)
+
+
+class RunSummary(BaseModel):
+    """`run.json`: one apply or rollback run."""
+
+    model_config = _CONFIG
+
+    format_version: Literal["1"]
+    run_id: str
+    kind: RunKind
+    rolled_back_run: str | None = Field(description="The run a rollback undoes; else null.")
+    policysync_version: str
+    project_id: str = Field(description="The Stytch project written to.")
+    git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
+    git_dirty: bool | None
+    started_at: str = Field(description="ISO 8601, UTC.")
+    finished_at: str | None = Field(description="Null while running, or if the run died.")
+    counts: RunCounts | None = Field(description="Null until the run finished.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.rolled_back_run is None) != (self.kind == "apply"):
+            raise ValueError("rolled_back_run is set for rollback runs, and only for them")
+        if (self.finished_at is None) != (self.counts is None):
+            raise ValueError("finished_at and counts are set together, when the run finished")
+        return self
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def entry_name(organization_id: str) -> str:
+    """The file name of an organization's entry: a readable prefix of the id, then a
+    digest of the whole id, so that no two ids share a name (not even ids differing
+    only in case, on a file system that ignores case) and no id can leave the folder."""
+    digest = hashlib.sha256(organization_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    prefix = _UNSAFE.sub("_", organization_id).strip("_-")[:40]
+    return f"{prefix}-{digest}.json" if prefix else f"{digest}.json"
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (its entry is in the folder)."""
+    if os.name == "nt":  # Windows cannot open a folder; NTFS journals renames itself
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, model: BaseModel) -> None:
+    """Replace `path` by `model`'s JSON, atomically and durably."""
+    # ASCII-only (ensure_ascii): any string, even a lone surrogate, can be written
+    text = json.dumps(model.model_dump(mode="json"), indent=2) + "\n"
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
+    """A journal file as `model`; a damaged one is a UsageError naming it."""
+    try:
+        return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError) as exc:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            detail = f"{where}: {first['msg']}" if where else first["msg"]
+        else:
+            detail = str(exc)
+        raise UsageError(
+            f"{path}: not a readable journal file ({detail}); restore it as policysync "
+            "wrote it (a rollback needs every file of the run)"
+        ) from None
+
+
+class Journal:
+    """The journal of one run being made. Safe to use from several threads."""
+
+    def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
+        self.path = path
+        self._summary = summary
+        self._clock = clock
+        self._entries: dict[str, JournalEntry] = {}  # by organization_id
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(
+        cls,
+        base: Path,
+        *,
+        kind: RunKind,
+        project_id: str,
+        git_commit: str | None,
+        git_dirty: bool | None,
+        rolled_back_run: str | None = None,
+        clock: Clock = _now,
+    ) -> Journal:
+        """A new run folder under `base` (made if missing) with its `run.json`.
+
+        In a `.policysync` folder, a `.gitignore` of `*` is added if there is none:
+        journals hold live policies and belong to no commit.
+        """
+        if (rolled_back_run is None) != (kind == "apply"):
+            raise ValueError("rolled_back_run is given for rollback runs, and only for them")
+        missing = [folder for folder in (base, *base.parents) if not folder.exists()]
+        base.mkdir(parents=True, exist_ok=True)
+        ignore = base.parent / ".gitignore"
+        if base.parent.name == ".policysync" and not ignore.exists():
+            ignore.write_text("*\n", encoding="utf-8")
+        started = clock()
+        while True:  # two runs started in the same second differ by their random part
+            run_id = f"{started.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+            with contextlib.suppress(FileExistsError):
+                (base / run_id).mkdir()
+                break
+        for folder in [base, *(folder.parent for folder in missing)]:
+            _fsync_folder(folder)  # the new folders' names are durable too
+        summary = RunSummary(
+            format_version="1",
+            run_id=run_id,
+            kind=kind,
+            rolled_back_run=rolled_back_run,
+            policysync_version=__version__,
+            project_id=project_id,
+            git_commit=git_commit,
+            git_dirty=git_dirty,
+            started_at=_timestamp(started),
+            finished_at=None,
+            counts=None,
+        )
+        journal = cls(base / run_id, summary, clock)
+        _write_json(journal.path / RUN_FILE, summary)
+        return journal
+
+    @property
+    def run_id(self) -> str:
+        return self._summary.run_id
+
+    @property
+    def summary(self) -> RunSummary:
+        return self._summary
+
+    def _write(self, entry: JournalEntry, replaces: JournalEntry | None) -> JournalEntry:
+        """Write `entry`, which replaces the organization's entry `replaces` (None for a
+        new one). Checked and recorded under the lock; written outside it, so that
+        threads fsync in parallel."""
+        organization_id, name = entry.organization_id, entry_name(entry.organization_id)
+        with self._lock:
+            if self._summary.finished_at is not None:
+                raise ValueError(f"run {self.run_id} is closed")
+            if self._entries.get(organization_id) != replaces:
+                raise ValueError(f"organization {organization_id}: not the journaled entry")
+            if replaces is None and name in self._names:  # a 64-bit digest collision
+                raise ValueError(f"organization {organization_id}: {name} is taken")
+            self._entries[organization_id] = entry
+            self._names.add(name)
+        try:
+            _write_json(self.path / name, entry)
+        except BaseException:
+            with self._lock:  # what is recorded is what is on disk
+                if replaces is None:
+                    del self._entries[organization_id]
+                    self._names.discard(name)
+                else:
+                    self._entries[organization_id] = replaces
+            raise
+        return entry
+
+    def _entry(
+        self,
+        organization_id: str,
+        file: str | None,
+        state: EntryState,
+        prior: OrgPolicy | None,
+        desired: OrgPolicy,
+        error: OrgError | None,
+    ) -> JournalEntry:
+        now = _timestamp(self._clock())
+        return JournalEntry(
+            organization_id=organization_id,
+            file=file,
+            state=state,
+            prior=prior,
+            prior_fingerprint=None if prior is None else fingerprint(prior),
+            desired=desired,
+            error=error,
+            started_at=now,
+            finished_at=None if state == "pending" else now,
+            git_commit=self._summary.git_commit,
+            git_dirty=self._summary.git_dirty,
+        )
+
+    def begin(
+        self, organization_id: str, *, file: str | None, prior: OrgPolicy, desired: OrgPolicy
+    ) -> JournalEntry:
+        """Record, durably, that `prior` is about to be replaced by `desired`. Call it
+        before the PUT: when it returns, the pending entry is on disk."""
+        entry = self._entry(organization_id, file, "pending", prior, desired, None)
+        return self._write(entry, None)
+
+    def finish_org(
+        self, entry: JournalEntry, state: FinalState, error: OrgError | None = None
+    ) -> JournalEntry:
+        """Rewrite the pending `entry` with the outcome of its PUT (an error unless
+        applied)."""
+        if entry.state != "pending":
+            raise ValueError(f"organization {entry.organization_id}: not pending")
+        finished = {"state": state, "error": error, "finished_at": _timestamp(self._clock())}
+        return self._write(JournalEntry.model_validate({**dict(entry), **finished}), entry)
+
+    def record(
+        self,
+        organization_id: str,
+        *,
+        file: str | None,
+        state: Literal["failed", "skipped"],
+        prior: OrgPolicy | None,
+        desired: OrgPolicy,
+        error: OrgError,
+    ) -> JournalEntry:
+        """Record an organization the run did not write (no PUT was sent), and why."""
+        entry = self._entry(organization_id, file, state, prior, desired, error)
+        return self._write(entry, None)
+
+    def close(self) -> RunSummary:
+        """Finish `run.json` with the counts of what was journaled; entries still pending
+        (their PUT never finished) count as pending. The journal takes no entry after."""
+        with self._lock:
+            if self._summary.finished_at is not None:
+                raise ValueError(f"run {self.run_id} is closed")
+            tally = Counter[str](entry.state for entry in self._entries.values())
+            counts = RunCounts(**{state: tally[state] for state in RunCounts.model_fields})
+            finished: dict[str, Any] = {"finished_at": _timestamp(self._clock()), "counts": counts}
+            self._summary = RunSummary.model_validate({**dict(self._summary), **finished})
+        _write_json(self.path / RUN_FILE, self._summary)
+        return self._summary
+
+
+def list_runs(base: Path) -> list[str]:
+    """The run ids under `base`, newest first (run ids sort by their start time)."""
+    if not base.is_dir():
+        return []
+    runs = (p.name for p in base.iterdir() if p.is_dir() and _RUN_ID.fullmatch(p.name))
+    return sorted(runs, reverse=True)
+
+
+def _available(base: Path) -> str:
+    runs = list_runs(base)
+    if not runs:
+        return f"{base} holds no run: policysync apply journals each run there"
+    more = f" (and {len(runs) - 10} older)" if len(runs) > 10 else ""
+    return f"runs in {base}, newest first: {', '.join(runs[:10])}{more}"
+
+
+def load_run(base: Path, run_id: str) -> tuple[RunSummary, list[JournalEntry]]:
+    """A run's summary and entries (sorted by organization_id). An id that names no run
+    folder of `base`, or a damaged file, is a UsageError saying what to do."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"{run_id!r} is not a run id (the name of a folder in {base}: letters, digits, "
+            f"'.', '_' and '-'); {_available(base)}"
+        )
+    folder = base / run_id
+    if not folder.is_dir():
+        raise UsageError(f"no run {run_id} in {base}; {_available(base)}")
+    if not (folder / RUN_FILE).is_file():
+        raise UsageError(
+            f"{folder}: no {RUN_FILE}: not a run policysync journaled, or one killed as it "
+            f"started, before it wrote anything; {_available(base)}"
+        )
+    summary = _read_json(folder / RUN_FILE, RunSummary)
+    entries: dict[str, JournalEntry] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name == RUN_FILE or path.name.startswith(".") or path.suffix != ".json":
+            continue  # dot files: a killed write's temporary file, macOS's `._` copies
+        entry = _read_json(path, JournalEntry)
+        own = entry_name(entry.organization_id)
+        if entry.organization_id in entries:
+            raise UsageError(
+                f"{path}: organization {entry.organization_id} is journaled twice in "
+                f"{folder}; its own file is {own}: remove the other copy"
+            )
+        entries[entry.organization_id] = entry
+    return summary, [entries[key] for key in sorted(entries)]

@@ -1,0 +1,74 @@
+"""Renderers of an apply or rollback run's result: text, markdown and JSON.
+
+Organizations left unchanged are counted, not listed (there may be thousands); every
+other one gets a line, with Stytch's error_type and request id when it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import PurePath
+
+from policysync.applying import OrgResult, RunResult
+from policysync.render_plan import _plural, _visible
+
+RunRenderer = Callable[[RunResult], str]
+_ORDER = ("failed", "stale", "applied")
+DEFAULT_JOURNAL = PurePath(".policysync/journal")
+
+
+def _line(org: OrgResult) -> str:
+    line = f"{org.result:<8} {_visible(org.organization_id)}"
+    if org.error is not None:
+        error = org.error
+        request = f" (request {_visible(error.request_id)})" if error.request_id else ""
+        line += f": {_visible(error.error_type)}: {_visible(error.message)}{request}"
+    return line
+
+
+def summary_line(run: RunResult) -> str:
+    verb = "Apply" if run.kind == "apply" else "Rollback"
+    counts = (
+        f"{run.applied} applied, {run.unchanged} unchanged, {run.stale} stale, "
+        f"{run.failed} failed, of {_plural(len(run.organizations), 'organization')}."
+    )
+    if run.run_id is None:
+        return f"{verb}: {counts} Nothing was written."
+    undo = (
+        f" Undo with: policysync rollback {run.run_id}"
+        if run.kind == "apply" and run.applied
+        else ""
+    )
+    return f"{verb}: {counts} Journal: {run.journal}.{undo}"
+
+
+def _listed(run: RunResult) -> list[OrgResult]:
+    return sorted(
+        (org for org in run.organizations if org.result != "unchanged"),
+        key=lambda org: (_ORDER.index(org.result), org.organization_id),
+    )
+
+
+def render_text(run: RunResult) -> str:
+    return "\n".join([*map(_line, _listed(run)), "", summary_line(run)]).lstrip("\n")
+
+
+def render_markdown(run: RunResult) -> str:
+    listed = _listed(run)
+    parts = [f"**{summary_line(run)}**"]
+    if listed:
+        lines = "\n".join(_line(org) for org in listed[:2000])
+        more = f"\n… and {len(listed) - 2000} more" if len(listed) > 2000 else ""
+        parts.append(f"```\n{lines}{more}\n```")
+    return "\n\n".join(parts)
+
+
+def render_json(run: RunResult) -> str:
+    return run.model_dump_json(indent=2)
+
+
+RUN_RENDERERS: dict[str, RunRenderer] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "json": render_json,
+}

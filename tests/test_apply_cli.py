@@ -1,0 +1,353 @@
+"""`policysync apply` and `rollback` end to end: the CLI against the emulator over real
+HTTP on loopback, every final state read back with the official `stytch` SDK."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import stytch
+from clirun import run
+from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
+from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
+
+from policysync.config import Limits
+from policysync.emulator.seed import Seed
+from policysync.emulator.server import EmulatorThread, build
+from policysync.emulator.store import Store
+from policysync.journal import list_runs, load_run
+from policysync.models import OrgPolicy, OrgPolicyFile
+
+ROOT = Path(__file__).parent.parent
+SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
+PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
+SECRET = "secret-test-apply-cli-cXVpdGVzZWNyZXQ"
+JOURNAL = Path(".policysync/journal")
+
+
+def canonical(roles: Any) -> dict[str, tuple[str, dict[str, frozenset[str]]]]:
+    """Roles as Stytch treats them: by id, actions per resource as sets."""
+    out = {}
+    for role in roles or []:
+        role = role if isinstance(role, dict) else role.model_dump()
+        grants: dict[str, set[str]] = {}
+        for p in role.get("permissions") or []:
+            grants.setdefault(p["resource_id"], set()).update(p.get("actions") or [])
+        out[role["role_id"]] = (
+            role.get("description") or "",
+            {r: frozenset(a) for r, a in grants.items()},
+        )
+    return out
+
+
+def desired() -> dict[str, OrgPolicy]:
+    files = sorted((ROOT / "policies" / "orgs").glob("*.json"))
+    docs = [OrgPolicyFile.model_validate_json(f.read_bytes()) for f in files]
+    return {d.organization_id: d.org_policy for d in docs}
+
+
+def seeded() -> dict[str, OrgPolicy]:
+    """The seeded live policies, by every name a file may give an organization."""
+    out = {}
+    for org in SEED.organizations:
+        for key in (org.organization_id, org.organization_slug, org.organization_external_id):
+            if key:
+                out[key] = org.org_policy
+    return out
+
+
+def changed() -> dict[str, OrgPolicy]:
+    """The managed organizations whose live policy differs from their file."""
+    live = seeded()
+    return {
+        k: v
+        for k, v in desired().items()
+        if canonical(v.model_dump()["roles"]) != canonical(live[k].model_dump()["roles"])
+    }
+
+
+class Live:
+    def __init__(self, emulator: EmulatorThread) -> None:
+        self.emulator = emulator
+        self.sdk = stytch.B2BClient(project_id=PROJECT_ID, secret=SECRET, environment=emulator.url)
+
+    def roles(self, organization_id: str) -> Any:
+        """An organization's live roles, read with the official SDK."""
+        response = self.sdk.rbac.organizations.get_org_policy(organization_id=organization_id)
+        assert response.org_policy is not None
+        return canonical([r.model_dump() for r in response.org_policy.roles or []])
+
+    def set(self, organization_id: str, role_id: str, resource_id: str, action: str) -> None:
+        """An out-of-band change, with the SDK."""
+        policy = SdkOrgPolicy(
+            roles=[
+                PolicyRole(
+                    role_id=role_id,
+                    description="changed outside policysync",
+                    permissions=[PolicyRolePermission(resource_id=resource_id, actions=[action])],
+                )
+            ]
+        )
+        self.sdk.rbac.organizations.set_org_policy(
+            organization_id=organization_id, org_policy=policy
+        )
+
+
+def start(monkeypatch: pytest.MonkeyPatch, limits: Limits | None = None) -> EmulatorThread:
+    store = Store()
+    store.load(SEED)
+    emulator = EmulatorThread(build(store, PROJECT_ID, SECRET, limits or Limits(), None))
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("STYTCH_SECRET", SECRET)
+    monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+    return emulator
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def live(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    with start(monkeypatch) as emulator:
+        yield Live(emulator)
+
+
+def assert_all(live: Live, wanted: dict[str, OrgPolicy]) -> None:
+    for org_id, policy in wanted.items():
+        assert live.roles(org_id) == canonical(policy.model_dump()["roles"]), org_id
+
+
+def unmanaged_untouched(live: Live) -> None:
+    managed = desired().keys()
+    for org in SEED.organizations:
+        if org.organization_id not in managed:
+            assert live.roles(org.organization_id) == canonical(
+                org.org_policy.model_dump()["roles"]
+            )
+
+
+def test_clean_apply_then_plan_is_empty(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    code, applied, shown = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    assert code == 0, shown
+    assert "Apply: 4 applied, 3 unchanged, 0 stale, 0 failed, of 7 organizations." in applied
+    assert "- role legacy-admin" in shown  # the plan was shown
+    assert_all(live, desired())
+    unmanaged_untouched(live)
+    code, out, err = run(["plan", "--detailed-exitcode"], capsys)
+    assert code == 0, out + err
+    assert out.startswith("No changes.")
+    # the journal: a prior for every organization written, equal to what was live
+    (run_id,) = list_runs(workdir / JOURNAL)
+    summary, entries = load_run(workdir / JOURNAL, run_id)
+    assert summary.counts is not None
+    assert summary.counts.applied == 4
+    assert summary.counts.pending == 0
+    assert {e.organization_id for e in entries} <= desired().keys()
+    for entry in entries:
+        assert entry.state == "applied"
+        assert entry.prior == seeded()[entry.organization_id]
+        assert entry.desired == desired()[entry.organization_id]
+    assert f"policysync rollback {run_id}" in applied
+    text = "".join(p.read_text() for p in (workdir / ".policysync").rglob("*") if p.is_file())
+    assert SECRET not in text + applied + shown
+
+
+def test_a_second_apply_of_the_same_saved_plan_changes_nothing(
+    live: Live, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
+    assert run(["apply", "plan.json", "--allow-delete"], capsys)[0] == 0
+    code, out, err = run(["apply", "plan.json", "--allow-delete", "--format", "json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["applied"], result["unchanged"], result["stale"]) == (0, 7, 0)
+    assert_all(live, desired())
+
+
+def test_no_terminal_and_no_auto_approve_writes_nothing(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    code, _out, err = run(["apply", "--allow-delete"], capsys)
+    assert code == 1
+    assert "no terminal to confirm on, so nothing was written" in err
+    assert "--auto-approve" in err
+    assert_all(live, seeded())
+    assert not (workdir / JOURNAL).exists()
+
+
+def test_deleting_roles_needs_allow_delete(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    code, _out, err = run(["apply", "--auto-approve"], capsys)
+    assert code == 1
+    assert "deletes" in err
+    assert "role legacy-admin in" in err
+    assert "--allow-delete" in err
+    assert_all(live, seeded())
+    assert not (workdir / JOURNAL).exists()
+
+
+def test_too_much_change_needs_force(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    (workdir / "policysync.toml").write_text(
+        "[apply]\nmax_change_share = 0.25\nguard_min_organizations = 5\n"
+    )
+    code, _, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    assert code == 1
+    assert "changes 4 of 7 organizations, more than 25%" in err
+    assert "--force" in err
+    assert_all(live, seeded())
+    code, _out, err = run(["apply", "--auto-approve", "--allow-delete", "--force"], capsys)
+    assert code == 0, err
+    assert_all(live, desired())
+
+
+def test_stale_plan_skips_the_changed_organization_only(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
+    acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+    assert acme in desired()
+    live.set(acme, "intruder", "documents", "read")
+    code, out, _err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    assert code == 1
+    assert f"stale    {acme}: stale: live changed since the plan was made" in out
+    assert "Apply: 3 applied, 3 unchanged, 1 stale, 0 failed" in out
+    assert "intruder" in live.roles(acme)  # left as the SDK set it
+    assert_all(live, {k: v for k, v in desired().items() if k != acme})
+    (run_id,) = list_runs(workdir / JOURNAL)
+    _, entries = load_run(workdir / JOURNAL, run_id)
+    (stale,) = [e for e in entries if e.organization_id == acme]
+    assert stale.state == "skipped"
+
+
+def test_one_organization_rejected_by_the_server_does_not_stop_the_others(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wanted = changed()
+    biggest = max(wanted, key=lambda k: len(wanted[k].roles))
+    most = len(wanted[biggest].roles)
+    assert sorted(len(p.roles) for p in wanted.values())[-2] < most  # exactly one too big
+    with start(monkeypatch, Limits(max_roles_per_org=most - 1)) as emulator:
+        live = Live(emulator)
+        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        assert code == 1
+        (line,) = [x for x in out.splitlines() if x.startswith("failed")]
+        assert biggest in line
+        assert "(request request-id-test-" in line
+        assert live.roles(biggest) == canonical(seeded()[biggest].model_dump()["roles"])
+        assert_all(live, {k: v for k, v in desired().items() if k != biggest})
+        (run_id,) = list_runs(workdir / JOURNAL)
+        _, entries = load_run(workdir / JOURNAL, run_id)
+        (failed,) = [e for e in entries if e.organization_id == biggest]
+        assert failed.state == "failed"
+        assert failed.error is not None
+        assert failed.error.request_id is not None
+        assert failed.prior == seeded()[biggest]
+
+
+def test_rollback_restores_the_exact_priors(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(workdir / JOURNAL)
+    code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
+    assert code == 0, err
+    assert "Rollback: 4 applied" in out
+    assert_all(live, {k: seeded()[k] for k in desired()})
+    unmanaged_untouched(live)
+    runs = list_runs(workdir / JOURNAL)
+    assert len(runs) == 2
+    summary, _ = load_run(workdir / JOURNAL, runs[0] if runs[0] != run_id else runs[1])
+    assert summary.kind == "rollback"
+    assert summary.rolled_back_run == run_id
+
+
+def test_rollback_leaves_an_organization_changed_since(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(workdir / JOURNAL)
+    acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+    live.set(acme, "newer", "documents", "read")
+    code, out, _err = run(["rollback", run_id, "--auto-approve"], capsys)
+    assert code == 1
+    assert f"stale    {acme}: stale: live changed since run {run_id}" in out
+    assert set(live.roles(acme)) == {"newer"}
+    others = {k: seeded()[k] for k in desired() if k != acme}
+    assert_all(live, others)
+
+
+def test_rollback_of_one_organization(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(workdir / JOURNAL)
+    acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+    code, _out, err = run(["rollback", run_id, "--org", acme, "--auto-approve"], capsys)
+    assert code == 0, err
+    assert live.roles(acme) == canonical(seeded()[acme].model_dump()["roles"])
+    assert_all(live, {k: v for k, v in desired().items() if k != acme})
+
+
+def test_rollback_of_an_unknown_run_lists_the_runs(
+    live: Live, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    code, _, err = run(["rollback", "20200101T000000Z-abcdef", "--auto-approve"], capsys)
+    assert code == 1
+    assert "no run 20200101T000000Z-abcdef" in err
+    assert "newest first" in err
+    code, _out, err = run(["rollback", "../etc", "--auto-approve"], capsys)
+    assert code == 1
+    assert "is not a run id" in err
+
+
+def test_a_saved_plan_for_another_project_is_refused(
+    live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
+    monkeypatch.setenv("STYTCH_PROJECT_ID", "project-test-00000000-0000-4000-8000-000000000009")
+    code, _out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    assert code == 1
+    assert "made for project" in err
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    assert_all(live, seeded())
+
+
+def test_an_edited_saved_plan_is_refused(live: Live, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
+    text = Path("plan.json").read_text()
+    Path("plan.json").write_text(text.replace('"read"', '"delete"', 1))
+    code, _out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    assert code == 1
+    assert "checksum mismatch" in err
+    assert_all(live, seeded())
+
+
+def test_json_result_is_described_by_its_schema(
+    live: Live, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["apply", "--auto-approve", "--allow-delete", "--format", "json"], capsys)
+    assert code == 0, err
+    document = json.loads(out)
+    schema = json.loads((ROOT / "schemas" / "run-result.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    assert document["kind"] == "apply"
+    assert [o["result"] for o in document["organizations"]].count("applied") == 4
+    code, out, err = run(["apply", "--auto-approve", "--format", "markdown"], capsys)
+    assert code == 0, err  # nothing left to change: nothing to delete either
+    assert out == ""
+    assert "No changes. 7 organizations match their files." in err

@@ -1,0 +1,458 @@
+"""The apply journal, on real folders: durability, hostile ids, damaged files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from policysync import __version__
+from policysync.errors import UsageError
+from policysync.journal import (
+    Journal,
+    JournalEntry,
+    RunCounts,
+    RunKind,
+    entry_name,
+    list_runs,
+    load_run,
+)
+from policysync.models import OrgPolicy, Permission, Role
+from policysync.plan import OrgError, fingerprint
+
+START = datetime(2026, 11, 23, 10, 44, 55, tzinfo=UTC)
+PRIOR = OrgPolicy(
+    roles=(
+        Role(
+            role_id="invoice-approver",
+            description="Approves invoices",
+            permissions=(Permission(resource_id="invoices", actions=("read", "approve")),),
+        ),
+    )
+)
+DESIRED = OrgPolicy(roles=())
+NOT_FOUND = OrgError(
+    status=404,
+    error_type="organization_not_found",
+    message="Organization could not be found.",
+    request_id="request-id-test-1",
+)
+HOSTILE_IDS = [
+    "../x",
+    "..",
+    ".",
+    "a/b",
+    "a%2Fb",
+    "a_b",
+    "a b",
+    "/etc/passwd",
+    "C:\\windows",
+    "run",
+    "run.json",
+    "",
+    "société-générale",
+    "日本",
+    "emoji-\N{ROCKET}",
+    "nul\x00byte",
+    "lone-\ud800-surrogate",
+    "x" * 5000,
+    "x" * 4999 + "y",
+    "Acme",
+    "acme",
+    "ACME",
+]
+
+
+def ticking(start: datetime = START) -> Iterator[datetime]:
+    moment = start
+    while True:
+        yield moment
+        moment += timedelta(seconds=1)
+
+
+def create(
+    base: Path, start: datetime = START, kind: RunKind = "apply", rolled_back_run: str | None = None
+) -> Journal:
+    return Journal.create(
+        base,
+        kind=kind,
+        project_id="project-test-00000000-0000-4000-8000-000000000000",
+        git_commit="0123456789abcdef0123456789abcdef01234567",
+        git_dirty=False,
+        rolled_back_run=rolled_back_run,
+        clock=ticking(start).__next__,
+    )
+
+
+def test_round_trip_of_a_finished_run(tmp_path: Path) -> None:
+    base = tmp_path / ".policysync" / "journal"
+    journal = create(base)
+    acme = journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED)
+    applied = journal.finish_org(acme, "applied")
+    globex = journal.begin("globex", file="policies/orgs/globex.json", prior=DESIRED, desired=PRIOR)
+    failed = journal.finish_org(globex, "failed", NOT_FOUND)
+    stale = OrgError(status=None, error_type="stale", message="live changed", request_id=None)
+    skipped = journal.record(
+        "hooli", file="policies/orgs/hooli.json", state="skipped", prior=None, desired=PRIOR,
+        error=stale,
+    )  # fmt: skip
+    closed = journal.close()
+
+    summary, entries = load_run(base, journal.run_id)
+    assert summary == closed
+    assert entries == [applied, failed, skipped]  # sorted by organization_id
+    assert summary.run_id == journal.run_id == journal.path.name
+    assert journal.path == base / journal.run_id
+    assert summary.kind == "apply"
+    assert summary.rolled_back_run is None
+    assert summary.policysync_version == __version__
+    assert summary.started_at == "2026-11-23T10:44:55Z"
+    assert summary.finished_at is not None
+    assert summary.finished_at > summary.started_at
+    assert summary.counts == RunCounts(applied=1, failed=1, skipped=1, pending=0)
+    assert applied.state == "applied"
+    assert applied.prior == PRIOR
+    assert applied.desired == DESIRED
+    assert applied.prior_fingerprint == fingerprint(PRIOR)
+    assert applied.error is None
+    assert applied.started_at < (applied.finished_at or "")
+    assert applied.git_commit == "0123456789abcdef0123456789abcdef01234567"
+    assert applied.git_dirty is False
+    assert failed.error == NOT_FOUND
+    assert skipped.prior_fingerprint is None
+    assert sorted(p.name for p in journal.path.iterdir()) == sorted(
+        ["run.json", entry_name("acme"), entry_name("globex"), entry_name("hooli")]
+    )
+
+
+def test_rollback_run_names_the_run_it_undoes(tmp_path: Path) -> None:
+    undone = create(tmp_path).run_id
+    journal = create(tmp_path, kind="rollback", rolled_back_run=undone)
+    summary, entries = load_run(tmp_path, journal.run_id)
+    assert (summary.kind, summary.rolled_back_run) == ("rollback", undone)
+    assert summary.finished_at is None
+    assert summary.counts is None
+    assert entries == []
+    with pytest.raises(ValueError, match="rolled_back_run"):
+        create(tmp_path, kind="rollback")
+    with pytest.raises(ValueError, match="rolled_back_run"):
+        create(tmp_path, kind="apply", rolled_back_run=undone)
+    assert len(list_runs(tmp_path)) == 2  # refused before making a folder
+
+
+def test_pending_entry_is_on_disk_when_begin_returns(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED)
+    on_disk = json.loads((journal.path / entry_name("acme")).read_text())
+    assert on_disk["state"] == "pending"
+    assert on_disk["finished_at"] is None
+    assert OrgPolicy.model_validate(on_disk["prior"]) == PRIOR
+
+
+CRASHING_RUN = """
+import os, signal, sys
+from pathlib import Path
+from policysync.journal import Journal
+from policysync.models import OrgPolicy
+prior = OrgPolicy.model_validate_json(sys.argv[2])
+journal = Journal.create(Path(sys.argv[1]), kind="apply", project_id="project-test-x",
+                         git_commit=None, git_dirty=None)
+entry = journal.begin("acme", file="acme.json", prior=prior, desired=OrgPolicy(roles=()))
+journal.finish_org(journal.begin("globex", file=None, prior=prior, desired=prior), "applied")
+print(journal.run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # between begin and the PUT's outcome
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_run_killed_after_begin_leaves_the_entry_pending(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(tmp_path), PRIOR.model_dump_json()],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    summary, entries = load_run(tmp_path, run.stdout.strip())
+    assert summary.finished_at is None  # the run never closed
+    assert [(e.organization_id, e.state) for e in entries] == [
+        ("acme", "pending"),
+        ("globex", "applied"),
+    ]
+    assert entries[0].prior == PRIOR  # what rollback needs survived the kill
+
+
+def test_close_counts_entries_left_pending(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    assert journal.close().counts == RunCounts(applied=0, failed=0, skipped=0, pending=1)
+    with pytest.raises(ValueError, match="closed"):
+        journal.begin("globex", file=None, prior=PRIOR, desired=DESIRED)
+    with pytest.raises(ValueError, match="closed"):
+        journal.close()
+
+
+def test_entries_follow_their_states(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    with pytest.raises(ValueError, match="not the journaled entry"):
+        journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    with pytest.raises(ValueError, match="error exactly when"):
+        journal.finish_org(entry, "failed")  # a failure says why
+    with pytest.raises(ValueError, match="error exactly when"):
+        journal.finish_org(entry, "applied", NOT_FOUND)
+    done = journal.finish_org(entry, "applied")
+    with pytest.raises(ValueError, match="not pending"):
+        journal.finish_org(done, "failed", NOT_FOUND)
+    with pytest.raises(ValueError, match="not the journaled entry"):
+        journal.finish_org(entry, "failed", NOT_FOUND)  # stale copy of the pending entry
+    assert load_run(tmp_path, journal.run_id)[1] == [done]
+
+
+def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = create(tmp_path)
+    events: list[tuple[str, int | str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        events.append(("dir" if stat.S_ISDIR(info.st_mode) else "file", info.st_ino))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    journal.begin("a/../b", file=None, prior=PRIOR, desired=DESIRED)
+    name = entry_name("a/../b")
+    assert events == [
+        ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
+        ("replace", name),
+        ("dir", journal.path.stat().st_ino),
+    ]
+    events.clear()
+    journal.close()
+    assert events == [
+        ("file", (journal.path / "run.json").stat().st_ino),
+        ("replace", "run.json"),
+        ("dir", journal.path.stat().st_ino),
+    ]
+
+
+def test_create_makes_the_new_folders_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    base = tmp_path / ".policysync" / "journal"
+    journal = create(base)
+    for folder in (tmp_path, tmp_path / ".policysync", base, journal.path):
+        assert folder.stat().st_ino in synced, folder
+    assert (journal.path / "run.json").stat().st_ino in synced
+
+
+def test_a_failed_write_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = create(tmp_path)
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    monkeypatch.undo()
+    assert sorted(p.name for p in journal.path.iterdir()) == ["run.json"]  # no temp file
+    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)  # not taken
+    assert load_run(tmp_path, journal.run_id)[1] == [entry]
+
+
+def test_entry_names_are_distinct_safe_and_stable() -> None:
+    names = [entry_name(organization_id) for organization_id in HOSTILE_IDS]
+    assert len({name.casefold() for name in names}) == len(HOSTILE_IDS)
+    for name in names:
+        assert re.fullmatch(r"[0-9A-Za-z_-][0-9A-Za-z._-]*\.json", name), name
+        assert ".." not in name
+        assert len(name) <= 80
+        assert name != "run.json"
+    assert entry_name("acme") == entry_name("acme")
+    assert entry_name("organization-test-07971b06/x") == (
+        # a digest of the id, never Python's per-process hash()
+        "organization-test-07971b06_x-2447eea5bcae9623.json"
+    )
+
+
+def test_hostile_ids_stay_in_the_run_folder_and_round_trip(tmp_path: Path) -> None:
+    base = tmp_path / "journal"
+    journal = create(base)
+    for organization_id in HOSTILE_IDS:
+        journal.begin(organization_id, file=None, prior=PRIOR, desired=DESIRED)
+    journal.close()
+    inside = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
+    assert inside == {
+        "journal",
+        f"journal/{journal.run_id}",
+        f"journal/{journal.run_id}/run.json",
+        *(f"journal/{journal.run_id}/{entry_name(i)}" for i in HOSTILE_IDS),
+    }
+    _, entries = load_run(base, journal.run_id)
+    assert [entry.organization_id for entry in entries] == sorted(HOSTILE_IDS)
+
+
+def test_run_ids_sort_by_start_time_and_never_collide(tmp_path: Path) -> None:
+    runs = [create(tmp_path).run_id for _ in range(5)]  # all in the same second
+    assert len(set(runs)) == 5
+    for run_id in runs:
+        assert re.fullmatch(r"20261123T104455Z-[0-9a-f]{6}", run_id)
+    later = create(tmp_path, START + timedelta(seconds=1)).run_id
+    earlier = create(tmp_path, START - timedelta(days=400)).run_id
+    assert list_runs(tmp_path)[0] == later
+    assert list_runs(tmp_path)[-1] == earlier
+
+
+def test_list_runs_newest_first(tmp_path: Path) -> None:
+    assert list_runs(tmp_path / "missing") == []
+    offsets = [3, 0, 7, 1]
+    runs = {offset: create(tmp_path, START + timedelta(hours=offset)).run_id for offset in offsets}
+    (tmp_path / "notes.txt").write_text("not a run")
+    (tmp_path / ".hidden").mkdir()
+    assert list_runs(tmp_path) == [runs[7], runs[3], runs[1], runs[0]]
+
+
+@pytest.mark.parametrize(
+    "run_id", ["..", ".", "", "../outside", "a/b", "/etc", "x\x00", ".hidden", "run id", "é"]
+)
+def test_a_run_id_that_is_not_a_folder_name_is_refused(tmp_path: Path, run_id: str) -> None:
+    base = tmp_path / "journal"
+    kept = create(base).run_id
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "run.json").write_text("{}")
+    with pytest.raises(UsageError, match="is not a run id") as caught:
+        load_run(base, run_id)
+    assert str(base) in str(caught.value)
+    assert kept in str(caught.value)  # it says which runs there are
+
+
+def test_an_unknown_run_lists_the_newest_ten(tmp_path: Path) -> None:
+    runs = [create(tmp_path, START + timedelta(minutes=m)).run_id for m in range(12)]
+    with pytest.raises(UsageError) as caught:
+        load_run(tmp_path, "20250101T000000Z-000000")
+    message = str(caught.value)
+    assert f"no run 20250101T000000Z-000000 in {tmp_path}" in message
+    assert ", ".join(reversed(runs[2:])) in message
+    assert runs[0] not in message
+    assert runs[1] not in message
+    assert "and 2 older" in message
+
+
+def test_an_unknown_run_in_an_empty_journal(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="holds no run"):
+        load_run(tmp_path / "journal", "20250101T000000Z-000000")
+
+
+def test_a_folder_without_run_json_is_no_run(tmp_path: Path) -> None:
+    (tmp_path / "20250101T000000Z-000000").mkdir()
+    with pytest.raises(UsageError, match=r"no run\.json"):
+        load_run(tmp_path, "20250101T000000Z-000000")
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (lambda text: text[: len(text) // 2], "Expecting|Unterminated"),
+        (lambda text: "", "Expecting value"),
+        (lambda text: "[]", "valid dictionary"),
+        (lambda text: text.replace('"pending"', '"done"'), "state"),
+        (lambda text: text.replace('"state"', '"status": 1, "state"'), "status"),
+        (lambda text: text.replace('"finished_at": null', '"finished_at": "x"'), "finished_at"),
+    ],
+)
+def test_a_damaged_entry_is_a_usage_error_naming_the_file(
+    tmp_path: Path, damage: Callable[[str], str], detail: str
+) -> None:
+    journal = create(tmp_path)
+    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    path = journal.path / entry_name("acme")
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(UsageError, match=detail) as caught:
+        load_run(tmp_path, journal.run_id)
+    assert str(caught.value).startswith(f"{path}: not a readable journal file")
+
+
+def test_a_damaged_run_json_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    (journal.path / "run.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(UsageError, match=r"run\.json: not a readable journal file"):
+        load_run(tmp_path, journal.run_id)
+
+
+def test_an_organization_journaled_twice_is_refused(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    copy = journal.path / "copy.json"
+    copy.write_text((journal.path / entry_name("acme")).read_text())
+    with pytest.raises(UsageError, match="journaled twice") as caught:
+        load_run(tmp_path, journal.run_id)
+    assert entry_name("acme") in str(caught.value)
+
+
+def test_temporary_and_hidden_files_are_ignored(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    (journal.path / f".{entry_name('acme')}.x1y2.tmp").write_text('{"trunc')  # a killed write
+    (journal.path / f"._{entry_name('acme')}").write_bytes(b"\x00\x05\x16\x07")  # macOS copy
+    assert load_run(tmp_path, journal.run_id)[1] == [entry]
+
+
+def test_gitignore_in_a_policysync_folder(tmp_path: Path) -> None:
+    create(tmp_path / ".policysync" / "journal")
+    assert (tmp_path / ".policysync" / ".gitignore").read_text() == "*\n"
+    (tmp_path / ".policysync" / ".gitignore").write_text("journal/\n")
+    create(tmp_path / ".policysync" / "journal")
+    assert (tmp_path / ".policysync" / ".gitignore").read_text() == "journal/\n"  # kept
+    create(tmp_path / "elsewhere" / "journal")
+    assert not (tmp_path / "elsewhere" / ".gitignore").exists()
+
+
+def test_entries_reject_inconsistent_states() -> None:
+    fields: dict[str, object] = {
+        "organization_id": "acme",
+        "file": None,
+        "prior": PRIOR,
+        "prior_fingerprint": fingerprint(PRIOR),
+        "desired": DESIRED,
+        "started_at": "2026-11-23T10:44:55Z",
+        "git_commit": None,
+        "git_dirty": None,
+    }
+    later = "2026-11-23T10:44:56Z"
+    JournalEntry.model_validate({**fields, "state": "pending", "error": None, "finished_at": None})
+    bad: list[tuple[dict[str, object], str]] = [
+        ({"state": "pending", "error": None, "finished_at": later}, "finished_at must be null"),
+        ({"state": "applied", "error": None, "finished_at": None}, "finished_at must be null"),
+        ({"state": "skipped", "error": None, "finished_at": later}, "error exactly when"),
+        ({"state": "applied", "error": NOT_FOUND, "finished_at": later}, "error exactly when"),
+        ({"state": "pending", "error": None, "finished_at": None, "prior": None}, "prior policy"),
+    ]
+    for changes, message in bad:
+        with pytest.raises(ValueError, match=message):
+            JournalEntry.model_validate({**fields, **changes})
