@@ -512,14 +512,15 @@ def emulator(
         click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
     url = server.base_url(sock)
     shown_secret = "(from --secret or $STYTCH_SECRET)" if secret else server.DEFAULT_SECRET
-    click.echo(
-        f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
-        f"  STYTCH_BASE_URL={url}\n"
-        f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
-        f"  STYTCH_SECRET={shown_secret}\n"
-        f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; Ctrl-C stops it"
-    )
-    try:
+    try:  # from the first line printed on: a Ctrl-C as soon as it is read stops cleanly
+        click.echo(
+            f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
+            f"  STYTCH_BASE_URL={url}\n"
+            f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
+            f"  STYTCH_SECRET={shown_secret}\n"
+            f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
+            "Ctrl-C stops it"
+        )
         server.serve(app, sock)
     except KeyboardInterrupt:  # Ctrl-C is how an emulator is meant to stop
         click.echo("policysync emulator stopped", err=True)
