@@ -13,24 +13,22 @@ organizations needs `force` (octoDNS's "too much change" guard).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Literal, NamedTuple, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.client import StytchClient, same_policy
+from policysync.client import StytchClient
 from policysync.config import ApplySettings
 from policysync.errors import StytchError, UsageError
-from policysync.journal import Journal, JournalEntry, RunSummary, load_run
+from policysync.journal import Journal, JournalEntry, RunSummary
 from policysync.models import OrgPolicy
-from policysync.plan import OrgError, OrgPlan, Plan, fingerprint
+from policysync.pacing import each
+from policysync.plan import OrgError, OrgPlan, Plan, fingerprint, same_policy
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
 Result = Literal["applied", "unchanged", "stale", "failed"]
-T = TypeVar("T")
-Progress = Callable[[int], None]
 
 
 class OrgResult(BaseModel):
@@ -69,13 +67,6 @@ class RunResult(BaseModel):
         return self.stale == 0 and self.failed == 0
 
 
-class Options(NamedTuple):
-    parallelism: int = 16
-    rate_limit: float | None = None
-    allow_delete: bool = False
-    force: bool = False
-
-
 class Deletion(NamedTuple):
     organization_id: str
     role_id: str
@@ -90,11 +81,11 @@ def deletions(plan: Plan) -> list[Deletion]:
     ]
 
 
-def check_guards(plan: Plan, options: Options, guard: ApplySettings) -> None:
+def check_guards(plan: Plan, allow_delete: bool, force: bool, guard: ApplySettings) -> None:
     """Refuse (UsageError) a plan that deletes roles without `allow_delete`, or that
     changes too many organizations without `force`. Nothing has been written yet."""
     gone = deletions(plan)
-    if gone and not options.allow_delete:
+    if gone and not allow_delete:
         shown = "\n".join(f"  - role {d.role_id} in {d.organization_id}" for d in gone[:50])
         more = f"\n  … and {len(gone) - 50} more" if len(gone) > 50 else ""
         raise UsageError(
@@ -104,7 +95,7 @@ def check_guards(plan: Plan, options: Options, guard: ApplySettings) -> None:
         )
     managed, changed = plan.summary.organizations, plan.summary.changed
     too_many = changed > guard.max_change_share * managed
-    if too_many and managed >= guard.guard_min_organizations and not options.force:
+    if too_many and managed >= guard.guard_min_organizations and not force:
         raise UsageError(
             f"the plan changes {changed} of {managed} organizations, more than "
             f"{guard.max_change_share:.0%} (apply.max_change_share); nothing was written: "
@@ -117,7 +108,6 @@ async def apply_plan(
     plan: Plan,
     journal: Callable[[], Journal],
     parallelism: int,
-    tick: Progress | None = None,
 ) -> RunResult:
     """Make live match the plan's desired policies, organization by organization. The
     journal is created (by `journal()`) only when there is something to write."""
@@ -138,7 +128,7 @@ async def apply_plan(
         expected = org.prior_fingerprint
         return await _write(client, run, org.organization_id, org.file, org.desired, expected)
 
-    for result in await _each(todo, one, parallelism, tick):
+    for result in await each(todo, one, parallelism):
         results[result.organization_id] = result
     for entry in plan.entries:
         if entry.action == "no-op":
@@ -148,22 +138,33 @@ async def apply_plan(
     return _finish("apply", plan.project_id, run, results)
 
 
+def rollback_entries(
+    summary: RunSummary, entries: list[JournalEntry], project_id: str, only: Sequence[str]
+) -> list[JournalEntry]:
+    """The entries of a journaled run (`journal.load_run`) that a rollback of it, limited
+    to the organizations `only` (all when empty), is about; a UsageError when it cannot
+    be rolled back here. Checked before anything is asked or written."""
+    if summary.project_id != project_id:
+        raise UsageError(
+            f"run {summary.run_id} wrote to project {summary.project_id}, not "
+            f"{project_id}: check STYTCH_PROJECT_ID"
+        )
+    unknown = sorted(set(only) - {e.organization_id for e in entries})
+    if unknown:
+        raise UsageError(f"--org {', '.join(unknown)}: run {summary.run_id} did not write it")
+    return [e for e in entries if not only or e.organization_id in only]
+
+
 async def rollback_run(
     client: StytchClient,
-    base: Path,
     run_id: str,
     project_id: str,
-    only: Sequence[str],
+    wanted: list[JournalEntry],
     journal: Callable[[str], Journal],
     parallelism: int,
 ) -> RunResult:
-    """Put back the priors of run `run_id`, where live is still what that run wrote."""
-    summary, entries = load_run(base, run_id)
-    _check_rollback(summary, project_id, base)
-    unknown = sorted(set(only) - {e.organization_id for e in entries})
-    if unknown:
-        raise UsageError(f"--org {', '.join(unknown)}: run {run_id} did not write it")
-    wanted = [e for e in entries if not only or e.organization_id in only]
+    """Put back the priors of run `run_id` (its `rollback_entries`), where live is still
+    what that run wrote."""
     written = [e for e in wanted if e.state in ("applied", "pending") and e.prior is not None]
     run = journal(run_id) if written else None
 
@@ -177,21 +178,13 @@ async def rollback_run(
             client, run, entry.organization_id, entry.file, entry.prior, expected, run_id
         )
 
-    results = {r.organization_id: r for r in await _each(written, one, parallelism, None)}
+    results = {r.organization_id: r for r in await each(written, one, parallelism)}
     for entry in wanted:
         if entry.organization_id not in results:  # the run wrote nothing there
             results[entry.organization_id] = OrgResult(
                 organization_id=entry.organization_id, result="unchanged", error=None
             )
     return _finish("rollback", project_id, run, results)
-
-
-def _check_rollback(summary: RunSummary, project_id: str, base: Path) -> None:
-    if summary.project_id != project_id:
-        raise UsageError(
-            f"run {summary.run_id} in {base} wrote to project {summary.project_id}, not "
-            f"{project_id}: check STYTCH_PROJECT_ID"
-        )
 
 
 async def _write(
@@ -204,91 +197,57 @@ async def _write(
     rolled_back_run: str | None = None,
 ) -> OrgResult:
     """Read live, check it is `expected` (a fingerprint), journal it, PUT `desired`."""
+
+    async def not_written(
+        result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
+    ) -> OrgResult:
+        state: Literal["skipped", "failed"] = "skipped" if result == "stale" else "failed"
+        await asyncio.to_thread(
+            journal.record,
+            organization_id,
+            file=file,
+            state=state,
+            prior=prior,
+            desired=desired,
+            error=error,
+        )
+        return OrgResult(organization_id=organization_id, result=result, error=error)
+
+    async def finished(entry: JournalEntry, error: OrgError | None) -> OrgResult:
+        await asyncio.to_thread(journal.finish_org, entry, "failed" if error else "applied", error)
+        result: Result = "failed" if error else "applied"
+        return OrgResult(organization_id=organization_id, result=result, error=error)
+
     try:
         live = await client.get_org_policy(organization_id)
     except StytchError as exc:
-        error = _error(exc)
-        await asyncio.to_thread(
-            journal.record,
-            organization_id,
-            file=file,
-            state="failed",
-            prior=None,
-            desired=desired,
-            error=error,
-        )
-        return OrgResult(organization_id=organization_id, result="failed", error=error)
-    if same_policy(live, desired):  # e.g. a second run of the same plan: nothing to do
+        return await not_written("failed", None, OrgError.of(exc))
+    live_print = fingerprint(live)
+    if live_print == fingerprint(desired):  # e.g. a second run of the same plan
         return OrgResult(organization_id=organization_id, result="unchanged", error=None)
-    if fingerprint(live) != expected:
+    if live_print != expected:
         changed_since = f"run {rolled_back_run}" if rolled_back_run else "the plan was made"
-        error = OrgError(
-            status=None,
-            error_type="stale",
-            message=f"live changed since {changed_since}; left as it is: "
-            + ("make a new plan and review it" if rolled_back_run is None else "restore by hand"),
-            request_id=None,
-        )
-        await asyncio.to_thread(
-            journal.record,
-            organization_id,
-            file=file,
-            state="skipped",
-            prior=live,
-            desired=desired,
-            error=error,
-        )
-        return OrgResult(organization_id=organization_id, result="stale", error=error)
+        remedy = "make a new plan and review it" if rolled_back_run is None else "restore by hand"
+        message = f"live changed since {changed_since}; left as it is: {remedy}"
+        stale = OrgError(status=None, error_type="stale", message=message, request_id=None)
+        return await not_written("stale", live, stale)
     entry = await asyncio.to_thread(
         journal.begin, organization_id, file=file, prior=live, desired=desired
     )
     try:
         echoed = await client.set_org_policy(organization_id, desired)
     except StytchError as exc:
-        error = _error(exc)
-        await asyncio.to_thread(journal.finish_org, entry, "failed", error)
-        return OrgResult(organization_id=organization_id, result="failed", error=error)
+        return await finished(entry, OrgError.of(exc))
     if not same_policy(echoed, desired):
-        error = OrgError(
+        mismatch = OrgError(
             status=200,
             error_type="echo_mismatch",
             message="Stytch stored a policy other than the one sent: compare live with the "
             "file (policysync plan), and tell Stytch support",
             request_id=None,
         )
-        await asyncio.to_thread(journal.finish_org, entry, "failed", error)
-        return OrgResult(organization_id=organization_id, result="failed", error=error)
-    await asyncio.to_thread(journal.finish_org, entry, "applied")
-    return OrgResult(organization_id=organization_id, result="applied", error=None)
-
-
-def _error(exc: StytchError) -> OrgError:
-    return OrgError(
-        status=exc.status,
-        error_type=exc.error_type,
-        message=exc.message,
-        request_id=exc.request_id,
-    )
-
-
-async def _each(
-    items: Sequence[T],
-    work: Callable[[T], Awaitable[OrgResult]],
-    parallelism: int,
-    tick: Progress | None,
-) -> list[OrgResult]:
-    """`work` on every item, `parallelism` at a time (a fixed pool of workers)."""
-    results: list[OrgResult] = []
-    pending = iter(items)
-
-    async def worker() -> None:
-        for item in pending:
-            results.append(await work(item))
-            if tick is not None:
-                tick(1)
-
-    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(items))))))
-    return results
+        return await finished(entry, mismatch)
+    return await finished(entry, None)
 
 
 def _finish(

@@ -12,9 +12,9 @@ import ipaddress
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,6 +29,7 @@ from policysync.validate import validate as run_validate
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
     from policysync.applying import RunResult
     from policysync.endpoint import Endpoint
+    from policysync.journal import JournalEntry
     from policysync.plan import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -67,8 +68,24 @@ rate_limit_option = click.option(
 journal_option = click.option(
     "--journal",
     type=click.Path(path_type=Path, file_okay=False),
-    help="The journal folder [default: .policysync/journal].",
+    help="The journal folder [default: the journal setting, .policysync/journal].",
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+RUN_FORMATS = ("json", "markdown", "text")  # render_run.RUN_RENDERERS (imported lazily)
+
+
+def format_option(choices: Iterable[str], help: str | None = None) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(sorted(choices)),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
 auto_approve_option = click.option(
     "--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI)."
 )
@@ -88,13 +105,8 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @config_option
 @policies_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(VALIDATE_RENDERERS)),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs, github for workflow annotations.",
+@format_option(
+    VALIDATE_RENDERERS, "text for people, json for programs, github for workflow annotations."
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
 def validate(
@@ -120,13 +132,9 @@ def validate(
 @cli.command(short_help="Show what apply would change in live Stytch.")
 @config_option
 @policies_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(sorted(PLAN_RENDERERS)),
-    default="text",
-    show_default=True,
-    help="text for people, markdown for pull requests and job summaries, json for programs.",
+@format_option(
+    PLAN_RENDERERS,
+    "text for people, markdown for pull requests and job summaries, json for programs.",
 )
 @click.option(
     "--out",
@@ -191,14 +199,7 @@ def plan(
 @click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path))
 @config_option
 @policies_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "markdown", "text"]),
-    default="text",
-    show_default=True,
-    help="How to print the result (the plan goes to stderr).",
-)
+@format_option(RUN_FORMATS, "How to print the result (the plan goes to stderr).")
 @auto_approve_option
 @click.option("--allow-delete", is_flag=True, help="Allow deleting roles (members lose them).")
 @click.option("--force", is_flag=True, help="Allow a plan changing very many organizations.")
@@ -256,8 +257,7 @@ def apply(
     click.echo(render_text(the_plan), err=True)
     if not the_plan.changes:
         return EXIT_OK
-    guard = applying.Options(parallelism, rate_limit, allow_delete, force)
-    applying.check_guards(the_plan, guard, settings.apply)
+    applying.check_guards(the_plan, allow_delete, force, settings.apply)
     if the_plan.summary.changed and plan_file is None and not auto_approve:
         _confirm(f"Apply these changes to project {endpoint.project_id}?")
     base = journal or Path(settings.journal)
@@ -269,13 +269,7 @@ def apply(
 @cli.command(short_help="Put back the policies an apply run replaced.")
 @click.argument("run_id")
 @config_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "markdown", "text"]),
-    default="text",
-    show_default=True,
-)
+@format_option(RUN_FORMATS, "How to print the result.")
 @auto_approve_option
 @orgs_option
 @parallelism_option
@@ -298,6 +292,7 @@ def rollback(
     """
     import asyncio
 
+    from policysync.applying import rollback_entries
     from policysync.endpoint import endpoint_from_env
     from policysync.journal import load_run
     from policysync.render_run import RUN_RENDERERS
@@ -305,15 +300,17 @@ def rollback(
     settings = _settings(config, None)
     endpoint = endpoint_from_env(os.environ)
     base = journal or Path(settings.journal)
-    summary, entries = load_run(base, run_id)  # refuses an unknown run before asking
+    summary, entries = load_run(base, run_id)  # an unknown run is refused before asking
+    wanted = rollback_entries(summary, entries, endpoint.project_id, orgs)
     if not auto_approve:
-        count = len([e for e in entries if not orgs or e.organization_id in orgs])
         _confirm(
-            f"Put back the prior policies of up to {count} organizations written by run "
-            f"{summary.run_id} in project {endpoint.project_id}?"
+            f"Put back the prior policies of up to {len(wanted)} organizations written by "
+            f"run {summary.run_id} in project {endpoint.project_id}?"
         )
     result = asyncio.run(
-        _rollback(endpoint, base, run_id, orgs, Path(settings.policies), parallelism, rate_limit)
+        _rollback(
+            endpoint, base, summary.run_id, wanted, Path(settings.policies), parallelism, rate_limit
+        )
     )
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
@@ -355,7 +352,7 @@ async def _rollback(
     endpoint: Endpoint,
     base: Path,
     run_id: str,
-    orgs: Sequence[str],
+    wanted: list[JournalEntry],
     policies: Path,
     parallelism: int,
     rate_limit: float | None,
@@ -378,9 +375,7 @@ async def _rollback(
         )
 
     async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
-        return await rollback_run(
-            client, base, run_id, endpoint.project_id, orgs, journal, parallelism
-        )
+        return await rollback_run(client, run_id, endpoint.project_id, wanted, journal, parallelism)
 
 
 @contextlib.contextmanager

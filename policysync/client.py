@@ -30,7 +30,7 @@ from policysync.endpoint import Endpoint
 from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
 from policysync.models import OrgPolicy, ProjectPolicy
 from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
-from policysync.plan import fingerprint
+from policysync.plan import same_policy
 
 USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"
@@ -400,11 +400,6 @@ def _outcome_unknown(outcome: Outcome) -> bool:
     if isinstance(outcome, httpx.Response):
         return outcome.status_code >= 500
     return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
-def same_policy(a: OrgPolicy, b: OrgPolicy) -> bool:
-    """Equal as Stytch applies them (order carries no meaning)."""
-    return fingerprint(a) == fingerprint(b)
 
 
 def _segment(value: str) -> str:

@@ -63,12 +63,6 @@ class ProjectFile(NamedTuple):
     policy: ProjectPolicy
 
 
-class PolicyTree(NamedTuple):
-    project: ProjectFile | None
-    orgs: list[OrgFile]
-    diagnostics: list[Diagnostic]
-
-
 def file_diagnostic(
     display: str, code: str, message: str, line: int = 1, col: int = 1
 ) -> Diagnostic:
@@ -100,19 +94,6 @@ def load_org(
         return None, diagnostics
     doc = to_model(OrgPolicyFile, data, source, diagnostics)
     return (OrgFile(path, source, doc) if doc is not None else None), diagnostics
-
-
-def load_tree(root: Path, limits: Limits) -> PolicyTree:
-    """Every model of a policy tree, and every problem found reading it."""
-    project, diagnostics = load_project(root, limits)
-    orgs = []
-    real_root = root.resolve()
-    for path in org_paths(root, diagnostics):
-        org, found = load_org(path, real_root, limits)
-        diagnostics += found
-        if org is not None:
-            orgs.append(org)
-    return PolicyTree(project, orgs, diagnostics)
 
 
 def read_org_file(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile | None:

@@ -18,7 +18,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.models import OrgPolicy, Permission, Role
+from policysync.errors import StytchError
+from policysync.models import OrgPolicy, Role
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,6 +47,15 @@ class OrgError(BaseModel):
     error_type: str = Field(description="Stytch's `error_type`, e.g. organization_not_found.")
     message: str
     request_id: str | None = Field(description="Stytch's request id, for its support.")
+
+    @classmethod
+    def of(cls, exc: StytchError) -> OrgError:
+        return cls(
+            status=exc.status,
+            error_type=exc.error_type,
+            message=exc.message,
+            request_id=exc.request_id,
+        )
 
 
 class OrgPlan(BaseModel):
@@ -229,40 +239,40 @@ def _grants(role: Role) -> dict[str, frozenset[str]]:
     return {resource: frozenset(actions) for resource, actions in grants.items()}
 
 
-def normalize_role(role: Role) -> Role:
-    """`role` with permissions merged per resource and everything sorted.
+def _canonical_roles(policy: OrgPolicy) -> list[dict[str, Any]]:
+    """The roles of `policy` as JSON, by role_id, each with its permissions merged per
+    resource and everything sorted. Made without models: planning 20,000 organizations
+    normalizes ~150,000 roles, and pydantic models cost 5x more.
 
     `"*"` stays as written: what it grants depends on the project policy, which can
     change, so `["*"]` and the full list of actions are different policies.
     """
-    grants = _grants(role)
-    permissions = tuple(
-        Permission(resource_id=resource, actions=tuple(sorted(grants[resource])))
-        for resource in sorted(grants)
-    )
-    return Role(role_id=role.role_id, description=role.description, permissions=permissions)
+    roles = []
+    for role in sorted(policy.roles, key=lambda role: role.role_id):
+        grants = _grants(role)
+        permissions = [{"resource_id": r, "actions": sorted(grants[r])} for r in sorted(grants)]
+        roles.append(
+            {"role_id": role.role_id, "description": role.description, "permissions": permissions}
+        )
+    return roles
 
 
 def normalize(policy: OrgPolicy) -> OrgPolicy:
     """The canonical form of `policy`: equal for any two policies Stytch treats alike."""
-    roles = sorted(map(normalize_role, policy.roles), key=lambda role: role.role_id)
-    return OrgPolicy(roles=tuple(roles))
-
-
-def _canonical_role(role: Role) -> dict[str, Any]:
-    """`normalize_role(role)` as JSON, made without models (planning 20,000
-    organizations normalizes ~150,000 roles: pydantic models cost 5x more)."""
-    grants = _grants(role)
-    permissions = [{"resource_id": r, "actions": sorted(grants[r])} for r in sorted(grants)]
-    return {"role_id": role.role_id, "description": role.description, "permissions": permissions}
+    return OrgPolicy.model_validate({"roles": _canonical_roles(policy)})
 
 
 def fingerprint(policy: OrgPolicy) -> str:
     """A digest of the canonical form, to tell whether live changed since a plan."""
-    roles = sorted(map(_canonical_role, policy.roles), key=lambda role: role["role_id"])
+    roles = _canonical_roles(policy)
     canonical = json.dumps({"roles": roles}, sort_keys=True, separators=(",", ":"))
     # ASCII-only (ensure_ascii): any string, even a lone surrogate, encodes
     return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def same_policy(a: OrgPolicy, b: OrgPolicy) -> bool:
+    """Equal as Stytch applies them (order carries no meaning)."""
+    return fingerprint(a) == fingerprint(b)
 
 
 def _role_action(before: Role | None, after: Role | None) -> ChangeAction | None:
@@ -339,7 +349,7 @@ def assemble(
     git_commit: str | None,
     git_dirty: bool | None,
 ) -> Plan:
-    """The plan of the organizations planned (`plan_org`, then `PlanEntry.of`)."""
+    """The plan of the organizations planned (`PlanEntry.of(plan_org(...))` each)."""
     ordered = tuple(sorted(entries, key=lambda entry: entry.organization_id))
     changes = [entry.detail for entry in ordered if entry.detail is not None]
     return Plan(
@@ -351,25 +361,6 @@ def assemble(
         git_dirty=git_dirty,
         entries=ordered,
         summary=_summarize(changes, len(ordered)),
-    )
-
-
-def make_plan(
-    orgs: Iterable[OrgState],
-    *,
-    project_id: str,
-    created_at: str,
-    policysync_version: str,
-    git_commit: str | None,
-    git_dirty: bool | None,
-) -> Plan:
-    return assemble(
-        (PlanEntry.of(plan_org(*org)) for org in orgs),
-        project_id=project_id,
-        created_at=created_at,
-        policysync_version=policysync_version,
-        git_commit=git_commit,
-        git_dirty=git_dirty,
     )
 
 

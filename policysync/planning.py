@@ -7,7 +7,6 @@ organization is read; only then are the managed organizations read, concurrently
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +21,11 @@ from policysync.errors import StytchError, UsageError
 from policysync.git import head_state
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.pacing import Progress, each
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.report import ValidationReport
 from policysync.selection import Shard, select
 from policysync.validate import validate_root
-
-Progress = Callable[[int], None]  # called with 1 for each organization read
 
 
 class PlanRun(NamedTuple):
@@ -116,12 +114,7 @@ async def read_live(client: StytchClient, organization_id: str) -> OrgPolicy | O
     try:
         return await client.get_org_policy(organization_id)
     except StytchError as exc:
-        return OrgError(
-            status=exc.status,
-            error_type=exc.error_type,
-            message=exc.message,
-            request_id=exc.request_id,
-        )
+        return OrgError.of(exc)
 
 
 async def plan_orgs(
@@ -132,19 +125,11 @@ async def plan_orgs(
     tick: Progress | None,
 ) -> list[PlanEntry]:
     """Each organization planned as soon as its live policy comes in, so that the
-    planning overlaps the waiting and only the plan's compact entries are kept. A fixed
-    pool of workers (not a task per organization) keeps memory flat."""
-    entries: list[PlanEntry] = []
-    pending = iter(ids)
+    planning overlaps the waiting and only the plan's compact entries are kept."""
 
-    async def worker() -> None:
-        for org_id in pending:  # one shared iterator: each worker takes the next id
-            live = await read_live(client, org_id)
-            policy = desired.document(org_id).org_policy
-            file = str(desired.files[org_id])
-            entries.append(PlanEntry.of(plan_org(org_id, file, policy, live)))
-            if tick is not None:
-                tick(1)
+    async def plan_one(org_id: str) -> PlanEntry:
+        live = await read_live(client, org_id)
+        policy = desired.document(org_id).org_policy
+        return PlanEntry.of(plan_org(org_id, str(desired.files[org_id]), policy, live))
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(ids))))))
-    return entries
+    return await each(ids, plan_one, parallelism, tick)

@@ -34,11 +34,10 @@ def summary_line(run: RunResult) -> str:
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."
-    undo = (
-        f" Undo with: policysync rollback {run.run_id}"
-        if run.kind == "apply" and run.applied
-        else ""
-    )
+    base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
+    where = "" if base == DEFAULT_JOURNAL else f" --journal {base}"
+    undoable = run.kind == "apply" and run.applied
+    undo = f" Undo with: policysync rollback {run.run_id}{where}" if undoable else ""
     return f"{verb}: {counts} Journal: {run.journal}.{undo}"
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from policysync.models import OrgPolicy, OrgPolicyFile
-from policysync.plan import OrgError, OrgState, Plan, make_plan
+from policysync.plan import OrgError, OrgState, Plan, PlanEntry, assemble, plan_org
 
 PLAN_CASES = Path(__file__).parent / "plan_cases"
 
@@ -39,8 +39,8 @@ def case_state(case: Path) -> OrgState:
 
 def plan_of(states: Iterable[OrgState]) -> Plan:
     """A plan with fixed metadata, so that renderings change with neither clock nor version."""
-    return make_plan(
-        states,
+    return assemble(
+        (PlanEntry.of(plan_org(*state)) for state in states),
         project_id="project-test-00000000-0000-4000-8000-000000000000",
         created_at="2025-01-01T00:00:00Z",
         policysync_version="0.0.0-test",

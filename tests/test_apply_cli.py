@@ -3,8 +3,9 @@ HTTP on loopback, every final state read back with the official `stytch` SDK."""
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ from clirun import run
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
 
+from policysync.cli import RUN_FORMATS
 from policysync.config import Limits
 from policysync.emulator.seed import Seed
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.journal import list_runs, load_run
 from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.render_run import RUN_RENDERERS
 
 ROOT = Path(__file__).parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
@@ -106,13 +109,6 @@ def start(monkeypatch: pytest.MonkeyPatch, limits: Limits | None = None) -> Emul
     monkeypatch.setenv("STYTCH_SECRET", SECRET)
     monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
     return emulator
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "policies", tmp_path / "policies")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
@@ -351,3 +347,58 @@ def test_json_result_is_described_by_its_schema(
     assert code == 0, err  # nothing left to change: nothing to delete either
     assert out == ""
     assert "No changes. 7 organizations match their files." in err
+
+
+class Terminal(io.StringIO):
+    """Standard input that is a terminal, with the user's answer typed in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer", ["no", "y", ""])
+def test_on_a_terminal_anything_but_yes_writes_nothing(
+    answer: str,
+    live: Live,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workdir: Path,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal(answer + "\n"))
+    code, out, err = run(["apply", "--allow-delete"], capsys)
+    assert code == 1
+    assert "Apply these changes to project" in err
+    assert "not confirmed: nothing was written" in err
+    assert out == ""
+    assert_all(live, seeded())
+    assert not (workdir / JOURNAL).exists()
+
+
+def test_on_a_terminal_yes_applies(
+    live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal("yes\n"))
+    code, out, err = run(["apply", "--allow-delete", "--format", "markdown"], capsys)
+    assert code == 0, err
+    assert out.startswith("**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed, of 7 organ")
+    assert "```\napplied  organization-test-07971b06" in out
+    assert_all(live, desired())
+
+
+def test_run_formats_are_the_renderers() -> None:
+    assert set(RUN_FORMATS) == set(RUN_RENDERERS)
+
+
+def test_journal_setting_is_relative_to_the_settings_file(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "ci").mkdir()
+    (workdir / "ci" / "policysync.toml").write_text(
+        'policies = "../policies"\njournal = "../state/journal"\n'
+    )
+    monkeypatch.chdir(workdir / "ci")
+    code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    assert code == 0, err
+    (run_id,) = list_runs(workdir / "state" / "journal")
+    assert f"Journal: ../state/journal/{run_id}." in out
+    assert f"policysync rollback {run_id} --journal ../state/journal" in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,13 +50,6 @@ def serve(monkeypatch: pytest.MonkeyPatch, faults: Faults | None = None) -> tupl
     monkeypatch.setenv("STYTCH_SECRET", SECRET)
     monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
     return emulator, app
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "policies", tmp_path / "policies")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture

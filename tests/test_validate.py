@@ -13,19 +13,23 @@ import pytest
 from policysync import validate as validate_module
 from policysync.config import Limits, Settings
 from policysync.diagnostics import sort_diagnostics
-from policysync.loader import load_tree
+from policysync.loader import load_org, load_project, org_paths, read_org_file
 from policysync.validate import validate, validate_root
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_load_tree_returns_models_of_the_sample() -> None:
-    tree = load_tree(ROOT / "policies", Limits())
-    assert tree.diagnostics == []
-    assert tree.project is not None
-    assert {r.role_id for r in tree.project.policy.roles} >= {"stytch_admin", "stytch_member"}
-    assert len(tree.orgs) == 7
-    acme = next(o for o in tree.orgs if o.path.name == "acme.json")
+def test_the_loader_returns_models_of_the_sample() -> None:
+    root = ROOT / "policies"
+    project, diagnostics = load_project(root, Limits())
+    loaded = [load_org(path, root.resolve(), Limits()) for path in org_paths(root, diagnostics)]
+    diagnostics += [d for _, found in loaded for d in found]
+    orgs = [org for org, _ in loaded if org is not None]
+    assert diagnostics == []
+    assert project is not None
+    assert {r.role_id for r in project.policy.roles} >= {"stytch_admin", "stytch_member"}
+    assert len(orgs) == 7
+    acme = next(o for o in orgs if o.path.name == "acme.json")
     assert acme.document.org_policy.roles[0].permissions[0].actions == ("read", "approve")
 
 
@@ -55,7 +59,7 @@ def test_parallel_check_reports_exactly_what_the_sequential_one_does(
 def test_the_live_project_policy_is_the_authority(tmp_path: Path) -> None:
     tree = tmp_path / "policies"
     shutil.copytree(ROOT / "policies", tree)
-    live = load_tree(tree, Limits()).project
+    live, _ = load_project(tree, Limits())
     assert live is not None
     same = validate_root(tree, [], Limits(), live_project=live.policy)
     assert same.diagnostics == []
@@ -74,3 +78,18 @@ def test_the_live_project_policy_is_the_authority(tmp_path: Path) -> None:
     # a reordered snapshot is not stale
     reordered = live.policy.model_copy(update={"resources": live.policy.resources[::-1]})
     assert validate_root(tree, [], Limits(), live_project=reordered).diagnostics == []
+
+
+def test_read_org_file_reads_what_load_org_does_even_with_a_byte_order_mark(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", root)
+    acme = root / "orgs" / "acme.json"
+    plain, _ = load_org(acme, root.resolve(), Limits())
+    assert plain is not None
+    assert read_org_file(acme, root.resolve(), Limits()) == plain.document
+    acme.write_bytes(b"\xef\xbb\xbf" + acme.read_bytes())  # read by load_org (a warning)
+    assert read_org_file(acme, root.resolve(), Limits()) == plain.document
+    acme.write_text("{")  # changed since it was validated
+    assert read_org_file(acme, root.resolve(), Limits()) is None
