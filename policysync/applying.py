@@ -12,7 +12,6 @@ organizations needs `force` (octoDNS's "too much change" guard).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
@@ -202,8 +201,7 @@ async def _write(
         result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
     ) -> OrgResult:
         state: Literal["skipped", "failed"] = "skipped" if result == "stale" else "failed"
-        await asyncio.to_thread(
-            journal.record,
+        await journal.record(
             organization_id,
             file=file,
             state=state,
@@ -214,7 +212,7 @@ async def _write(
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
     async def finished(entry: JournalEntry, error: OrgError | None) -> OrgResult:
-        await asyncio.to_thread(journal.finish_org, entry, "failed" if error else "applied", error)
+        await journal.finish_org(entry, "failed" if error else "applied", error)
         result: Result = "failed" if error else "applied"
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
@@ -231,9 +229,7 @@ async def _write(
         message = f"live changed since {changed_since}; left as it is: {remedy}"
         stale = OrgError(status=None, error_type="stale", message=message, request_id=None)
         return await not_written("stale", live, stale)
-    entry = await asyncio.to_thread(
-        journal.begin, organization_id, file=file, prior=live, desired=desired
-    )
+    entry = await journal.begin(organization_id, file=file, prior=live, desired=desired)
     try:
         echoed = await client.set_org_policy(organization_id, desired)
     except StytchError as exc:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import random
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -26,6 +26,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from policysync import __version__
+from policysync.connection import Connection, Lane, TransportLane
 from policysync.endpoint import Endpoint
 from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
 from policysync.models import OrgPolicy, ProjectPolicy
@@ -162,27 +163,20 @@ class StytchClient:
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
         }
-        self._timeout = httpx.Timeout(timeout).as_dict()
-        self._url = endpoint.base_url.rstrip("/")
-        # One httpx transport of one keep-alive connection per slot, not one pool of
-        # `parallelism` connections: httpcore scans every queued request against every
-        # connection of its pool on each request and each answer (O(P^2) per request,
-        # most of the CPU of a plan at P = 16); a pool of one has nothing to scan. The
-        # transports are used without an httpx.AsyncClient: policysync needs none of its
-        # redirects, cookies or auth flows, and skipping them halves the CPU per request.
+        # One keep-alive connection per slot (see connection.py); one TLS context for
+        # all (loading the CA bundle takes ~30 ms); plain http, loopback only, needs none.
+        base_url = endpoint.base_url
+        lanes: list[Lane]
         if transport is None:
-            # One TLS context for all (loading the CA bundle takes ~30 ms); plain http,
-            # which only loopback may use, needs none.
-            https = endpoint.base_url.startswith("https://")
-            verify: ssl.SSLContext | bool = httpx.create_ssl_context() if https else False
-            one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            lanes: list[httpx.AsyncBaseTransport] = [
-                httpx.AsyncHTTPTransport(verify=verify, limits=one) for _ in range(parallelism)
+            https = base_url.startswith("https://")
+            context = httpx.create_ssl_context() if https else None
+            lanes = [
+                Connection(base_url, self._headers, timeout, context) for _ in range(parallelism)
             ]
         else:
-            lanes = [transport] * parallelism
-        self._transports = tuple(dict.fromkeys(lanes))  # each one once, to open and close
-        self._lanes: asyncio.Queue[httpx.AsyncBaseTransport] = asyncio.Queue()
+            lanes = [TransportLane(transport, base_url, self._headers, timeout)] * parallelism
+        self._connections = tuple(dict.fromkeys(lanes))  # each one once, to open and close
+        self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
         for lane in lanes:
             self._lanes.put_nowait(lane)
         self._stack = contextlib.AsyncExitStack()
@@ -197,7 +191,7 @@ class StytchClient:
 
     async def __aenter__(self) -> StytchClient:
         async with contextlib.AsyncExitStack() as stack:
-            for lane in self._transports:
+            for lane in self._connections:
                 await stack.enter_async_context(lane)
             self._stack = stack.pop_all()
         return self
@@ -272,9 +266,10 @@ class StytchClient:
         `settle`, for a request that changes state, is called before sending it again
         after an attempt whose outcome is unknown: what it returns, if anything, is the
         answer (the first attempt did take effect)."""
+        content = None if body is None else _json_bytes(body)
         failures = 0
         while True:
-            outcome = await self._attempt(method, path, body)
+            outcome = await self._attempt(method, path, content)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
                 return self._parse(answer, outcome, organization_id)
             failures += 1
@@ -287,38 +282,16 @@ class StytchClient:
                 if settled is not None:
                     return settled
 
-    async def _attempt(self, method: str, path: str, body: dict[str, Any] | None) -> Outcome:
+    async def _attempt(self, method: str, path: str, content: bytes | None) -> Outcome:
         lane = await self._lanes.get()  # a slot first: a request queued for one has not started
         try:
             if self._limiter is not None:
                 await self._limiter.acquire()
-            return await self._send(lane, method, path, body)
+            return await lane.send(method, path, content)
         except httpx.TransportError as exc:
             return exc
         finally:
             self._lanes.put_nowait(lane)
-
-    async def _send(
-        self,
-        lane: httpx.AsyncBaseTransport,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-    ) -> httpx.Response:
-        """One request, its answer read whole (and the connection free for the next)."""
-        request = httpx.Request(
-            method,
-            self._url + path,
-            headers=self._headers,
-            json=body,
-            extensions={"timeout": self._timeout},
-        )
-        response = await lane.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
 
     def _retry_delay(self, outcome: Outcome, failures: int) -> float | None:
         if isinstance(outcome, httpx.Response):
@@ -400,6 +373,11 @@ def _outcome_unknown(outcome: Outcome) -> bool:
     if isinstance(outcome, httpx.Response):
         return outcome.status_code >= 500
     return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    """A request body as httpx encodes `json=`: compact UTF-8, no NaN."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _segment(value: str) -> str:

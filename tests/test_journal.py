@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -96,15 +97,19 @@ def create(
 def test_round_trip_of_a_finished_run(tmp_path: Path) -> None:
     base = tmp_path / ".policysync" / "journal"
     journal = create(base)
-    acme = journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED)
-    applied = journal.finish_org(acme, "applied")
-    globex = journal.begin("globex", file="policies/orgs/globex.json", prior=DESIRED, desired=PRIOR)
-    failed = journal.finish_org(globex, "failed", NOT_FOUND)
+    acme = asyncio.run(
+        journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED)
+    )
+    applied = asyncio.run(journal.finish_org(acme, "applied"))
+    globex = asyncio.run(
+        journal.begin("globex", file="policies/orgs/globex.json", prior=DESIRED, desired=PRIOR)
+    )
+    failed = asyncio.run(journal.finish_org(globex, "failed", NOT_FOUND))
     stale = OrgError(status=None, error_type="stale", message="live changed", request_id=None)
-    skipped = journal.record(
+    skipped = asyncio.run(journal.record(
         "hooli", file="policies/orgs/hooli.json", state="skipped", prior=None, desired=PRIOR,
         error=stale,
-    )  # fmt: skip
+    ))  # fmt: skip
     closed = journal.close()
 
     summary, entries = load_run(base, journal.run_id)
@@ -151,7 +156,7 @@ def test_rollback_run_names_the_run_it_undoes(tmp_path: Path) -> None:
 
 def test_pending_entry_is_on_disk_when_begin_returns(tmp_path: Path) -> None:
     journal = create(tmp_path)
-    journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED)
+    asyncio.run(journal.begin("acme", file="policies/orgs/acme.json", prior=PRIOR, desired=DESIRED))
     on_disk = json.loads((journal.path / entry_name("acme")).read_text())
     assert on_disk["state"] == "pending"
     assert on_disk["finished_at"] is None
@@ -159,15 +164,17 @@ def test_pending_entry_is_on_disk_when_begin_returns(tmp_path: Path) -> None:
 
 
 CRASHING_RUN = """
-import os, signal, sys
+import asyncio, os, signal, sys
 from pathlib import Path
 from policysync.journal import Journal
 from policysync.models import OrgPolicy
 prior = OrgPolicy.model_validate_json(sys.argv[2])
 journal = Journal.create(Path(sys.argv[1]), kind="apply", project_id="project-test-x",
                          git_commit=None, git_dirty=None)
-entry = journal.begin("acme", file="acme.json", prior=prior, desired=OrgPolicy(roles=()))
-journal.finish_org(journal.begin("globex", file=None, prior=prior, desired=prior), "applied")
+empty = OrgPolicy(roles=())
+entry = asyncio.run(journal.begin("acme", file="acme.json", prior=prior, desired=empty))
+globex = asyncio.run(journal.begin("globex", file=None, prior=prior, desired=prior))
+asyncio.run(journal.finish_org(globex, "applied"))
 print(journal.run_id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # between begin and the PUT's outcome
 """
@@ -192,28 +199,30 @@ def test_a_run_killed_after_begin_leaves_the_entry_pending(tmp_path: Path) -> No
 
 def test_close_counts_entries_left_pending(tmp_path: Path) -> None:
     journal = create(tmp_path)
-    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     assert journal.close().counts == RunCounts(applied=0, failed=0, skipped=0, pending=1)
     with pytest.raises(ValueError, match="closed"):
-        journal.begin("globex", file=None, prior=PRIOR, desired=DESIRED)
+        asyncio.run(journal.begin("globex", file=None, prior=PRIOR, desired=DESIRED))
     with pytest.raises(ValueError, match="closed"):
         journal.close()
 
 
 def test_entries_follow_their_states(tmp_path: Path) -> None:
     journal = create(tmp_path)
-    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     with pytest.raises(ValueError, match="not the journaled entry"):
-        journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     with pytest.raises(ValueError, match="error exactly when"):
-        journal.finish_org(entry, "failed")  # a failure says why
+        asyncio.run(journal.finish_org(entry, "failed"))  # a failure says why
     with pytest.raises(ValueError, match="error exactly when"):
-        journal.finish_org(entry, "applied", NOT_FOUND)
-    done = journal.finish_org(entry, "applied")
+        asyncio.run(journal.finish_org(entry, "applied", NOT_FOUND))
+    done = asyncio.run(journal.finish_org(entry, "applied"))
     with pytest.raises(ValueError, match="not pending"):
-        journal.finish_org(done, "failed", NOT_FOUND)
+        asyncio.run(journal.finish_org(done, "failed", NOT_FOUND))
     with pytest.raises(ValueError, match="not the journaled entry"):
-        journal.finish_org(entry, "failed", NOT_FOUND)  # stale copy of the pending entry
+        asyncio.run(
+            journal.finish_org(entry, "failed", NOT_FOUND)
+        )  # stale copy of the pending entry
     assert load_run(tmp_path, journal.run_id)[1] == [done]
 
 
@@ -235,7 +244,7 @@ def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    journal.begin("a/../b", file=None, prior=PRIOR, desired=DESIRED)
+    asyncio.run(journal.begin("a/../b", file=None, prior=PRIOR, desired=DESIRED))
     name = entry_name("a/../b")
     assert events == [
         ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
@@ -279,10 +288,10 @@ def test_a_failed_write_leaves_nothing_behind(
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space"):
-        journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     monkeypatch.undo()
     assert sorted(p.name for p in journal.path.iterdir()) == ["run.json"]  # no temp file
-    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)  # not taken
+    entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))  # not taken
     assert load_run(tmp_path, journal.run_id)[1] == [entry]
 
 
@@ -305,7 +314,7 @@ def test_hostile_ids_stay_in_the_run_folder_and_round_trip(tmp_path: Path) -> No
     base = tmp_path / "journal"
     journal = create(base)
     for organization_id in HOSTILE_IDS:
-        journal.begin(organization_id, file=None, prior=PRIOR, desired=DESIRED)
+        asyncio.run(journal.begin(organization_id, file=None, prior=PRIOR, desired=DESIRED))
     journal.close()
     inside = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
     assert inside == {
@@ -390,7 +399,7 @@ def test_a_damaged_entry_is_a_usage_error_naming_the_file(
     tmp_path: Path, damage: Callable[[str], str], detail: str
 ) -> None:
     journal = create(tmp_path)
-    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     path = journal.path / entry_name("acme")
     path.write_text(damage(path.read_text()))
     with pytest.raises(UsageError, match=detail) as caught:
@@ -407,7 +416,7 @@ def test_a_damaged_run_json_is_a_usage_error_naming_it(tmp_path: Path) -> None:
 
 def test_an_organization_journaled_twice_is_refused(tmp_path: Path) -> None:
     journal = create(tmp_path)
-    journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     copy = journal.path / "copy.json"
     copy.write_text((journal.path / entry_name("acme")).read_text())
     with pytest.raises(UsageError, match="journaled twice") as caught:
@@ -417,7 +426,7 @@ def test_an_organization_journaled_twice_is_refused(tmp_path: Path) -> None:
 
 def test_temporary_and_hidden_files_are_ignored(tmp_path: Path) -> None:
     journal = create(tmp_path)
-    entry = journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+    entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     (journal.path / f".{entry_name('acme')}.x1y2.tmp").write_text('{"trunc')  # a killed write
     (journal.path / f"._{entry_name('acme')}").write_bytes(b"\x00\x05\x16\x07")  # macOS copy
     assert load_run(tmp_path, journal.run_id)[1] == [entry]

@@ -1,0 +1,160 @@
+"""Connections to the API, each carrying one request at a time, its answer read whole.
+
+The client keeps one `Connection` per parallelism slot: one keep-alive connection, so
+there is no pool to search for a free one. It drives httpcore (the transport layer of
+httpx) directly: building an `httpx.Request` parses its URL and headers again for every
+request, and the httpx transport wraps every request, answer and stream once more; for
+a plan, that was a fifth of the CPU of each request (and anyio, httpcore's default way
+to asyncio, another fifth: see aionet.py). Answers and errors come back as httpx's types
+all the same, so the client handles one kind of each.
+
+Tests plug in any httpx transport instead (`TransportLane`: `httpx.MockTransport`, or
+the emulator's ASGI app through `httpx.ASGITransport`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from types import TracebackType
+from typing import Protocol, Self
+
+import httpcore
+import httpx
+
+from policysync.aionet import AsyncioBackend
+
+# httpcore's errors as httpx names them (httpx's own map is private).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+class Lane(Protocol):
+    """Where one request at a time goes; open it with `async with`."""
+
+    async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
+        """`method` on the base URL + `path`; raises httpx.TransportError on a fault."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to `base_url`, (re)opened when needed."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        url = httpx.URL(base_url)
+        self._scheme, self._host, self._port = url.raw_scheme, url.raw_host, url.port
+        self._prefix = url.raw_path.rstrip(b"/")
+        self._headers = [(b"Host", url.netloc)] + [
+            (name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()
+        ]
+        self._extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=1,
+            max_keepalive_connections=1,
+            network_backend=AsyncioBackend(),
+        )
+
+    async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
+        headers = self._headers
+        if content is not None:
+            headers = [*headers, (b"Content-Length", b"%d" % len(content))]
+        target = self._prefix + path.encode("ascii")
+        url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port, target=target)
+        request = httpcore.Request(
+            method, url, headers=headers, content=content, extensions=self._extensions
+        )
+        try:
+            response = await self._pool.handle_async_request(request)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except Exception as exc:
+            for theirs, ours in _ERRORS:
+                if isinstance(exc, theirs):
+                    raise ours(str(exc)) from exc
+            raise
+        return httpx.Response(response.status, headers=response.headers, content=body)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._pool.aclose()
+
+
+class TransportLane:
+    """Requests through an httpx transport (tests: a mock, or an ASGI app)."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> None:
+        self._transport = transport
+        self._url = base_url.rstrip("/")
+        self._headers = headers
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+
+    async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
+        request = httpx.Request(
+            method,
+            self._url + path,
+            headers=self._headers,
+            content=content,
+            extensions=self._extensions,
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def __aenter__(self) -> Self:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._transport.__aexit__(kind, value, traceback)
