@@ -267,15 +267,20 @@ class StytchClient:
         after an attempt whose outcome is unknown: what it returns, if anything, is the
         answer (the first attempt did take effect)."""
         content = None if body is None else _json_bytes(body)
-        failures = 0
+        failures = throttles = 0
         while True:
             outcome = await self._attempt(method, path, content)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
                 return self._parse(answer, outcome, organization_id)
-            failures += 1
-            delay = self._retry_delay(outcome, failures)
+            throttled = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+            if throttled:
+                throttles += 1
+            else:
+                failures += 1
+            count = throttles if throttled else failures
+            delay = self._retry_delay(outcome, count, throttled)
             if delay is None:
-                raise self._failure(outcome, method, path, organization_id, failures)
+                raise self._failure(outcome, method, path, organization_id, failures + throttles)
             await self._sleep(delay)
             if settle is not None and _outcome_unknown(outcome):
                 settled = await settle()
@@ -293,13 +298,13 @@ class StytchClient:
         finally:
             self._lanes.put_nowait(lane)
 
-    def _retry_delay(self, outcome: Outcome, failures: int) -> float | None:
+    def _retry_delay(self, outcome: Outcome, count: int, throttled: bool) -> float | None:
         if isinstance(outcome, httpx.Response):
             if outcome.status_code != 429 and outcome.status_code < 500:
                 return None
-            return self._backoff.delay(failures, self._rng, _retry_after(outcome))
+            return self._backoff.delay(count, self._rng, _retry_after(outcome), throttled)
         if isinstance(outcome, RETRYABLE_TRANSPORT):
-            return self._backoff.delay(failures, self._rng, None)
+            return self._backoff.delay(count, self._rng, None)
         return None
 
     def _parse(

@@ -71,20 +71,33 @@ class Backoff:
     requests that failed together, so they do not come back together
     (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
 
-    With the defaults a request is tried 6 times over at most 0.5+1+2+4+8 = 15.5 s of
-    waiting: long enough to ride out a brief outage, short enough for a CI job. A server's
-    Retry-After is a floor on the wait; one longer than `max_retry_after` ends the retries
-    (waiting minutes is worse than reporting the organization as failed).
+    With the defaults a request that fails (5xx, a lost connection, a timeout) is tried 6
+    times over at most 0.5+1+2+4+8 = 15.5 s of waiting: long enough to ride out a brief
+    outage, short enough for a CI job. A 429 is no failure of the request: the server
+    turned it away unread, asking for patience. Those are counted apart, up to
+    `throttles` (20, up to ~2 minutes of waiting), so that a busy rate limit, which can
+    answer one request 429 many times over while others go through, does not fail
+    organizations that a little patience would have written. A server's Retry-After is a
+    floor on the wait; one longer than `max_retry_after` ends the retries (waiting
+    minutes is worse than reporting the organization as failed).
     """
 
     attempts: int = 6
+    throttles: int = 20
     base: float = 0.5
     cap: float = 8.0
     max_retry_after: float = 60.0
 
-    def delay(self, failures: int, rng: random.Random, retry_after: float | None) -> float | None:
-        """Seconds to wait after the `failures`-th failed attempt; None: give up."""
-        if failures >= self.attempts:
+    def delay(
+        self,
+        failures: int,
+        rng: random.Random,
+        retry_after: float | None,
+        throttled: bool = False,
+    ) -> float | None:
+        """Seconds to wait after the `failures`-th failed attempt (or, `throttled`, the
+        `failures`-th 429 answer); None: give up."""
+        if failures >= (self.throttles if throttled else self.attempts):
             return None
         if retry_after is not None and retry_after > self.max_retry_after:
             return None

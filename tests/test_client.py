@@ -517,6 +517,29 @@ def test_attempts_are_bounded_and_waits_capped() -> None:
     assert "try again later" in str(error)
 
 
+def test_429s_do_not_use_up_the_attempts_failures_have() -> None:
+    # A busy rate limit may turn one request away many times over: more 429s than a
+    # failing request has attempts, and 5xx between them, still end in the answer.
+    clock = FakeClock()
+    too_many = reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "1"})
+    unavailable = reply(503, stytch_error(503, "service_unavailable"))
+    answers = [too_many] * 10 + [unavailable] * 5 + [too_many] * 9
+    script = Script(*answers, reply(body={"org_policy": {"roles": []}}))
+    result = run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    assert result == OrgPolicy(roles=())
+    assert len(script.requests) == 25
+
+
+def test_429s_have_a_bound_too() -> None:
+    clock = FakeClock()
+    script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "1"}))
+    with pytest.raises(StytchApiError, match="gave up after 20 attempts") as caught:
+        run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    assert caught.value.error_type == "too_many_requests"
+    assert len(script.requests) == 20
+    assert all(wait >= 1 for wait in clock.sleeps)
+
+
 def test_a_retry_after_too_long_to_wait_ends_the_retries() -> None:
     clock = FakeClock()
     script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "3600"}))

@@ -111,3 +111,11 @@ def test_retry_after_is_a_floor_up_to_a_limit() -> None:
     assert backoff.delay(1, Highest(), 60.0) == 60.0
     assert backoff.delay(1, Highest(), 61.0) is None
     assert backoff.delay(6, Highest(), 1.0) is None  # attempts still bound it
+
+
+def test_throttles_have_a_budget_of_their_own() -> None:
+    backoff = Backoff(attempts=6, throttles=20, cap=8.0)
+    assert backoff.delay(6, Highest(), None) is None
+    assert backoff.delay(6, Highest(), None, throttled=True) == 8.0
+    assert backoff.delay(19, Highest(), 2.0, throttled=True) == 8.0
+    assert backoff.delay(20, Highest(), None, throttled=True) is None
