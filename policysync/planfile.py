@@ -7,6 +7,7 @@ made for the project it is about to write to.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -29,10 +30,17 @@ def save(plan: Plan, path: Path) -> None:
     """Write the plan with its checksum (to a temporary file first: a plan is never
     half-written)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8", errors="surrogatepass") as out:
-        out.writelines(plan.json_chunks(plan.checksum()))
-        out.write("\n")
-    temporary.replace(path)
+    try:
+        with temporary.open("w", encoding="utf-8", errors="surrogatepass") as out:
+            out.writelines(plan.json_chunks(plan.checksum()))
+            out.write("\n")
+        temporary.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise UsageError(
+            f"{path}: cannot save the plan there ({exc.strerror or exc}): choose another --out path"
+        ) from None
 
 
 def load(path: Path, project_id: str) -> Plan:

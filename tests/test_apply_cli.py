@@ -171,6 +171,16 @@ def test_a_second_apply_of_the_same_saved_plan_changes_nothing(
     assert_all(live, desired())
 
 
+def test_a_plan_that_cannot_be_saved_is_a_message(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    code, out, err = run(["plan", "--out", "no-such-folder/plan.json"], capsys)
+    assert code == 1
+    assert "no-such-folder/plan.json: cannot save the plan there" in err
+    assert "Traceback" not in err + out
+    assert not list(workdir.rglob("*.tmp"))
+
+
 def test_no_terminal_and_no_auto_approve_writes_nothing(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
