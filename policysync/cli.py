@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips ht
     from policysync.endpoint import Endpoint
     from policysync.journal import JournalEntry
     from policysync.plan import Plan
+    from policysync.planning import PlanRun
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -73,6 +74,7 @@ journal_option = click.option(
 
 F = TypeVar("F", bound=Callable[..., Any])
 RUN_FORMATS = ("json", "markdown", "text")  # render_run.RUN_RENDERERS (imported lazily)
+DRIFT_FORMATS = ("json", "markdown", "text")  # render_drift.DRIFT_RENDERERS (lazily)
 
 
 def format_option(choices: Iterable[str], help: str | None = None) -> Callable[[F], F]:
@@ -109,15 +111,30 @@ def cli() -> None:
     VALIDATE_RENDERERS, "text for people, json for programs, github for workflow annotations."
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Only the files changed since the git commit REF (and what depends on them).",
+)
 def validate(
-    paths: tuple[Path, ...], config: Path | None, policies: Path | None, fmt: str, strict: bool
+    paths: tuple[Path, ...],
+    config: Path | None,
+    policies: Path | None,
+    fmt: str,
+    strict: bool,
+    changed_since: str | None,
 ) -> int:
     """Check policy files against the schemas and Stytch's rules, offline.
 
     PATHS are policies folders (holding project.json and orgs/) or single files; without
-    PATHS the policies folder is checked. Exit 0 when valid, 1 otherwise.
+    PATHS the policies folder is checked. --changed-since REF checks the organization
+    files added or changed since REF (committed or not), with the files naming the same
+    organizations; a change to project.json, the schemas or the settings file checks
+    every file. Exit 0 when valid, 1 otherwise.
     """
     settings = _settings(config, policies)
+    if changed_since is not None:
+        return _validate_changed(settings, changed_since, paths, config, fmt, strict)
     # A short-lived batch run builds many long-lived objects and no reference cycles:
     # the cyclic garbage collector would only re-scan them, doubling the run time.
     gc.disable()
@@ -142,6 +159,12 @@ def validate(
     help="Save the plan (JSON, with a checksum) for `policysync apply FILE`.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none).")
+@click.option(
+    "--against-ref",
+    metavar="REF",
+    help="Offline: plan the files at HEAD against the files at git commit REF as live "
+    "(no Stytch credentials needed).",
+)
 @orgs_option
 @shard_option
 @parallelism_option
@@ -152,6 +175,7 @@ def plan(
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
+    against_ref: str | None,
     orgs: tuple[str, ...],
     shard: str | None,
     parallelism: int,
@@ -163,6 +187,7 @@ def plan(
     are validated first, against the live project policy; an invalid tree stops the plan.
     Exit 0: no changes (or changes, without --detailed-exitcode); 2: changes, with
     --detailed-exitcode; 1: any error, an organization that could not be read included.
+    With --against-ref REF nothing is read from Stytch: the files at REF play live.
     """
     # Imported here: `validate`, which runs in pre-commit hooks, should not pay for httpx.
     import asyncio
@@ -173,10 +198,13 @@ def plan(
     from policysync.planning import Options, plan_live
 
     settings = _settings(config, policies)
-    endpoint = endpoint_from_env(os.environ)
-    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
-    with _progress("reading live org policies") as progress:
-        run = asyncio.run(plan_live(settings, endpoint, options, progress))
+    if against_ref is not None:
+        run = _plan_against_ref(settings, against_ref, out, orgs, shard)
+    else:
+        endpoint = endpoint_from_env(os.environ)
+        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
+        with _progress("reading live org policies") as progress:
+            run = asyncio.run(plan_live(settings, endpoint, options, progress))
     if run.report.diagnostics:
         click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
     if run.plan is None:
@@ -314,6 +342,177 @@ def rollback(
     )
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
+
+
+@cli.command(short_help="Tell whether live Stytch still matches the policy files.")
+@config_option
+@policies_option
+@format_option(
+    DRIFT_FORMATS, "text for people, markdown for job summaries and issues, json for programs."
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON result (schemas/drift.schema.json) to this file.",
+)
+@click.option(
+    "--all-orgs",
+    is_flag=True,
+    help="Also search every organization for org-specific roles that no file manages.",
+)
+@click.option("--search-page-size", type=click.IntRange(1, 1000), default=1000, hidden=True)
+@orgs_option
+@shard_option
+@parallelism_option
+@rate_limit_option
+def drift(
+    config: Path | None,
+    policies: Path | None,
+    fmt: str,
+    report_file: Path | None,
+    all_orgs: bool,
+    search_page_size: int,
+    orgs: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+) -> int:
+    """Compare live Stytch with the policy files, for a scheduled job.
+
+    Reports the roles added, removed or changed live outside git, managed files whose
+    organization no longer exists, a policies/project.json out of date with the live
+    project policy and, with --all-orgs, organizations that have org-specific roles but
+    no file. Exit 0: no drift; 2: drift found; 1: any error (an organization that could
+    not be read included).
+    """
+    import asyncio
+
+    from policysync.drift import drift_live, write_report
+    from policysync.endpoint import endpoint_from_env
+    from policysync.planning import Options
+    from policysync.render_drift import DRIFT_RENDERERS
+
+    settings = _settings(config, policies)
+    endpoint = endpoint_from_env(os.environ)
+    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
+    with _progress("reading live org policies") as progress:
+        run = asyncio.run(
+            drift_live(settings, endpoint, options, all_orgs, search_page_size, progress)
+        )
+    if run.validation.diagnostics:
+        click.echo(VALIDATE_RENDERERS["text"](run.validation), err=True)
+    if run.report is None:
+        return EXIT_ERROR
+    click.echo(DRIFT_RENDERERS[fmt](run.report))
+    if report_file is not None:
+        write_report(run.report, report_file)
+        click.echo(f"Wrote the drift report to {report_file}.", err=True)
+    if run.report.summary.failed or run.report.search_error is not None:
+        return EXIT_ERROR
+    return EXIT_CHANGES if run.report.drift_found else EXIT_OK
+
+
+EXPORT_FORMATS = ("json", "text")  # render_export.EXPORT_RENDERERS (imported lazily)
+
+
+@cli.command(short_help="Write live org policies (and the project policy) into the files.")
+@config_option
+@policies_option
+@format_option(EXPORT_FORMATS, "How to print the result.")
+@click.option(
+    "--org",
+    "orgs",
+    multiple=True,
+    metavar="ID",
+    help="This organization: its id, slug or external id (repeatable).",
+)
+@click.option("--all-orgs", is_flag=True, help="Also every organization with org-specific roles.")
+@click.option(
+    "--branch",
+    metavar="NAME",
+    help="Commit the files on the new git branch NAME (from HEAD) instead of writing them; "
+    "the current checkout is left as it is.",
+)
+@click.option("--search-page-size", type=click.IntRange(1, 1000), default=1000, hidden=True)
+@parallelism_option
+@rate_limit_option
+def export(
+    config: Path | None,
+    policies: Path | None,
+    fmt: str,
+    orgs: tuple[str, ...],
+    all_orgs: bool,
+    branch: str | None,
+    search_page_size: int,
+    parallelism: int,
+    rate_limit: float | None,
+) -> int:
+    """Write the live org policies into policies/orgs/ and the live project policy into
+    policies/project.json, in a canonical form (exporting unchanged data again changes
+    no byte).
+
+    Without --org or --all-orgs, the organizations that have files are refreshed. --org
+    exports that organization (into its file, or a new file named after its slug);
+    --all-orgs adds every organization that has org-specific roles (found through
+    organization search). A file keeps its name, $schema and organization_id. Exit 0
+    when everything asked for was exported; 1 otherwise.
+    """
+    import asyncio
+
+    from policysync.endpoint import endpoint_from_env
+    from policysync.exporting import Request, export_live
+    from policysync.render_export import EXPORT_RENDERERS
+
+    settings = _settings(config, policies)
+    endpoint = endpoint_from_env(os.environ)
+    request = Request(orgs, all_orgs, branch, parallelism, rate_limit, search_page_size)
+    result = asyncio.run(export_live(settings, endpoint, request))
+    click.echo(EXPORT_RENDERERS[fmt](result))
+    return EXIT_ERROR if result.problems else EXIT_OK
+
+
+def _plan_against_ref(
+    settings: Settings, ref: str, out: Path | None, orgs: tuple[str, ...], shard: str | None
+) -> PlanRun:
+    """`plan --against-ref REF`, as a PlanRun; what it could not see goes to stderr."""
+    from policysync.planning import PlanRun
+    from policysync.refplan import plan_against_ref
+
+    if out is not None:
+        raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
+    result = plan_against_ref(settings, ref, orgs, Shard.parse(shard) if shard else None)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    return PlanRun(result.plan, result.report)
+
+
+def _validate_changed(
+    settings: Settings,
+    ref: str,
+    paths: tuple[Path, ...],
+    config: Path | None,
+    fmt: str,
+    strict: bool,
+) -> int:
+    """`validate --changed-since REF`: says on stderr what it checks, and why."""
+    from policysync.changed import changed_selection, validate_changed
+
+    if paths:
+        raise UsageError("--changed-since chooses the files itself: give no PATH with it")
+    selection = changed_selection(settings, ref, config or find_config(Path()))
+    if selection.everything is not None:
+        click.echo(f"{selection.everything} changed since {ref}: checking every file", err=True)
+    else:
+        count = len(selection.files)
+        click.echo(f"{count} organization file(s) changed since {ref}", err=True)
+    gc.disable()  # as in `validate`
+    try:
+        report = validate_changed(selection, settings, strict)
+    finally:
+        gc.enable()
+    click.echo(VALIDATE_RENDERERS[fmt](report))
+    return EXIT_OK if report.valid else EXIT_ERROR
 
 
 def _confirm(question: str) -> None:

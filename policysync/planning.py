@@ -20,7 +20,7 @@ from policysync.endpoint import Endpoint
 from policysync.errors import StytchError, UsageError
 from policysync.git import head_state
 from policysync.loader import read_org_file
-from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
 from policysync.pacing import Progress, each
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.report import ValidationReport
@@ -31,6 +31,8 @@ from policysync.validate import validate_root
 class PlanRun(NamedTuple):
     plan: Plan | None  # None when the files are invalid
     report: ValidationReport  # what validation found (warnings, or the errors that stopped it)
+    live_project: ProjectPolicy | None = None  # what the files were validated against
+    managed: frozenset[str] = frozenset()  # every organization_id a file names (drift)
 
     def __repr__(self) -> str:
         # Python 3.11's asyncio.run formats the finished task, result included, when it
@@ -69,7 +71,7 @@ async def plan_live(
             strict=False,
         )
         if not report.valid:
-            return PlanRun(None, report)
+            return PlanRun(None, report, live_project)
         files = checked.files
         unknown = sorted(set(options.only) - files.keys())
         if unknown:
@@ -91,7 +93,7 @@ async def plan_live(
         git_commit=git.commit,
         git_dirty=git.dirty,
     )
-    return PlanRun(plan, report)
+    return PlanRun(plan, report, live_project, frozenset(files))
 
 
 class Desired(NamedTuple):

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from policysync.applying import RunResult
+from policysync.drift import DriftReport
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
@@ -26,6 +27,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "validate-report": ValidationReport,
     "plan": PlanDocument,
     "run-result": RunResult,
+    "drift": DriftReport,
 }
 
 

@@ -120,10 +120,15 @@ class RootResult(NamedTuple):
 
 
 def validate_root(
-    root: Path, selected: list[Path], limits: Limits, live_project: ProjectPolicy | None = None
+    root: Path,
+    selected: list[Path],
+    limits: Limits,
+    live_project: ProjectPolicy | None = None,
+    related: bool = False,
 ) -> RootResult:
     """Validate one policies root; with `selected` files, report on those only (the other
-    files are still read, to find duplicate organizations). With `live_project` (read
+    files are still read, to find duplicate organizations), and, when `related`, on the
+    files naming the same organizations as they do too. With `live_project` (read
     from Stytch, the authority), organization files are checked against it, and a
     `project.json` that differs from it is reported."""
     project, diagnostics = load_project(root, limits)
@@ -164,12 +169,16 @@ def validate_root(
     if not selected:
         organizations = sum(1 for r in results if r.organization_id is not None)
         return RootResult(diagnostics, len(targets) + project_exists, organizations, files)
-    keep = {p.absolute() for p in selected} | {project_path.absolute()}
+    chosen = {p.absolute() for p in selected}
+    if related:  # a changed file can make another one a duplicate
+        named = {r.organization_id for r in results if r.path.absolute() in chosen}
+        chosen |= {r.path.absolute() for r in results if r.organization_id in named - {None}}
+    keep = chosen | {project_path.absolute()}
     diagnostics = [d for d in diagnostics if Path(d.file).absolute() in keep]
     organizations = sum(
         1 for r in results if r.organization_id is not None and r.path.absolute() in keep
     )
-    return RootResult(diagnostics, len({p.absolute() for p in selected}), organizations, files)
+    return RootResult(diagnostics, len(chosen), organizations, files)
 
 
 def same_project(a: ProjectPolicy, b: ProjectPolicy) -> bool:
@@ -191,9 +200,12 @@ def same_project(a: ProjectPolicy, b: ProjectPolicy) -> bool:
     return canonical(a) == canonical(b)
 
 
-def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> ValidationReport:
+def validate(
+    paths: Sequence[Path], settings: Settings, strict: bool, related: bool = False
+) -> ValidationReport:
     """Validate policy folders and files. A folder is a policies root (with `project.json`
-    and `orgs/`); a file is checked within the root it belongs to."""
+    and `orgs/`); a file is checked within the root it belongs to (and, when `related`,
+    so are the files naming the same organization as it does)."""
     roots: dict[Path, list[Path]] = {}
     for path in paths or [Path(settings.policies)]:
         if path.is_dir():
@@ -203,7 +215,7 @@ def validate(paths: Sequence[Path], settings: Settings, strict: bool) -> Validat
     diagnostics: list[Diagnostic] = []
     files_checked = organizations = 0
     for root, selected in roots.items():
-        result = validate_root(root, selected, settings.limits)
+        result = validate_root(root, selected, settings.limits, related=related)
         diagnostics += result.diagnostics
         files_checked += result.files_checked
         organizations += result.organizations

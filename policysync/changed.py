@@ -1,0 +1,63 @@
+"""`policysync validate --changed-since REF`: which files a change makes worth checking.
+
+An organization file is checked against `project.json` and the limits of the settings
+file, and against the other organization files for one rule only (two files naming the
+same organization). So a changed organization file is checked with the files naming the
+same organization (see `validate_root(related=True)`), while a change to `project.json`,
+to the settings file or to the published schemas (`<policies>/../schemas/`) can change
+the verdict on any file, and everything is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync import git
+from policysync.config import Settings
+from policysync.loader import ORGS_DIR, PROJECT_FILE
+from policysync.report import ValidationReport
+from policysync.validate import validate
+
+SCHEMAS_DIR = "schemas"
+
+
+class Selection(NamedTuple):
+    everything: str | None  # why every file is checked (the file that changed), or None
+    files: list[Path]  # otherwise: the changed organization files, as under `root`
+
+
+def triggers(root: Path, config: Path | None) -> list[Path]:
+    """What, when changed, makes every file worth checking again."""
+    return [root / PROJECT_FILE, root.parent / SCHEMAS_DIR, *([config] if config else [])]
+
+
+def select(changed: Sequence[Path], root: Path, config: Path | None) -> Selection:
+    """The files to check, given the changed ones (absolute, as git reported them)."""
+    orgs, wide = (root / ORGS_DIR).resolve(), triggers(root, config)
+    files = []
+    for path in changed:
+        real = path.resolve()
+        hit = next((t for t in wide if real.is_relative_to(t.resolve())), None)
+        if hit is not None:
+            return Selection(str(hit), [])
+        if real.parent == orgs and real.name.endswith(".json") and not real.name.startswith("."):
+            files.append(root / ORGS_DIR / real.name)  # as the user names the folder
+    return Selection(None, sorted(set(files)))
+
+
+def changed_selection(settings: Settings, ref: str, config: Path | None) -> Selection:
+    """The selection for what changed since `ref` (staged, unstaged and untracked files
+    included), under the policies folder, the schemas and the settings file."""
+    root = Path(settings.policies)
+    changed = git.changed_since(root, ref, [root, *triggers(root, config)[1:]])
+    return select(changed, root, config)
+
+
+def validate_changed(selection: Selection, settings: Settings, strict: bool) -> ValidationReport:
+    if selection.everything is not None:
+        return validate([], settings, strict)
+    if not selection.files:
+        return ValidationReport.build([], 0, 0, strict)
+    return validate(selection.files, settings, strict, related=True)

@@ -1,0 +1,347 @@
+"""`policysync drift`: is live Stytch still what git says?
+
+A drift run is a plan (the same loading, validation and reading of live state) seen
+from the other side: a role the plan would delete is a role *added live*, one it would
+create was *removed live*, one it would update was *changed live*. To the plan it adds
+what only a scheduled check cares about: managed files whose organization no longer
+exists, a `project.json` out of date with the live project policy, and (`--all-orgs`)
+organizations that hold org-specific roles but have no file.
+
+The report is pure data (its JSON Schema is published as `schemas/drift.schema.json`);
+`render_drift.py` formats it, the CLI chooses the exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policysync.client import Organization, StytchClient
+from policysync.config import Settings
+from policysync.endpoint import Endpoint
+from policysync.errors import StytchError, UsageError
+from policysync.loader import load_project
+from policysync.models import ProjectPolicy, Resource, Role, Scope
+from policysync.pacing import Progress
+from policysync.plan import ChangeAction, OrgError, OrgPlan, Plan, canonical_json
+from policysync.planning import Options, plan_live
+from policysync.report import ValidationReport
+from policysync.selection import Shard
+
+_CONFIG = ConfigDict(frozen=True, extra="forbid")
+NOT_FOUND = "organization_not_found"
+MAX_PAGE_SIZE = 1000  # Stytch's ceiling for one page of organization search
+
+Drift = Literal["added", "removed", "changed"]  # what happened live, outside git
+OrgStatus = Literal["drifted", "missing", "error"]
+ProjectItemKind = Literal["resource", "role", "scope"]
+
+# The plan's action, which makes live match the file, undoes the drift.
+_DRIFT_OF: dict[ChangeAction, Drift] = {"delete": "added", "create": "removed", "update": "changed"}
+
+
+class RoleDrift(BaseModel):
+    """One role of a managed organization that differs live from its file."""
+
+    model_config = _CONFIG
+
+    role_id: str
+    drift: Drift = Field(description="added, removed or changed live, outside git.")
+    file: Role | None = Field(description="The role in the file; null when added live.")
+    live: Role | None = Field(description="The live role; null when removed live.")
+
+
+class OrgDrift(BaseModel):
+    """A managed organization whose live policy is not what its file says, or that
+    could not be compared."""
+
+    model_config = _CONFIG
+
+    organization_id: str = Field(description="As written in the file: id, slug or external id.")
+    file: str = Field(description="The organization file, as policysync found it.")
+    status: OrgStatus = Field(
+        description="drifted: roles differ; missing: Stytch has no such organization "
+        "(organization_not_found); error: it could not be read."
+    )
+    roles: tuple[RoleDrift, ...] = Field(description="Sorted by role_id.")
+    error: OrgError | None = Field(description="Stytch's answer when missing or an error.")
+
+
+class ProjectItemDrift(BaseModel):
+    """A role, resource or scope of the project policy that differs live from project.json."""
+
+    model_config = _CONFIG
+
+    kind: ProjectItemKind
+    id: str = Field(description="Its role_id, resource_id or scope.")
+    drift: Drift = Field(description="added, removed or changed live, since project.json.")
+
+
+class ProjectDrift(BaseModel):
+    model_config = _CONFIG
+
+    file: str = Field(description="The project policy snapshot, as policysync found it.")
+    drifted: bool = Field(description="Whether it differs from the live project policy.")
+    items: tuple[ProjectItemDrift, ...] = Field(description="Sorted by kind, then id.")
+
+
+class UnmanagedOrg(BaseModel):
+    """An organization with org-specific roles and no file (found with --all-orgs)."""
+
+    model_config = _CONFIG
+
+    organization_id: str
+    organization_slug: str
+    organization_name: str
+    organization_external_id: str | None
+    role_ids: tuple[str, ...] = Field(description="Its live org-specific roles, sorted.")
+
+
+class DriftSummary(BaseModel):
+    model_config = _CONFIG
+
+    organizations: int = Field(ge=0, description="Managed organizations compared.")
+    drifted: int = Field(ge=0, description="Managed organizations whose roles differ.")
+    roles_added: int = Field(ge=0, description="Roles added live, outside git.")
+    roles_removed: int = Field(ge=0, description="Roles removed live, outside git.")
+    roles_changed: int = Field(ge=0, description="Roles changed live, outside git.")
+    missing: int = Field(ge=0, description="Managed organizations that no longer exist.")
+    failed: int = Field(ge=0, description="Managed organizations that could not be read.")
+    project_drifted: bool
+    unmanaged: int | None = Field(
+        ge=0, description="Unmanaged organizations with roles; null without --all-orgs."
+    )
+
+
+class DriftReport(BaseModel):
+    """Whether live Stytch still matches the policy files: `policysync drift`'s result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Drift")
+
+    format_version: Literal["1"]
+    policysync_version: str
+    created_at: str = Field(description="ISO 8601 date and time.")
+    project_id: str = Field(description="The Stytch project compared (never its secret).")
+    git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
+    git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
+    drift_found: bool = Field(
+        description="Any organization drifted or missing, project.json out of date, or "
+        "(with --all-orgs) an unmanaged organization with roles."
+    )
+    project: ProjectDrift
+    organizations: tuple[OrgDrift, ...] = Field(
+        description="The managed organizations drifted, missing or unreadable (the others "
+        "match their files), sorted by organization_id."
+    )
+    unmanaged: tuple[UnmanagedOrg, ...] | None = Field(
+        description="With --all-orgs: organizations with roles and no file, by "
+        "organization_id; null without it."
+    )
+    search_error: OrgError | None = Field(
+        description="Why the organization search (--all-orgs) failed; null otherwise."
+    )
+    summary: DriftSummary
+
+    def __repr__(self) -> str:
+        # asyncio.run formats a finished task's result: keep that cheap for big reports
+        return f"DriftReport(summary={self.summary!r})"
+
+
+def org_drift(org: OrgPlan) -> OrgDrift | None:
+    """What drifted in one planned organization; None when it matches its file."""
+    if org.action == "no-op":
+        return None
+    if org.error is not None:
+        status: OrgStatus = "missing" if org.error.error_type == NOT_FOUND else "error"
+        return OrgDrift(
+            organization_id=org.organization_id,
+            file=org.file,
+            status=status,
+            roles=(),
+            error=org.error,
+        )
+    roles = tuple(
+        RoleDrift(role_id=c.role_id, drift=_DRIFT_OF[c.action], file=c.after, live=c.before)
+        for c in org.role_changes
+    )
+    return OrgDrift(
+        organization_id=org.organization_id,
+        file=org.file,
+        status="drifted",
+        roles=roles,
+        error=None,
+    )
+
+
+def _canonical_item(item: Role | Resource | Scope) -> str:
+    """An item of the project policy as Stytch treats it: permissions merged per
+    resource, actions as sets, order ignored."""
+    data = item.model_dump(mode="json")
+    if "permissions" in data:
+        grants: dict[str, set[str]] = {}
+        for permission in data["permissions"]:
+            grants.setdefault(permission["resource_id"], set()).update(permission["actions"])
+        data["permissions"] = {resource: sorted(actions) for resource, actions in grants.items()}
+    if "actions" in data:
+        data["actions"] = sorted(set(data["actions"]))
+    return canonical_json(data)
+
+
+def _project_items(policy: ProjectPolicy) -> dict[tuple[ProjectItemKind, str], list[str]]:
+    items: dict[tuple[ProjectItemKind, str], list[str]] = {}
+    for role in policy.roles:
+        items.setdefault(("role", role.role_id), []).append(_canonical_item(role))
+    for resource in policy.resources:
+        items.setdefault(("resource", resource.resource_id), []).append(_canonical_item(resource))
+    for scope in policy.scopes:
+        items.setdefault(("scope", scope.scope), []).append(_canonical_item(scope))
+    return {key: sorted(values) for key, values in items.items()}
+
+
+def _item_drift(before: list[str] | None, after: list[str] | None) -> Drift | None:
+    if before is None:
+        return "added"
+    if after is None:
+        return "removed"
+    return "changed" if before != after else None
+
+
+def project_drift(file: str, snapshot: ProjectPolicy, live: ProjectPolicy) -> ProjectDrift:
+    """What changed live in the project policy since `snapshot` (project.json) was taken."""
+    before, after = _project_items(snapshot), _project_items(live)
+    items = []
+    for key in sorted(before.keys() | after.keys()):
+        drift = _item_drift(before.get(key), after.get(key))
+        if drift is not None:
+            items.append(ProjectItemDrift(kind=key[0], id=key[1], drift=drift))
+    return ProjectDrift(file=file, drifted=bool(items), items=tuple(items))
+
+
+def unmanaged_org(
+    organization: Organization, managed: frozenset[str], shard: Shard | None
+) -> UnmanagedOrg | None:
+    """The organization when it has roles, no file names it (by id, slug or external id)
+    and it falls in `shard`; None otherwise."""
+    names = {
+        organization.organization_id,
+        organization.organization_slug,
+        organization.organization_external_id,
+    }
+    if not organization.org_policy.roles or names & managed:
+        return None
+    if shard is not None and not shard.holds(organization.organization_id):
+        return None
+    return UnmanagedOrg(
+        organization_id=organization.organization_id,
+        organization_slug=organization.organization_slug,
+        organization_name=organization.organization_name,
+        organization_external_id=organization.organization_external_id,
+        role_ids=tuple(sorted(role.role_id for role in organization.org_policy.roles)),
+    )
+
+
+async def find_unmanaged(
+    organizations: AsyncIterator[Organization], managed: frozenset[str], shard: Shard | None
+) -> tuple[UnmanagedOrg, ...]:
+    """The unmanaged organizations with roles among `organizations` (every search page)."""
+    found = [org async for o in organizations if (org := unmanaged_org(o, managed, shard))]
+    return tuple(sorted(found, key=lambda org: org.organization_id))
+
+
+def build_report(
+    plan: Plan,
+    project: ProjectDrift,
+    unmanaged: tuple[UnmanagedOrg, ...] | None,
+    search_error: OrgError | None = None,
+) -> DriftReport:
+    """The drift report of a plan (whose changes are the drift), the project policy
+    comparison and, with --all-orgs, the unmanaged organizations found."""
+    orgs = tuple(drift for org in plan.changes if (drift := org_drift(org)) is not None)
+
+    def count(status: OrgStatus) -> int:
+        return sum(org.status == status for org in orgs)
+
+    def roles(drift: Drift) -> int:
+        return sum(role.drift == drift for org in orgs for role in org.roles)
+
+    summary = DriftSummary(
+        organizations=plan.summary.organizations,
+        drifted=count("drifted"),
+        roles_added=roles("added"),
+        roles_removed=roles("removed"),
+        roles_changed=roles("changed"),
+        missing=count("missing"),
+        failed=count("error"),
+        project_drifted=project.drifted,
+        unmanaged=None if unmanaged is None else len(unmanaged),
+    )
+    return DriftReport(
+        format_version="1",
+        policysync_version=plan.policysync_version,
+        created_at=plan.created_at,
+        project_id=plan.project_id,
+        git_commit=plan.git_commit,
+        git_dirty=plan.git_dirty,
+        drift_found=bool(summary.drifted or summary.missing or project.drifted or unmanaged),
+        project=project,
+        organizations=orgs,
+        unmanaged=unmanaged,
+        search_error=search_error,
+        summary=summary,
+    )
+
+
+# The shell: reads live state (through planning.plan_live and the client) and files.
+
+
+class DriftRun(NamedTuple):
+    report: DriftReport | None  # None when the files are invalid
+    validation: ValidationReport  # what validation found (warnings, or the errors)
+
+
+async def drift_live(
+    settings: Settings,
+    endpoint: Endpoint,
+    options: Options,
+    all_orgs: bool = False,
+    page_size: int = MAX_PAGE_SIZE,
+    progress: Callable[[int], Progress] | None = None,
+) -> DriftRun:
+    """Compare live Stytch with the files of `settings.policies`."""
+    if all_orgs and options.only:
+        raise UsageError(
+            "--all-orgs looks for unmanaged organizations among all of them; --org limits the "
+            "run to some: give one or the other"
+        )
+    run = await plan_live(settings, endpoint, options, progress)
+    if run.plan is None or run.live_project is None:
+        return DriftRun(None, run.report)
+    root = Path(settings.policies)
+    snapshot, _ = load_project(root, settings.limits)
+    if snapshot is None:  # it was valid moments ago, in the plan
+        raise UsageError(f"{root / 'project.json'} changed during the run: run it again")
+    project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
+    unmanaged, search_error = None, None
+    if all_orgs:
+        # Sequential pages, after the plan: the --rate-limit ceiling holds throughout.
+        client = StytchClient(endpoint, parallelism=1, rate_limit=options.rate_limit)
+        async with client:
+            try:
+                pages = client.search_organizations(page_size)
+                unmanaged = await find_unmanaged(pages, run.managed, options.shard)
+            except StytchError as exc:
+                search_error = OrgError.of(exc)
+    return DriftRun(build_report(run.plan, project, unmanaged, search_error), run.report)
+
+
+def write_report(report: DriftReport, path: Path) -> None:
+    """The JSON report (`--report FILE`), written whole or not at all."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from None

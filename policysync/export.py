@@ -1,0 +1,250 @@
+"""`policysync export`, its pure part: which files to write, with what names and bytes.
+
+Live policies are written in one canonical form (keys in the documented order; roles,
+permissions, actions, resources and scopes sorted; two-space indent; a final newline),
+so that exporting unchanged data again gives byte-identical files and a diff shows only
+real changes. A file that exists keeps its name, its `$schema` and its
+`organization_id` as written; a new file is named after the organization's slug and
+names the organization by its id (ids never change; slugs can).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
+from policysync.plan import OrgError
+
+ORG_SCHEMA = "../../schemas/org-policy.schema.json"
+PROJECT_SCHEMA = "../schemas/project-policy.schema.json"
+_BOM = b"\xef\xbb\xbf"
+_CONFIG = ConfigDict(frozen=True, extra="forbid")
+
+FileStatus = Literal["created", "updated", "unchanged"]
+
+
+class Existing(NamedTuple):
+    """An organization file already in `orgs/`."""
+
+    name: str  # its file name
+    organization_id: str | None  # as written; None when the file cannot be read
+    schema: str | None  # its `$schema`; None when it has none
+
+
+class Known(NamedTuple):
+    """An organization of the project, as organization search lists it."""
+
+    organization_id: str
+    slug: str
+    external_id: str | None
+    has_roles: bool  # org-specific roles
+
+
+class Target(NamedTuple):
+    """An organization to export: read by, and written as, `organization_id`."""
+
+    organization_id: str
+    name: str  # the file name in orgs/
+    schema: str | None
+
+
+class ExportedFile(BaseModel):
+    model_config = _CONFIG
+
+    file: str
+    organization_id: str | None = Field(description="null for project.json.")
+    status: FileStatus
+
+
+class ExportProblem(BaseModel):
+    """An organization or file that was not exported; its file, if any, is left as is."""
+
+    model_config = _CONFIG
+
+    file: str | None
+    organization_id: str | None
+    message: str
+    error: OrgError | None = Field(default=None, description="Stytch's answer, if any.")
+
+
+class ExportResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Export")
+
+    project_id: str
+    files: tuple[ExportedFile, ...] = Field(description="Sorted by file.")
+    problems: tuple[ExportProblem, ...]
+    branch: str | None = Field(description="The new branch (--branch); null otherwise.")
+    commit: str | None = Field(description="The commit on it; null when nothing changed.")
+
+
+def existing(name: str, data: bytes | None) -> Existing:
+    """What export keeps of a file: which organization it names, its `$schema`."""
+    try:
+        value = json.loads((data or b"").removeprefix(_BOM))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        return Existing(name, None, None)
+    org_id, schema = value.get("organization_id"), value.get("$schema")
+    return Existing(
+        name,
+        org_id if isinstance(org_id, str) and org_id else None,
+        schema if isinstance(schema, str) else None,
+    )
+
+
+def choose(
+    files: Sequence[Existing], wanted: Sequence[str], all_orgs: bool, known: Sequence[Known] | None
+) -> tuple[list[Target], list[ExportProblem]]:
+    """The organizations to export: those named by `wanted` (an id, slug or external id)
+    and, with `all_orgs`, those with org-specific roles; with neither, those that have
+    files. An organization with a file is exported into it. `known` (organization
+    search) is needed for the `wanted` no file names as written, and for `all_orgs`."""
+    refresh = all_orgs or not wanted
+    problems: list[ExportProblem] = []
+    by_id: dict[str, Existing] = {}
+    for file in files:
+        if file.organization_id is None:
+            if refresh:
+                problems.append(_unreadable(file.name))
+        elif file.organization_id in by_id:
+            problems.append(_duplicate(file, by_id[file.organization_id]))
+        else:
+            by_id[file.organization_id] = file
+    by_name = {name: org for org in known or () for name in _names_of(org)}
+    chosen = {f.name: _kept(f) for f in by_id.values()} if refresh else {}
+    written = {target.organization_id for target in chosen.values()}
+    taken = {file.name for file in files}
+
+    def add(org: Known) -> None:
+        file = next((by_id[n] for n in _names_of(org) if n in by_id), None)
+        if not written.intersection(_names_of(org)):
+            target = _kept(file) if file is not None else _new(org, taken)
+            chosen[target.name] = target
+            written.add(target.organization_id)
+
+    for org_id in wanted:
+        if org_id in by_id:
+            chosen[by_id[org_id].name] = _kept(by_id[org_id])
+            written.add(org_id)
+        elif org_id in by_name:
+            add(by_name[org_id])
+        else:
+            message = f"no organization of the project has the id, slug or external id {org_id}"
+            problems.append(ExportProblem(file=None, organization_id=org_id, message=message))
+    if all_orgs:
+        for org in sorted(known or (), key=lambda o: (o.slug, o.organization_id)):
+            if org.has_roles:
+                add(org)
+    return [chosen[name] for name in sorted(chosen)], problems
+
+
+def _names_of(org: Known) -> list[str]:
+    return [n for n in (org.organization_id, org.slug, org.external_id) if n]
+
+
+def _kept(file: Existing) -> Target:
+    assert file.organization_id is not None, "only readable files are kept"
+    return Target(file.organization_id, file.name, file.schema)
+
+
+def _new(org: Known, taken: set[str]) -> Target:
+    name = next(n for n in _names(org) if n not in taken)
+    taken.add(name)
+    return Target(org.organization_id, name, ORG_SCHEMA)
+
+
+def _names(org: Known) -> Iterator[str]:
+    """File names for a new organization: its slug, else its id, else numbered."""
+    stems = [_stem(org.slug), _stem(org.organization_id)]
+    yield from (f"{stem}.json" for stem in stems if stem)
+    number = 2
+    while True:
+        yield f"{stems[1] or 'organization'}-{number}.json"
+        number += 1
+
+
+def _stem(text: str) -> str:
+    """A file name's stem from a slug: letters, digits, `-`, `_`, `.`; never hidden."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text).lstrip(".")[:200]
+
+
+def _unreadable(name: str) -> ExportProblem:
+    return ExportProblem(
+        file=name,
+        organization_id=None,
+        message="not a readable organization file (no organization_id): left as it is; fix "
+        "it (policysync validate) and export again",
+    )
+
+
+def _duplicate(file: Existing, first: Existing) -> ExportProblem:
+    return ExportProblem(
+        file=file.name,
+        organization_id=file.organization_id,
+        message=f"{first.name} names the same organization: this file was left as it is",
+    )
+
+
+def _permissions(permissions: Sequence[Permission]) -> list[dict[str, Any]]:
+    pairs = sorted((p.resource_id, sorted(p.actions)) for p in permissions)
+    return [{"resource_id": resource, "actions": actions} for resource, actions in pairs]
+
+
+def _role(role: Role) -> dict[str, Any]:
+    return {
+        "role_id": role.role_id,
+        "description": role.description,
+        "permissions": _permissions(role.permissions),
+    }
+
+
+def _roles(roles: Sequence[Role]) -> list[dict[str, Any]]:
+    return [_role(role) for role in sorted(roles, key=lambda role: role.role_id)]
+
+
+def _dump(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def org_file(target: Target, policy: OrgPolicy) -> bytes:
+    """The bytes of an organization file, in the canonical form."""
+    roles = _roles(policy.roles)
+    head = {"$schema": target.schema} if target.schema is not None else {}
+    return _dump(head | {"organization_id": target.organization_id, "org_policy": {"roles": roles}})
+
+
+def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:
+    """The bytes of `project.json`, in the canonical form."""
+    body = {
+        "roles": _roles(policy.roles),
+        "resources": [
+            {
+                "resource_id": r.resource_id,
+                "description": r.description,
+                "actions": sorted(r.actions),
+            }
+            for r in sorted(policy.resources, key=lambda r: r.resource_id)
+        ],
+        "scopes": [
+            {
+                "scope": s.scope,
+                "description": s.description,
+                "permissions": _permissions(s.permissions),
+            }
+            for s in sorted(policy.scopes, key=lambda s: s.scope)
+        ],
+    }
+    return _dump(({"$schema": schema} if schema is not None else {}) | {"policy": body})
+
+
+def status(current: Mapping[str, bytes | None], path: str, data: bytes) -> FileStatus:
+    """What writing `data` at `path` does to the files `current` holds."""
+    if path not in current:
+        return "created"
+    return "unchanged" if current[path] == data else "updated"

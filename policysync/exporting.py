@@ -1,0 +1,184 @@
+"""`policysync export`, as a function: read live, then write the files, or commit them.
+
+Without a branch, the files of the policies folder on disk are refreshed (each written
+to a temporary file first, then renamed over the old one, and only when its bytes
+change). With `--branch NAME`, the files are read from HEAD instead and the result is
+committed on the new branch NAME, starting at HEAD; the current branch, the index and
+the work tree are left untouched (`git switch NAME` shows the result).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync import git
+from policysync.client import Organization, StytchClient
+from policysync.config import Settings
+from policysync.endpoint import Endpoint
+from policysync.errors import StytchError
+from policysync.export import (
+    PROJECT_SCHEMA,
+    ExportedFile,
+    ExportProblem,
+    ExportResult,
+    Known,
+    Target,
+    choose,
+    existing,
+    org_file,
+    project_file,
+    status,
+)
+from policysync.loader import ORGS_DIR, PROJECT_FILE
+from policysync.models import OrgPolicy
+from policysync.pacing import each
+from policysync.plan import OrgError
+
+
+class Request(NamedTuple):
+    orgs: Sequence[str] = ()
+    all_orgs: bool = False
+    branch: str | None = None
+    parallelism: int = 16
+    rate_limit: float | None = None
+    search_page_size: int = 1000
+
+
+async def export_live(
+    settings: Settings, endpoint: Endpoint, request: Request, client: StytchClient | None = None
+) -> ExportResult:
+    root = Path(settings.policies)
+    if request.branch is not None:  # refused before any request is made
+        git.check_new_branch(root, request.branch)
+    current = read_head(root, settings) if request.branch else read_disk(root)
+    files = [existing(name[len(ORGS_DIR) + 1 :], data) for name, data in _org_items(current)]
+    client = client or StytchClient(
+        endpoint, parallelism=request.parallelism, rate_limit=request.rate_limit
+    )
+    async with client:
+        live_project = await client.project_policy()
+        written = {file.organization_id for file in files}
+        known = None
+        if request.all_orgs or set(request.orgs) - written:
+            known = [_known(o) async for o in client.search_organizations(request.search_page_size)]
+        targets, problems = choose(files, request.orgs, request.all_orgs, known)
+
+        async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
+            try:
+                return target, await client.get_org_policy(target.organization_id)
+            except StytchError as exc:
+                return target, OrgError.of(exc)
+
+        policies = await each(targets, read, request.parallelism)
+    project = existing(PROJECT_FILE, current.get(PROJECT_FILE))
+    had_project = PROJECT_FILE in current
+    schema = project.schema if had_project else PROJECT_SCHEMA
+    outputs = {PROJECT_FILE: project_file(schema, live_project)}
+    ids: dict[str, str | None] = {PROJECT_FILE: None}
+    for target, policy in sorted(policies, key=lambda item: item[0].name):
+        path = f"{ORGS_DIR}/{target.name}"
+        if isinstance(policy, OrgError):
+            problems.append(_failed(str(root / path), target, policy))
+        else:
+            outputs[path] = org_file(target, policy)
+            ids[path] = target.organization_id
+    statuses = {path: status(current, path, data) for path, data in outputs.items()}
+    changed = {path: outputs[path] for path, state in statuses.items() if state != "unchanged"}
+    commit = None
+    if request.branch is None:
+        write(root, changed)
+    elif changed:
+        message = commit_message(endpoint.project_id, statuses)
+        commit = git.commit_on_new_branch(root, request.branch, changed, message)
+    return ExportResult(
+        project_id=endpoint.project_id,
+        files=tuple(
+            ExportedFile(file=str(root / path), organization_id=ids[path], status=state)
+            for path, state in sorted(statuses.items())
+        ),
+        problems=tuple(problems),
+        branch=request.branch,
+        commit=commit,
+    )
+
+
+def _known(organization: Organization) -> Known:
+    return Known(
+        organization.organization_id,
+        organization.organization_slug,
+        organization.organization_external_id,
+        bool(organization.org_policy.roles),
+    )
+
+
+def _failed(file: str, target: Target, error: OrgError) -> ExportProblem:
+    message = f"not exported: {error.error_type}: {error.message}"
+    return ExportProblem(
+        file=file, organization_id=target.organization_id, message=message, error=error
+    )
+
+
+def _org_items(current: dict[str, bytes | None]) -> list[tuple[str, bytes | None]]:
+    return sorted((name, data) for name, data in current.items() if name != PROJECT_FILE)
+
+
+def read_disk(root: Path) -> dict[str, bytes | None]:
+    """`project.json` and the organization files of `orgs/` (paths relative to `root`)."""
+    out: dict[str, bytes | None] = {}
+    if (root / PROJECT_FILE).is_file():
+        out[PROJECT_FILE] = _read(root / PROJECT_FILE)
+    orgs = root / ORGS_DIR
+    for path in sorted(orgs.iterdir()) if orgs.is_dir() else ():
+        if path.name.endswith(".json") and not path.name.startswith(".") and path.is_file():
+            out[f"{ORGS_DIR}/{path.name}"] = _read(path)
+    return out
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def read_head(root: Path, settings: Settings) -> dict[str, bytes | None]:
+    """The same files, as they are at HEAD."""
+    snapshot = git.files_at(root, "HEAD", settings.limits.max_file_bytes)
+    out: dict[str, bytes | None] = {}
+    for file in snapshot.files:
+        folder, _, name = file.path.partition("/")
+        if file.kind != "file":
+            continue
+        if file.path == PROJECT_FILE or (
+            folder == ORGS_DIR and "/" not in name and name.endswith(".json") and name[:1] != "."
+        ):
+            out[file.path] = file.data
+    return out
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    """Each file to a temporary file, then renamed over the old one."""
+    for path, data in sorted(files.items()):
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")  # the loader skips dot files
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+
+
+def commit_message(project_id: str, statuses: Mapping[str, str], shown: int = 50) -> str:
+    lines = [f"{state} {path}" for path, state in sorted(statuses.items()) if state != "unchanged"]
+    more = [f"... and {len(lines) - shown} more"] if len(lines) > shown else []
+    return "\n".join(
+        [
+            "Export the live Stytch RBAC policies",
+            "",
+            f"Written by `policysync export` from project {project_id}:",
+            "",
+            *lines[:shown],
+            *more,
+        ]
+    )
