@@ -129,6 +129,8 @@ async def apply_plan(
 
     for result in await each(todo, one, parallelism):
         results[result.organization_id] = result
+    if run is not None:
+        await run.settle()
     for entry in plan.entries:
         if entry.action == "no-op":
             results[entry.organization_id] = OrgResult(
@@ -178,6 +180,8 @@ async def rollback_run(
         )
 
     results = {r.organization_id: r for r in await each(written, one, parallelism)}
+    if run is not None:
+        await run.settle()
     for entry in wanted:
         if entry.organization_id not in results:  # the run wrote nothing there
             results[entry.organization_id] = OrgResult(
@@ -211,8 +215,8 @@ async def _write(
         )
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
-    async def finished(entry: JournalEntry, error: OrgError | None) -> OrgResult:
-        await journal.finish_org(entry, "failed" if error else "applied", error)
+    def finished(entry: JournalEntry, error: OrgError | None) -> OrgResult:
+        journal.finish_later(entry, "failed" if error else "applied", error)
         result: Result = "failed" if error else "applied"
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
@@ -233,7 +237,7 @@ async def _write(
     try:
         echoed = await client.set_org_policy(organization_id, desired)
     except StytchError as exc:
-        return await finished(entry, OrgError.of(exc))
+        return finished(entry, OrgError.of(exc))
     if not same_policy(echoed, desired):
         mismatch = OrgError(
             status=200,
@@ -242,8 +246,8 @@ async def _write(
             "file (policysync plan), and tell Stytch support",
             request_id=None,
         )
-        return await finished(entry, mismatch)
-    return await finished(entry, None)
+        return finished(entry, mismatch)
+    return finished(entry, None)
 
 
 def _finish(

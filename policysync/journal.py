@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import re
 import secrets
 import threading
@@ -41,7 +40,7 @@ from typing import Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
 
-from policysync import __version__
+from policysync import __version__, durable
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
 from policysync.plan import OrgError, fingerprint
@@ -144,17 +143,6 @@ def entry_name(organization_id: str) -> str:
     return f"{prefix}-{digest}.json" if prefix else f"{digest}.json"
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename or a new file in `folder` durable (its entry is in the folder)."""
-    if os.name == "nt":  # Windows cannot open a folder; NTFS journals renames itself
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _json_bytes(model: BaseModel) -> bytes:
     """`model` as indented JSON. pydantic's serializer is ten times faster than the json
     module's indenting one, but refuses what UTF-8 cannot encode (a lone surrogate in an
@@ -167,29 +155,7 @@ def _json_bytes(model: BaseModel) -> bytes:
 
 def _write_json(path: Path, model: BaseModel) -> None:
     """Replace `path` by `model`'s JSON, atomically and durably."""
-    _store(path, _json_bytes(model))
-
-
-def _store(path: Path, data: bytes) -> None:
-    """Replace `path` by `data`, atomically and durably. Nothing but system calls, so
-    that in a worker thread it hardly ever holds the GIL the event loop needs."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(temporary, flags, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(path.parent)
+    durable.replace(path, _json_bytes(model))
 
 
 def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
@@ -211,7 +177,8 @@ def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
 
 class Journal:
     """The journal of one run being made: many organizations at once, from one event
-    loop (its writes are coroutines; each stores its file from a worker thread)."""
+    loop (its writes are coroutines; a thread of its own stores the files, in batches:
+    see durable.py)."""
 
     def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
         self.path = path
@@ -220,6 +187,8 @@ class Journal:
         self._entries: dict[str, JournalEntry] = {}  # by organization_id
         self._names: set[str] = set()
         self._lock = threading.Lock()
+        self._writer = durable.Writer()
+        self._later: set[asyncio.Task[JournalEntry]] = set()  # finish_later's, until done
 
     @classmethod
     def create(
@@ -252,7 +221,7 @@ class Journal:
                 (base / run_id).mkdir()
                 break
         for folder in [base, *(folder.parent for folder in missing)]:
-            _fsync_folder(folder)  # the new folders' names are durable too
+            durable.fsync_folder(folder)  # the new folders' names are durable too
         summary = RunSummary(
             format_version="1",
             run_id=run_id,
@@ -280,8 +249,8 @@ class Journal:
 
     async def _write(self, entry: JournalEntry, replaces: JournalEntry | None) -> JournalEntry:
         """Write `entry`, which replaces the organization's entry `replaces` (None for a
-        new one). Checked, recorded and serialized on the caller's thread; stored by a
-        worker thread, so that the event loop goes on while it fsyncs."""
+        new one). Checked, recorded and serialized on the event loop; stored by the
+        journal's writer thread, so that the loop goes on while it fsyncs."""
         organization_id, name = entry.organization_id, entry_name(entry.organization_id)
         with self._lock:
             if self._summary.finished_at is not None:
@@ -293,7 +262,7 @@ class Journal:
             self._entries[organization_id] = entry
             self._names.add(name)
         try:
-            await asyncio.to_thread(_store, self.path / name, _json_bytes(entry))
+            await self._writer.replace(self.path / name, _json_bytes(entry))
         except BaseException:
             with self._lock:  # what is recorded is what is on disk
                 if replaces is None:
@@ -346,6 +315,21 @@ class Journal:
         finished = {"state": state, "error": error, "finished_at": _timestamp(self._clock())}
         return await self._write(JournalEntry.model_validate({**dict(entry), **finished}), entry)
 
+    def finish_later(
+        self, entry: JournalEntry, state: FinalState, error: OrgError | None = None
+    ) -> None:
+        """`finish_org` without waiting for the disk: once the PUT's outcome is known,
+        nothing hangs on its entry being durable (if the run dies first, the entry stays
+        pending, which means "outcome unknown"). `settle()` waits for them all."""
+        task = asyncio.get_running_loop().create_task(self.finish_org(entry, state, error))
+        self._later.add(task)
+        task.add_done_callback(_forget_if_written(self._later))
+
+    async def settle(self) -> None:
+        """Wait for every `finish_later` entry to be on disk; raise the first failure."""
+        await asyncio.gather(*self._later)
+        self._later.clear()
+
     async def record(
         self,
         organization_id: str,
@@ -363,6 +347,8 @@ class Journal:
     def close(self) -> RunSummary:
         """Finish `run.json` with the counts of what was journaled; entries still pending
         (their PUT never finished) count as pending. The journal takes no entry after."""
+        if self._later:
+            raise ValueError(f"run {self.run_id}: entries are still being written: settle() first")
         with self._lock:
             if self._summary.finished_at is not None:
                 raise ValueError(f"run {self.run_id} is closed")
@@ -370,8 +356,21 @@ class Journal:
             counts = RunCounts(**{state: tally[state] for state in RunCounts.model_fields})
             finished: dict[str, Any] = {"finished_at": _timestamp(self._clock()), "counts": counts}
             self._summary = RunSummary.model_validate({**dict(self._summary), **finished})
+        self._writer.close()
         _write_json(self.path / RUN_FILE, self._summary)
         return self._summary
+
+
+def _forget_if_written(
+    tasks: set[asyncio.Task[JournalEntry]],
+) -> Callable[[asyncio.Task[JournalEntry]], None]:
+    """A done callback keeping only the tasks whose failure `settle` must raise."""
+
+    def forget(task: asyncio.Task[JournalEntry]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            tasks.discard(task)
+
+    return forget
 
 
 def list_runs(base: Path) -> list[str]:

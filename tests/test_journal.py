@@ -465,3 +465,40 @@ def test_entries_reject_inconsistent_states() -> None:
     for changes, message in bad:
         with pytest.raises(ValueError, match=message):
             JournalEntry.model_validate({**fields, **changes})
+
+
+def test_finish_later_is_on_disk_once_settled(tmp_path: Path) -> None:
+    base = tmp_path / "journal"
+    journal = create(base)
+
+    async def go() -> None:
+        acme = await journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        globex = await journal.begin("globex", file=None, prior=PRIOR, desired=DESIRED)
+        journal.finish_later(acme, "applied")
+        journal.finish_later(globex, "failed", NOT_FOUND)
+        with pytest.raises(ValueError, match="still being written"):
+            journal.close()  # not before they are on disk
+        await journal.settle()
+
+    asyncio.run(go())
+    journal.close()
+    _, entries = load_run(base, journal.run_id)
+    assert [(e.organization_id, e.state) for e in entries] == [
+        ("acme", "applied"),
+        ("globex", "failed"),
+    ]
+
+
+def test_settle_raises_a_finish_that_could_not_be_written(tmp_path: Path) -> None:
+    journal = create(tmp_path / "journal")
+
+    async def go() -> None:
+        entry = await journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        for path in journal.path.iterdir():
+            path.unlink()
+        journal.path.rmdir()  # the run folder is gone: the final entry cannot be written
+        journal.finish_later(entry, "applied")
+        with pytest.raises(FileNotFoundError):
+            await journal.settle()
+
+    asyncio.run(go())
