@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PS := $(BIN)/policysync
 
-.PHONY: demo test lint typecheck unit schemas bench clean
+.PHONY: demo test lint typecheck workflows unit schemas bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +52,17 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict policysync
 
+# The GitHub files: actionlint (with ShellCheck on every `run:` script) and zizmor,
+# offline (no GitHub API), with the ignores of .github/zizmor.yml.
+workflows: $(VENV)/.installed-dev
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress --quiet --pedantic --config .github/zizmor.yml \
+	  .github/workflows action.yml .pre-commit-hooks.yaml
+
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+test: lint typecheck workflows unit
 
 # Regenerates schemas/*.schema.json from the models (a test fails when they are stale).
 schemas: $(VENV)/.installed
