@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Re-installs only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -20,6 +20,24 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 DEMO_DIR := .policysync/demo
+
+# The demo's out-of-band change: a role added to acme with the official stytch SDK, as
+# someone in Stytch's dashboard would, outside git.
+define OUT_OF_BAND
+import os, stytch
+from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
+sdk = stytch.B2BClient(project_id=os.environ["STYTCH_PROJECT_ID"],
+                       secret=os.environ["STYTCH_SECRET"],
+                       environment=os.environ["STYTCH_BASE_URL"])
+acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+policy = sdk.rbac.organizations.get_org_policy(organization_id=acme).org_policy
+policy.roles = [*(policy.roles or []), PolicyRole(
+    role_id="breakglass-admin", description="Added in the dashboard during an incident",
+    permissions=[PolicyRolePermission(resource_id="invoices", actions=["*"])])]
+sdk.rbac.organizations.set_org_policy(organization_id=acme, org_policy=policy)
+print("the stytch SDK added role breakglass-admin to acme, outside git")
+endef
+export OUT_OF_BAND
 
 demo: $(VENV)/.installed
 	@echo "== 1. policysync validate policies    (the sample policies)"
@@ -43,7 +61,23 @@ demo: $(VENV)/.installed
 	  $(PS) apply $(DEMO_DIR)/plan.json --allow-delete --journal $(DEMO_DIR)/journal || exit 1; \
 	  echo; echo "== 5. policysync plan --detailed-exitcode    (again: live now matches the files)"; \
 	  $(PS) plan --detailed-exitcode; status=$$?; \
-	  echo "exit code $$status: 0 means no changes"; test $$status -eq 0
+	  echo "exit code $$status: 0 means no changes"; test $$status -eq 0 || exit 1; \
+	  echo; echo "== 6. policysync drift    (what a nightly job runs)"; \
+	  $(PS) drift; status=$$?; \
+	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0 || exit 1; \
+	  echo; echo "== 7. an out-of-band change, with the official stytch SDK"; \
+	  $(BIN)/python -W ignore -c "$$OUT_OF_BAND" || exit 1; \
+	  echo; echo "== 8. policysync drift    (again)"; \
+	  $(PS) drift; status=$$?; \
+	  echo "exit code $$status: 2 means drift found"; test $$status -eq 2 || exit 1; \
+	  echo; echo "== 9. policysync export --org acme    (adopt live into a copy of the files: $(DEMO_DIR)/adopted)"; \
+	  rm -rf $(DEMO_DIR)/adopted && cp -R policies $(DEMO_DIR)/adopted && \
+	  $(PS) export --org acme --policies $(DEMO_DIR)/adopted || exit 1; \
+	  grep -A 7 '"breakglass-admin"' $(DEMO_DIR)/adopted/orgs/acme.json; \
+	  echo; echo "== 10. policysync drift --policies $(DEMO_DIR)/adopted    (the adopted files match live)"; \
+	  $(PS) drift --policies $(DEMO_DIR)/adopted; status=$$?; \
+	  echo "exit code $$status: 0, no drift; commit the adopted files (or use export --branch NAME)"; \
+	  test $$status -eq 0
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check policysync tests bench
