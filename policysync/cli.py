@@ -715,9 +715,10 @@ def emulator(
             f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
             "Ctrl-C stops it"
         )
-        server.serve(app, sock)
-    except KeyboardInterrupt:  # Ctrl-C is how an emulator is meant to stop
-        click.echo("policysync emulator stopped", err=True)
+        server.serve(app, sock)  # returns on Ctrl-C or SIGTERM
+    except KeyboardInterrupt:  # a Ctrl-C before serve took over the signals
+        pass
+    click.echo("policysync emulator stopped", err=True)
     return EXIT_OK
 
 

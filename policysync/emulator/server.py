@@ -5,6 +5,7 @@ port is known, even when the system chose it (port 0)."""
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -109,8 +110,21 @@ def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C, SIGTERM)."""
-    _server(app, "warning").run(sockets=[sock])
+    """Serve in the foreground until Ctrl-C or SIGTERM, then return.
+
+    uvicorn installs its signal handlers only once its event loop runs; a signal that
+    came before (a Ctrl-C right after the URL is printed) raised KeyboardInterrupt
+    wherever Python happened to be, even inside asyncio's loop machinery, which then
+    left a loop it could not close (a traceback at exit). Its own handler, installed
+    before it starts, makes any signal a request to stop, whenever it comes."""
+    server = _server(app, "warning")
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in handled}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class EmulatorThread:

@@ -226,9 +226,10 @@ def test_a_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     assert_clean_failure(result, str(config), "max_roles_per_org")
 
 
-def test_ctrl_c_stops_the_emulator_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_the_emulator_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     with emulator_process("--seed", str(SEED_FILE), cwd=tmp_path) as running:
-        running.proc.send_signal(signal.SIGINT)
+        running.proc.send_signal(sig)
         code = running.proc.wait(timeout=10)
         running.stop()
     assert code == 0
