@@ -706,18 +706,16 @@ def emulator(
         click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
     url = server.base_url(sock)
     shown_secret = "(from --secret or $STYTCH_SECRET)" if secret else server.DEFAULT_SECRET
-    try:  # from the first line printed on: a Ctrl-C as soon as it is read stops cleanly
-        click.echo(
-            f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
-            f"  STYTCH_BASE_URL={url}\n"
-            f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
-            f"  STYTCH_SECRET={shown_secret}\n"
-            f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
-            "Ctrl-C stops it"
-        )
-        server.serve(app, sock)  # returns on Ctrl-C or SIGTERM
-    except KeyboardInterrupt:  # a Ctrl-C before serve took over the signals
-        pass
+    banner = (
+        f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
+        f"  STYTCH_BASE_URL={url}\n"
+        f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
+        f"  STYTCH_SECRET={shown_secret}\n"
+        f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
+        "Ctrl-C stops it"
+    )
+    # Ctrl-C or SIGTERM from the first line printed on: serve returns
+    server.serve(app, sock, lambda: click.echo(banner))
     click.echo("policysync emulator stopped", err=True)
     return EXIT_OK
 

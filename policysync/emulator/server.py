@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -109,18 +110,21 @@ def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(app: ASGIApp, sock: socket.socket) -> None:
-    """Serve in the foreground until Ctrl-C or SIGTERM, then return.
+def serve(app: ASGIApp, sock: socket.socket, announce: Callable[[], None]) -> None:
+    """Call `announce` (it prints the URL), then serve in the foreground until Ctrl-C or
+    SIGTERM, then return.
 
     uvicorn installs its signal handlers only once its event loop runs; a signal that
     came before (a Ctrl-C right after the URL is printed) raised KeyboardInterrupt
     wherever Python happened to be, even inside asyncio's loop machinery, which then
-    left a loop it could not close (a traceback at exit). Its own handler, installed
-    before it starts, makes any signal a request to stop, whenever it comes."""
+    left a loop it could not close (a traceback at exit), and a SIGTERM killed it. Its
+    own handler, installed before the URL is announced, makes any signal from then on a
+    request to stop."""
     server = _server(app, "warning")
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in handled}
     try:
+        announce()
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
