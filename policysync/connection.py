@@ -2,11 +2,13 @@
 
 The client keeps one `Connection` per parallelism slot: one keep-alive connection, so
 there is no pool to search for a free one. It drives httpcore (the transport layer of
-httpx) directly: building an `httpx.Request` parses its URL and headers again for every
+httpx) directly, one `httpcore.AsyncHTTPConnection` at a time, a new one when the last
+was closed: building an `httpx.Request` parses its URL and headers again for every
 request, and the httpx transport wraps every request, answer and stream once more; for
-a plan, that was a fifth of the CPU of each request (and anyio, httpcore's default way
-to asyncio, another fifth: see aionet.py). Answers and errors come back as httpx's types
-all the same, so the client handles one kind of each.
+a plan, that was a fifth of the CPU of each request (anyio, httpcore's default way to
+asyncio, another fifth: see aionet.py; httpcore's connection pool, which one connection
+does not need, 15% of what was left). Answers and errors come back as httpx's types all
+the same, so the client handles one kind of each.
 
 Tests plug in any httpx transport instead (`TransportLane`: `httpx.MockTransport`, or
 the emulator's ASGI app through `httpx.ASGITransport`).
@@ -40,6 +42,9 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.TimeoutException, httpx.TimeoutException),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
+
+
+KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 
 
 class Lane(Protocol):
@@ -76,12 +81,24 @@ class Connection:
             (name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()
         ]
         self._extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=1,
-            max_keepalive_connections=1,
-            network_backend=AsyncioBackend(),
-        )
+        port = self._port or (443 if self._scheme == b"https" else 80)
+        self._origin = httpcore.Origin(self._scheme, self._host, port)
+        self._ssl_context = ssl_context
+        self._backend = AsyncioBackend()
+        self._connection: httpcore.AsyncHTTPConnection | None = None
+
+    def _open(self) -> httpcore.AsyncHTTPConnection:
+        """The connection, a new one if the last was closed or idle too long (httpcore's
+        pool does this too, and much more that one connection per slot does not need)."""
+        connection = self._connection
+        if connection is None or connection.is_closed() or connection.has_expired():
+            connection = self._connection = httpcore.AsyncHTTPConnection(
+                self._origin,
+                ssl_context=self._ssl_context,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+                network_backend=self._backend,
+            )
+        return connection
 
     async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
         headers = self._headers
@@ -93,7 +110,7 @@ class Connection:
             method, url, headers=headers, content=content, extensions=self._extensions
         )
         try:
-            response = await self._pool.handle_async_request(request)
+            response = await self._open().handle_async_request(request)
             try:
                 body = await response.aread()
             finally:
@@ -114,7 +131,8 @@ class Connection:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._pool.aclose()
+        if self._connection is not None:
+            await self._connection.aclose()
 
 
 class TransportLane:
