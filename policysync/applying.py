@@ -23,7 +23,7 @@ from policysync.errors import StytchError, UsageError
 from policysync.journal import Journal, JournalEntry, RunSummary
 from policysync.models import OrgPolicy
 from policysync.pacing import each
-from policysync.plan import OrgError, OrgPlan, Plan, fingerprint, same_policy
+from policysync.plan import OrgError, OrgPlan, Plan, fingerprint
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
@@ -224,8 +224,8 @@ async def _write(
         live = await client.get_org_policy(organization_id)
     except StytchError as exc:
         return await not_written("failed", None, OrgError.of(exc))
-    live_print = fingerprint(live)
-    if live_print == fingerprint(desired):  # e.g. a second run of the same plan
+    live_print, desired_print = fingerprint(live), fingerprint(desired)
+    if live_print == desired_print:  # e.g. a second run of the same plan
         return OrgResult(organization_id=organization_id, result="unchanged", error=None)
     if live_print != expected:
         changed_since = f"run {rolled_back_run}" if rolled_back_run else "the plan was made"
@@ -233,12 +233,14 @@ async def _write(
         message = f"live changed since {changed_since}; left as it is: {remedy}"
         stale = OrgError(status=None, error_type="stale", message=message, request_id=None)
         return await not_written("stale", live, stale)
-    entry = await journal.begin(organization_id, file=file, prior=live, desired=desired)
+    entry = await journal.begin(
+        organization_id, file=file, prior=live, desired=desired, prior_fingerprint=live_print
+    )
     try:
         echoed = await client.set_org_policy(organization_id, desired)
     except StytchError as exc:
         return finished(entry, OrgError.of(exc))
-    if not same_policy(echoed, desired):
+    if fingerprint(echoed) != desired_print:  # the same as same_policy(echoed, desired)
         mismatch = OrgError(
             status=200,
             error_type="echo_mismatch",

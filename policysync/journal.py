@@ -281,14 +281,17 @@ class Journal:
         prior: OrgPolicy | None,
         desired: OrgPolicy,
         error: OrgError | None,
+        prior_fingerprint: str | None = None,
     ) -> JournalEntry:
         now = _timestamp(self._clock())
+        if prior is not None and prior_fingerprint is None:
+            prior_fingerprint = fingerprint(prior)
         return JournalEntry(
             organization_id=organization_id,
             file=file,
             state=state,
             prior=prior,
-            prior_fingerprint=None if prior is None else fingerprint(prior),
+            prior_fingerprint=prior_fingerprint,
             desired=desired,
             error=error,
             started_at=now,
@@ -298,11 +301,20 @@ class Journal:
         )
 
     async def begin(
-        self, organization_id: str, *, file: str | None, prior: OrgPolicy, desired: OrgPolicy
+        self,
+        organization_id: str,
+        *,
+        file: str | None,
+        prior: OrgPolicy,
+        desired: OrgPolicy,
+        prior_fingerprint: str | None = None,
     ) -> JournalEntry:
         """Record, durably, that `prior` is about to be replaced by `desired`. Call it
-        before the PUT: when it returns, the pending entry is on disk."""
-        entry = self._entry(organization_id, file, "pending", prior, desired, None)
+        before the PUT: when it returns, the pending entry is on disk. A caller that has
+        `fingerprint(prior)` at hand passes it (it costs as much as the rest)."""
+        entry = self._entry(
+            organization_id, file, "pending", prior, desired, None, prior_fingerprint
+        )
         return await self._write(entry, None)
 
     async def finish_org(
