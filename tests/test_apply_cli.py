@@ -264,6 +264,60 @@ def test_one_organization_rejected_by_the_server_does_not_stop_the_others(
         assert failed.prior == seeded()[biggest]
 
 
+class WrongEcho:
+    """In front of the emulator: a PUT to one organization is carried out, but answered
+    with an empty policy, as if Stytch had stored something other than what was sent."""
+
+    def __init__(self, app: Any, organization_id: str) -> None:
+        self.app, self.organization_id = app, organization_id
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "PUT":
+            await self.app(scope, receive, send)
+            return
+        if not scope["path"].endswith("/" + self.organization_id):
+            await self.app(scope, receive, send)
+            return
+
+        async def rewrite(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and message.get("body"):
+                body = {**json.loads(message["body"]), "org_policy": {"roles": []}}
+                message = {**message, "body": json.dumps(body).encode()}
+            await send(message)
+
+        await self.app(scope, receive, rewrite)
+
+
+def test_an_echo_other_than_the_policy_sent_fails_that_organization(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wanted = changed()
+    odd = next(k for k, v in sorted(wanted.items()) if v.roles)
+    store = Store()
+    store.load(SEED)
+    app = WrongEcho(build(store, PROJECT_ID, SECRET, Limits(), None), odd)
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("STYTCH_SECRET", SECRET)
+    with EmulatorThread(app) as emulator:
+        monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        assert code == 1
+        (line,) = [x for x in out.splitlines() if x.startswith("failed")]
+        assert odd in line
+        assert "Stytch stored a policy other than the one sent" in line
+        assert_all(Live(emulator), {k: v for k, v in desired().items() if k != odd})
+    (run_id,) = list_runs(workdir / JOURNAL)
+    _, entries = load_run(workdir / JOURNAL, run_id)
+    (entry,) = [e for e in entries if e.organization_id == odd]
+    assert entry.state == "failed"
+    assert entry.error is not None
+    assert entry.error.error_type == "echo_mismatch"
+    assert entry.prior == seeded()[odd]
+
+
 def test_rollback_restores_the_exact_priors(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
