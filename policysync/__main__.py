@@ -1,3 +1,3 @@
-from policysync.cli import main
+from policysync.cli import entry
 
-main()
+entry()

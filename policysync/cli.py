@@ -749,3 +749,20 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def entry() -> None:
+    """The `policysync` command: `main`, then an exit that skips the interpreter's
+    teardown, as mypy does: freeing every module and every object of a large plan one by
+    one took ~0.1 s, a tenth of what a plan costs beyond waiting for Stytch. By then every
+    file policysync wrote is closed and every worker joined; the output is flushed here."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    else:
+        code = EXIT_OK
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader gone (policysync plan | head)
+            stream.flush()
+    os._exit(code)

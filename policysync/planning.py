@@ -7,6 +7,7 @@ organization is read; only then are the managed organizations read, concurrently
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,8 +84,11 @@ async def plan_live(
         ids = select(sorted(files), options.only, options.shard)
         tick = progress(len(ids)) if progress else None
         desired = Desired(files, root.resolve(), settings.limits)
+        # git's state meanwhile: loading GitPython and asking git take ~0.1 s, and the
+        # organizations' reads leave the CPU idle most of the time
+        git_state = asyncio.ensure_future(asyncio.to_thread(head_state, root))
         entries = await plan_orgs(client, desired, ids, options.parallelism, tick)
-    git = head_state(root)
+        git = await git_state
     plan = assemble(
         entries,
         project_id=endpoint.project_id,

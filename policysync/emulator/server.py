@@ -86,6 +86,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listening from here on: a client that connects as soon as the URL is printed
+    # waits in the backlog until the server accepts, instead of being refused.
+    sock.listen(2048)
     return sock
 
 
