@@ -251,3 +251,34 @@ def test_a_bug_is_an_internal_error_without_traceback_unless_debugging(
     monkeypatch.setenv("POLICYSYNC_DEBUG", "1")
     with pytest.raises(RuntimeError, match="boom"):
         main(["validate", str(SAMPLE)])
+
+
+def test_the_command_flushes_its_output_and_exit_code_when_it_skips_teardown() -> None:
+    """`python -m policysync` and the console script end with os._exit: the output must
+    be complete, the exit code kept, and a reader going away is no error."""
+    module = [sys.executable, "-m", "policysync"]
+    shown = subprocess.run([*module, "--version"], capture_output=True, text=True, timeout=60)
+    assert (shown.returncode, shown.stdout.strip()) == (0, "policysync, version 0.1.0")
+    bad = CASES / "sample-broken" / "policies"
+    failed = subprocess.run(
+        [*module, "validate", str(bad), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["valid"] is False  # the whole document arrived
+    script = Path(sys.executable).parent / "policysync"
+    args = [str(c / "policies") for c in sorted(CASES.iterdir()) if c.is_dir()]
+    with subprocess.Popen(
+        [str(script), "validate", *args, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as reader_gone:
+        assert reader_gone.stdout is not None
+        reader_gone.stdout.read(10)
+        reader_gone.stdout.close()
+        _, err = reader_gone.communicate(timeout=60)
+    assert reader_gone.returncode == 1
+    assert b"Traceback" not in err
+    assert b"internal error" not in err
