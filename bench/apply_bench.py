@@ -248,7 +248,6 @@ def bench(args: argparse.Namespace, base: Path) -> int:
         f"  {apply.median:8.3f} s median of {args.repeat} ({walls})\n"
         f"  {apply.median / n * 1000:.2f} ms per organization; CPU time "
         f"{apply.cpu_median:.2f} s, {cpu_share:.0%} of the wall time"
-        + ("; it is CPU-bound, not waiting on the network" if cpu_share >= 0.8 else "")
         + f"\n  start-up alone (policysync --version): {startup.median:.3f} s"
     )
     print(
