@@ -40,6 +40,9 @@ ERROR_TYPES = {
     "too-many-roles": "too_many_roles",
     "role-no-permissions": "rbac_role_missing_permissions",
     "action-duplicate": "rbac_action_duplicate",
+    # Stytch publishes no error type for an empty, blank or padded role_id; a policy
+    # holding one is refused as a malformed argument rather than stored.
+    "role-id-invalid": "invalid_argument",
 }
 
 MESSAGES = {

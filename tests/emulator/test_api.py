@@ -308,7 +308,15 @@ RULE_CASES: dict[str, tuple[Limits, list[dict[str, Any]]]] = {
     "too-many-roles": (Limits(max_roles_per_org=2), [role("a"), role("b"), role("c")]),
     "role-no-permissions": (Limits(), [role(permissions=[])]),
     "action-duplicate": (Limits(), [role(permissions=[perm(actions=["read", "write", "read"])])]),
+    "role-id-invalid": (Limits(), [role("")]),
 }
+
+
+@pytest.mark.parametrize("role_id", ["", "   ", " ops", "ops\u0007"])
+def test_an_empty_blank_or_padded_role_id_is_refused(client: Client, role_id: str) -> None:
+    response = client.put("acme", {"org_policy": {"roles": [role(role_id)]}})
+    assert_error(response, 400, "invalid_argument")
+    assert client.get_roles("acme") == seed_roles(ACME)
 
 
 def test_every_enforced_rule_has_a_case() -> None:
