@@ -638,6 +638,13 @@ _FRACTION = click.FloatRange(0, 1)
 @click.option("--drop-rate", type=_FRACTION, default=0.0, help="Fraction of dropped connections.")
 @click.option("--fault-seed", type=int, help="Seed for reproducible faults.")
 @click.option(
+    "--search-rate-limit",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Organization searches per minute, as Stytch allows (0: no limit).",
+)
+@click.option(
     "--disable-org-policy",
     "disabled",
     multiple=True,
@@ -658,6 +665,7 @@ def emulator(
     error_rate: float,
     drop_rate: float,
     fault_seed: int | None,
+    search_rate_limit: int,
     disabled: tuple[str, ...],
     dump: bool,
 ) -> int:
@@ -697,6 +705,7 @@ def emulator(
         limits,
         faults,
         frozenset(disabled),
+        search_rate_limit or None,
     )
     try:
         sock = server.bind(host, port)

@@ -10,7 +10,11 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import math
+import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -53,6 +57,7 @@ MESSAGES = {
     "route_not_found": "The requested route does not exist.",
 }
 
+SEARCH_WINDOW = 60.0  # seconds: Stytch counts organization searches per minute
 ORG_POLICY_PREFIX = "/v1/b2b/rbac/organizations/"
 ORGANIZATION_PREFIX = "/v1/b2b/organizations/"
 
@@ -65,10 +70,18 @@ class Api:
         secret: str,
         limits: Limits,
         disabled_orgs: frozenset[str] = frozenset(),
+        search_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.limits = limits
         self.disabled_orgs = disabled_orgs
+        # Stytch limits organization search to 100 requests a minute: the starts of the
+        # last `search_per_minute` searches (None: no limit).
+        self._searches: deque[float] | None = (
+            None if search_per_minute is None else deque(maxlen=search_per_minute)
+        )
+        self._clock = clock
         token = base64.b64encode(f"{project_id}:{secret}".encode()).decode()
         self._authorization = f"Basic {token}".encode()
         self._request_prefix = (
@@ -141,6 +154,9 @@ class Api:
         rid = self.request_id()
         if not self.authorized(request):
             return error(401, "unauthorized_credentials", rid)
+        wait = self._search_wait()
+        if wait is not None:
+            return error(429, "too_many_requests", rid, headers={"retry-after": str(wait)})
         try:
             body = json.loads(await request.body() or b"{}")
         except (ValueError, RecursionError):
@@ -168,6 +184,16 @@ class Api:
             "results_metadata": {"total": total, "next_cursor": next_cursor},
         }
         return raw_json(json.dumps(document))
+
+    def _search_wait(self) -> int | None:
+        """Seconds until one more search may start; None: it may start now (counted)."""
+        searches, now = self._searches, self._clock()
+        if searches is None:
+            return None
+        if len(searches) == searches.maxlen and now - searches[0] < SEARCH_WINDOW:
+            return max(1, math.ceil(searches[0] + SEARCH_WINDOW - now))
+        searches.append(now)
+        return None
 
     async def organization(self, request: Request) -> Response:
         rid = self.request_id()

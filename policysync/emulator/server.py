@@ -74,8 +74,9 @@ def build(
     limits: Limits,
     faults: Faults | None = None,
     disabled_orgs: frozenset[str] = frozenset(),
+    search_per_minute: int | None = None,
 ) -> ASGIApp:
-    app = create_app(Api(store, project_id, secret, limits, disabled_orgs))
+    app = create_app(Api(store, project_id, secret, limits, disabled_orgs, search_per_minute))
     return FaultInjector(app, faults) if faults is not None and faults.any else app
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from policysync.config import Limits
-from policysync.emulator.app import ERROR_TYPES
+from policysync.emulator.app import ERROR_TYPES, Api, create_app
 from policysync.emulator.seed import Seed, SeedOrganization
 from policysync.emulator.server import build, read_seed
 from policysync.emulator.store import Store
@@ -469,6 +469,24 @@ def test_search_pages_in_order_until_the_cursor_is_null(client: Client) -> None:
         assert len(page) == 2
     assert pages == 5
     assert seen == sorted(o.organization_id for o in SEED.organizations)
+
+
+def test_search_is_limited_per_minute_as_stytch_limits_it(store: Store) -> None:
+    now = [1000.0]
+    api = Api(store, PROJECT_ID, SECRET, Limits(), search_per_minute=2, clock=lambda: now[0])
+    client = Client(store)
+    client.app = create_app(api)
+    assert client.request("POST", SEARCH, json={}).status_code == 200
+    now[0] += 20
+    assert client.request("POST", SEARCH, json={}).status_code == 200
+    now[0] += 10  # the first was 30 s ago: 30 s more to wait
+    refused = client.request("POST", SEARCH, json={})
+    assert_error(refused, 429, "too_many_requests")
+    assert refused.headers["retry-after"] == "30"
+    assert client.get_roles("acme") == seed_roles(ACME)  # other endpoints are not counted
+    now[0] += 30  # the first search is a minute old: one more may start
+    assert client.request("POST", SEARCH, json={}).status_code == 200
+    assert client.request("POST", SEARCH, json={}).status_code == 429
 
 
 def test_search_defaults_and_bounds(client: Client) -> None:
