@@ -388,7 +388,7 @@ def drift(
     """
     import asyncio
 
-    from policysync.drift import drift_live, write_report
+    from policysync.drifting import drift_live, write_report
     from policysync.endpoint import endpoint_from_env
     from policysync.planning import Options
     from policysync.render_drift import DRIFT_RENDERERS

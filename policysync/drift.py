@@ -7,33 +7,26 @@ what only a scheduled check cares about: managed files whose organization no lon
 exists, a `project.json` out of date with the live project policy, and (`--all-orgs`)
 organizations that hold org-specific roles but have no file.
 
-The report is pure data (its JSON Schema is published as `schemas/drift.schema.json`);
-`render_drift.py` formats it, the CLI chooses the exit code.
+The report is pure data (its JSON Schema is published as `schemas/drift.schema.json`),
+made here by pure functions; drifting.py reads live state for it, render_drift.py
+formats it, the CLI chooses the exit code.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.client import Organization, StytchClient
-from policysync.config import Settings
-from policysync.endpoint import Endpoint
-from policysync.errors import StytchError, UsageError
-from policysync.loader import load_project
 from policysync.models import ProjectPolicy, Resource, Role, Scope
-from policysync.pacing import Progress
 from policysync.plan import ChangeAction, OrgError, OrgPlan, Plan, canonical_json
-from policysync.planning import Options, plan_live
-from policysync.report import ValidationReport
 from policysync.selection import Shard
+
+if TYPE_CHECKING:
+    from policysync.client import Organization
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 NOT_FOUND = "organization_not_found"
-MAX_PAGE_SIZE = 1000  # Stytch's ceiling for one page of organization search
 
 Drift = Literal["added", "removed", "changed"]  # what happened live, outside git
 OrgStatus = Literal["drifted", "missing", "error"]
@@ -243,14 +236,6 @@ def unmanaged_org(
     )
 
 
-async def find_unmanaged(
-    organizations: AsyncIterator[Organization], managed: frozenset[str], shard: Shard | None
-) -> tuple[UnmanagedOrg, ...]:
-    """The unmanaged organizations with roles among `organizations` (every search page)."""
-    found = [org async for o in organizations if (org := unmanaged_org(o, managed, shard))]
-    return tuple(sorted(found, key=lambda org: org.organization_id))
-
-
 def build_report(
     plan: Plan,
     project: ProjectDrift,
@@ -292,56 +277,3 @@ def build_report(
         search_error=search_error,
         summary=summary,
     )
-
-
-# The shell: reads live state (through planning.plan_live and the client) and files.
-
-
-class DriftRun(NamedTuple):
-    report: DriftReport | None  # None when the files are invalid
-    validation: ValidationReport  # what validation found (warnings, or the errors)
-
-
-async def drift_live(
-    settings: Settings,
-    endpoint: Endpoint,
-    options: Options,
-    all_orgs: bool = False,
-    page_size: int = MAX_PAGE_SIZE,
-    progress: Callable[[int], Progress] | None = None,
-) -> DriftRun:
-    """Compare live Stytch with the files of `settings.policies`."""
-    if all_orgs and options.only:
-        raise UsageError(
-            "--all-orgs looks for unmanaged organizations among all of them; --org limits the "
-            "run to some: give one or the other"
-        )
-    run = await plan_live(settings, endpoint, options, progress)
-    if run.plan is None or run.live_project is None:
-        return DriftRun(None, run.report)
-    root = Path(settings.policies)
-    snapshot, _ = load_project(root, settings.limits)
-    if snapshot is None:  # it was valid moments ago, in the plan
-        raise UsageError(f"{root / 'project.json'} changed during the run: run it again")
-    project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
-    unmanaged, search_error = None, None
-    if all_orgs:
-        # Sequential pages, after the plan: the --rate-limit ceiling holds throughout.
-        client = StytchClient(endpoint, parallelism=1, rate_limit=options.rate_limit)
-        async with client:
-            try:
-                pages = client.search_organizations(page_size)
-                unmanaged = await find_unmanaged(pages, run.managed, options.shard)
-            except StytchError as exc:
-                search_error = OrgError.of(exc)
-    return DriftRun(build_report(run.plan, project, unmanaged, search_error), run.report)
-
-
-def write_report(report: DriftReport, path: Path) -> None:
-    """The JSON report (`--report FILE`), written whole or not at all."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
-    except OSError as exc:
-        raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from None

@@ -1,0 +1,81 @@
+"""`policysync drift` as a function: the plan (planning.plan_live), the project policy
+snapshot compared with live, and with --all-orgs the unmanaged organizations found by
+organization search; drift.py makes the report of them, render_drift.py prints it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync.client import Organization, StytchClient
+from policysync.config import Settings
+from policysync.drift import DriftReport, UnmanagedOrg, build_report, project_drift, unmanaged_org
+from policysync.endpoint import Endpoint
+from policysync.errors import StytchError, UsageError
+from policysync.loader import load_project
+from policysync.pacing import Progress
+from policysync.plan import OrgError
+from policysync.planning import Options, plan_live
+from policysync.report import ValidationReport
+from policysync.selection import Shard
+
+MAX_PAGE_SIZE = 1000  # Stytch's ceiling for one page of organization search
+
+
+async def find_unmanaged(
+    organizations: AsyncIterator[Organization], managed: frozenset[str], shard: Shard | None
+) -> tuple[UnmanagedOrg, ...]:
+    """The unmanaged organizations with roles among `organizations` (every search page)."""
+    found = [org async for o in organizations if (org := unmanaged_org(o, managed, shard))]
+    return tuple(sorted(found, key=lambda org: org.organization_id))
+
+
+class DriftRun(NamedTuple):
+    report: DriftReport | None  # None when the files are invalid
+    validation: ValidationReport  # what validation found (warnings, or the errors)
+
+
+async def drift_live(
+    settings: Settings,
+    endpoint: Endpoint,
+    options: Options,
+    all_orgs: bool = False,
+    page_size: int = MAX_PAGE_SIZE,
+    progress: Callable[[int], Progress] | None = None,
+) -> DriftRun:
+    """Compare live Stytch with the files of `settings.policies`."""
+    if all_orgs and options.only:
+        raise UsageError(
+            "--all-orgs looks for unmanaged organizations among all of them; --org limits the "
+            "run to some: give one or the other"
+        )
+    run = await plan_live(settings, endpoint, options, progress)
+    if run.plan is None or run.live_project is None:
+        return DriftRun(None, run.report)
+    root = Path(settings.policies)
+    snapshot, _ = load_project(root, settings.limits)
+    if snapshot is None:  # it was valid moments ago, in the plan
+        raise UsageError(f"{root / 'project.json'} changed during the run: run it again")
+    project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
+    unmanaged, search_error = None, None
+    if all_orgs:
+        # Sequential pages, after the plan: the --rate-limit ceiling holds throughout.
+        client = StytchClient(endpoint, parallelism=1, rate_limit=options.rate_limit)
+        async with client:
+            try:
+                pages = client.search_organizations(page_size)
+                unmanaged = await find_unmanaged(pages, run.managed, options.shard)
+            except StytchError as exc:
+                search_error = OrgError.of(exc)
+    return DriftRun(build_report(run.plan, project, unmanaged, search_error), run.report)
+
+
+def write_report(report: DriftReport, path: Path) -> None:
+    """The JSON report (`--report FILE`), written whole or not at all."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from None
