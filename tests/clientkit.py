@@ -50,6 +50,19 @@ def assert_secret_free(exc: BaseException) -> None:
         assert TOKEN not in text
 
 
+class Counting:
+    """An ASGI wrapper recording the path of every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
 class FakeClock:
     """Time that passes only when someone sleeps: waits are recorded, not waited."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import stytch
+from clientkit import Counting
 from clirun import run
 
 from policysync import schemas
@@ -28,19 +29,6 @@ SEARCH = "/v1/b2b/organizations/search"
 CYBERDYNE = "organization-test-6d2a9f40-1b7e-4c85-93f2-0a5e8c1d7b29"
 ACME = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
 GHOST = "organization-test-00000000-dead-4000-8000-000000000000"
-
-
-class Counting:
-    """An ASGI wrapper recording the path of every request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
 
 
 class Live:

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from clientkit import Counting
 from clirun import run
 
 from policysync import planfile
@@ -26,19 +27,6 @@ ROOT = Path(__file__).parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-plan-cli-Zm9vYmFyYmF6"
-
-
-class Counting:
-    """An ASGI wrapper recording the path of every request."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
 
 
 def serve(monkeypatch: pytest.MonkeyPatch, faults: Faults | None = None) -> tuple[Any, Counting]:
