@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import random
 import time
@@ -175,11 +174,10 @@ class StytchClient:
             ]
         else:
             lanes = [TransportLane(transport, base_url, self._headers, timeout)] * parallelism
-        self._connections = tuple(dict.fromkeys(lanes))  # each one once, to open and close
+        self._connections = tuple(dict.fromkeys(lanes))  # each one once, to close
         self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
         for lane in lanes:
             self._lanes.put_nowait(lane)
-        self._stack = contextlib.AsyncExitStack()
         self._base_url = endpoint.base_url
         self._redact = _redactor(endpoint.project_id, secret)
         self._limiter = (
@@ -190,11 +188,7 @@ class StytchClient:
         self._sleep = sleep
 
     async def __aenter__(self) -> StytchClient:
-        async with contextlib.AsyncExitStack() as stack:
-            for lane in self._connections:
-                await stack.enter_async_context(lane)
-            self._stack = stack.pop_all()
-        return self
+        return self  # connections open when first used
 
     async def __aexit__(
         self,
@@ -202,7 +196,8 @@ class StytchClient:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(kind, value, traceback)
+        for lane in self._connections:
+            await lane.aclose()
 
     # The API --------------------------------------------------------------------------
 

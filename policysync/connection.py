@@ -17,8 +17,7 @@ the emulator's ASGI app through `httpx.ASGITransport`).
 from __future__ import annotations
 
 import ssl
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import httpcore
 import httpx
@@ -48,20 +47,15 @@ KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 
 
 class Lane(Protocol):
-    """Where one request at a time goes; open it with `async with`."""
+    """Where one request at a time goes; it connects when first used."""
 
     async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
         """`method` on the base URL + `path`; raises httpx.TransportError on a fault."""
         ...
 
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
+    async def aclose(self) -> None:
+        """Close what is open."""
+        ...
 
 
 class Connection:
@@ -122,15 +116,7 @@ class Connection:
             raise
         return httpx.Response(response.status, headers=response.headers, content=body)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         if self._connection is not None:
             await self._connection.aclose()
 
@@ -165,14 +151,5 @@ class TransportLane:
             await response.aclose()
         return response
 
-    async def __aenter__(self) -> Self:
-        await self._transport.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._transport.__aexit__(kind, value, traceback)
+    async def aclose(self) -> None:
+        await self._transport.aclose()

@@ -8,7 +8,7 @@ import functools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
 import httpx
 import pytest
@@ -74,7 +74,10 @@ async def test_request_on_the_wire_and_keep_alive() -> None:
             await writer.drain()
         writer.close()
 
-    async with server(handler) as url, Connection(url + "/base/", HEADERS, 5.0, None) as conn:
+    async with (
+        server(handler) as url,
+        aclosing(Connection(url + "/base/", HEADERS, 5.0, None)) as conn,
+    ):
         first = await conn.send("PUT", "/v1/x%2Fy", b'{"a":1}')
         second = await conn.send("GET", "/v1/z", None)
     assert (first.status_code, first.json()) == (201, {"ok": True})
@@ -100,7 +103,7 @@ async def test_reconnects_after_the_server_closed_an_idle_connection() -> None:
         await writer.drain()
         writer.close()
 
-    async with server(handler) as url, Connection(url, HEADERS, 5.0, None) as conn:
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         statuses = [(await conn.send("GET", "/", None)).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
 
@@ -110,7 +113,7 @@ async def test_refused_connection_is_httpx_connect_error() -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with Connection(f"http://127.0.0.1:{port}", HEADERS, 5.0, None) as conn:
+    async with aclosing(Connection(f"http://127.0.0.1:{port}", HEADERS, 5.0, None)) as conn:
         with pytest.raises(httpx.ConnectError):
             await conn.send("GET", "/", None)
 
@@ -121,7 +124,7 @@ async def test_dropped_connection_is_httpx_remote_protocol_error() -> None:
         await read_request(reader)
         writer.close()  # no answer at all
 
-    async with server(handler) as url, Connection(url, HEADERS, 5.0, None) as conn:
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         with pytest.raises(httpx.RemoteProtocolError):
             await conn.send("PUT", "/", b"{}")
 
@@ -133,7 +136,7 @@ async def test_slow_answer_is_httpx_read_timeout() -> None:
         await asyncio.sleep(2)
         writer.close()
 
-    async with server(handler) as url, Connection(url, HEADERS, 0.2, None) as conn:
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 0.2, None)) as conn:
         with pytest.raises(httpx.ReadTimeout):
             await conn.send("GET", "/", None)
 
@@ -146,7 +149,7 @@ async def test_garbage_answer_is_httpx_remote_protocol_error() -> None:
         await writer.drain()
         writer.close()
 
-    async with server(handler) as url, Connection(url, HEADERS, 5.0, None) as conn:
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         with pytest.raises(httpx.RemoteProtocolError):
             await conn.send("GET", "/", None)
 
@@ -168,10 +171,10 @@ async def test_https_with_a_verified_certificate() -> None:
     srv = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_context)
     url = f"https://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
     try:
-        async with Connection(url, HEADERS, 5.0, client_context) as conn:
+        async with aclosing(Connection(url, HEADERS, 5.0, client_context)) as conn:
             assert (await conn.send("GET", "/", None)).json() == {"tls": True}
         # A certificate the client does not trust: no request goes out.
-        async with Connection(url, HEADERS, 5.0, ssl.create_default_context()) as conn:
+        async with aclosing(Connection(url, HEADERS, 5.0, ssl.create_default_context())) as conn:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await conn.send("GET", "/", None)
     finally:
