@@ -46,6 +46,8 @@ plan is wrong), 2 when the benchmark itself could not run.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import copy
 import json
 import multiprocessing
@@ -65,6 +67,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import emulator_bench
 import validate_bench
@@ -243,10 +246,6 @@ def raw_floor(endpoint: Endpoint, ids: list[str], parallelism: int) -> tuple[flo
     sockets, each sending a bare GET and reading the answer by its Content-Length (no
     JSON parsed, ~0.1 ms of CPU per request). Its time is what this emulator, on this
     machine, takes to answer them all: the floor of any client. (seconds, CPU seconds)"""
-    import asyncio
-    import base64
-    from urllib.parse import quote, urlsplit
-
     url = urlsplit(endpoint.url)
     token = base64.b64encode(f"{endpoint.project_id}:{endpoint.secret}".encode()).decode()
     head = f"Host: {url.netloc}\r\nAuthorization: Basic {token}\r\n\r\n"
