@@ -219,6 +219,17 @@ def test_config_limits_and_disabled_orgs_are_enforced(tmp_path: Path) -> None:
         assert disabled.json()["error_type"] == "enterprise_endpoint"
 
 
+@pytest.mark.parametrize(("limit", "statuses"), [("2", [200, 200, 429]), ("0", [200] * 3)])
+def test_search_rate_limit_option(tmp_path: Path, limit: str, statuses: list[int]) -> None:
+    auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
+    args = ["--seed", str(SEED_FILE), "--search-rate-limit", limit]
+    with emulator_process(*args, cwd=tmp_path) as running:
+        url = running.url + "v1/b2b/organizations/search"
+        got = [httpx.post(url, json={}, auth=auth, timeout=10).status_code for _ in statuses]
+        running.stop()
+    assert got == statuses
+
+
 def test_a_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "policysync.toml"
     config.write_text("[limits]\nmax_roles_per_org = 0\n")
