@@ -282,3 +282,17 @@ def test_the_command_flushes_its_output_and_exit_code_when_it_skips_teardown() -
     assert reader_gone.returncode == 1
     assert b"Traceback" not in err
     assert b"internal error" not in err
+
+
+def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> None:
+    """Skipping teardown would lose what cProfile (or coverage) collected: under one, the
+    command exits normally and the profile is written (cProfile itself swallows the exit
+    code)."""
+    profile = tmp_path / "plan.prof"
+    bad = CASES / "sample-broken" / "policies"
+    argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "policysync"]
+    done = subprocess.run(
+        [*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert "error" in done.stdout  # the findings, flushed
+    assert profile.stat().st_size > 0
