@@ -1,14 +1,14 @@
 """Connections to the API, each carrying one request at a time, its answer read whole.
 
-The client keeps one `Connection` per parallelism slot: one keep-alive connection, so
-there is no pool to search for a free one. It drives httpcore (the transport layer of
-httpx) directly, one `httpcore.AsyncHTTPConnection` at a time, a new one when the last
-was closed: building an `httpx.Request` parses its URL and headers again for every
-request, and the httpx transport wraps every request, answer and stream once more; for
-a plan, that was a fifth of the CPU of each request (anyio, httpcore's default way to
-asyncio, another fifth: see aionet.py; httpcore's connection pool, which one connection
-does not need, 15% of what was left). Answers and errors come back as httpx's types all
-the same, so the client handles one kind of each.
+The client keeps one `Connection` per parallelism slot: one keep-alive HTTP/1.1
+connection, so there is no pool to search for a free one. A connection is an asyncio
+protocol whose answers are read by httptools (the C parser of llhttp, uvicorn's, which
+the emulator already uses): a GET costs ~0.15 ms of CPU this way, against ~0.5 ms
+through httpcore, the transport layer of httpx, which a plan or an apply spends on its
+state machine (h11), its locks (anyio) and its request and answer objects, once more
+each. At the parallelism policysync runs with, a plan and an apply are CPU-bound, so
+that CPU was their time. Answers and errors come back as httpx's types all the same, so
+the client handles one kind of each.
 
 Tests plug in any httpx transport instead (`TransportLane`: `httpx.MockTransport`, or
 the emulator's ASGI app through `httpx.ASGITransport`).
@@ -16,32 +16,12 @@ the emulator's ASGI app through `httpx.ASGITransport`).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from typing import Protocol
+from typing import Protocol, cast
 
-import httpcore
+import httptools
 import httpx
-
-from policysync.aionet import AsyncioBackend
-
-# httpcore's errors as httpx names them (httpx's own map is private).
-_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
-
 
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 
@@ -69,56 +49,166 @@ class Connection:
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         url = httpx.URL(base_url)
-        self._scheme, self._host, self._port = url.raw_scheme, url.raw_host, url.port
+        https = url.scheme == "https"
+        self._host = url.host
+        self._port = url.port or (443 if https else 80)
+        self._ssl = (ssl_context or ssl.create_default_context()) if https else None
         self._prefix = url.raw_path.rstrip(b"/")
-        self._headers = [(b"Host", url.netloc)] + [
+        fields = [(b"Host", url.netloc)] + [
             (name.encode("ascii"), value.encode("latin-1")) for name, value in headers.items()
         ]
-        self._extensions = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)}
-        port = self._port or (443 if self._scheme == b"https" else 80)
-        self._origin = httpcore.Origin(self._scheme, self._host, port)
-        self._ssl_context = ssl_context
-        self._backend = AsyncioBackend()
-        self._connection: httpcore.AsyncHTTPConnection | None = None
-
-    def _open(self) -> httpcore.AsyncHTTPConnection:
-        """The connection, a new one if the last was closed or idle too long (httpcore's
-        pool does this too, and much more that one connection per slot does not need)."""
-        connection = self._connection
-        if connection is None or connection.is_closed() or connection.has_expired():
-            connection = self._connection = httpcore.AsyncHTTPConnection(
-                self._origin,
-                ssl_context=self._ssl_context,
-                keepalive_expiry=KEEPALIVE_EXPIRY,
-                network_backend=self._backend,
-            )
-        return connection
+        self._head = b"".join(b"%b: %b\r\n" % field for field in fields)
+        self._timeout = timeout
+        self._link: _Link | None = None
 
     async def send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
-        headers = self._headers
-        if content is not None:
-            headers = [*headers, (b"Content-Length", b"%d" % len(content))]
         target = self._prefix + path.encode("ascii")
-        url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port, target=target)
-        request = httpcore.Request(
-            method, url, headers=headers, content=content, extensions=self._extensions
+        if any(c in target for c in b" \r\n"):
+            raise httpx.LocalProtocolError(f"not a request target: {target!r}")
+        request = b"%b %b HTTP/1.1\r\n%b" % (method.encode("ascii"), target, self._head)
+        if content is None:
+            request += b"\r\n"
+        else:
+            request += b"Content-Length: %d\r\n\r\n%b" % (len(content), content)
+        link = await self._open()
+        return await link.exchange(request, self._timeout)
+
+    async def _open(self) -> _Link:
+        """The connection, a new one if the last was closed or idle too long."""
+        loop = asyncio.get_running_loop()
+        link = self._link
+        if link is not None:
+            if link.usable(loop.time()):
+                return link
+            link.close()
+        self._link = None
+        opening = loop.create_connection(
+            _Link,
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            server_hostname=self._host if self._ssl else None,
         )
         try:
-            response = await self._open().handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        except Exception as exc:
-            for theirs, ours in _ERRORS:
-                if isinstance(exc, theirs):
-                    raise ours(str(exc)) from exc
-            raise
-        return httpx.Response(response.status, headers=response.headers, content=body)
+            async with asyncio.timeout(self._timeout):
+                _, protocol = await opening
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"no connection within {self._timeout:g} s") from None
+        except OSError as exc:  # refused, unreachable, a certificate not trusted (SSLError)
+            raise httpx.ConnectError(str(exc)) from exc
+        self._link = link = protocol
+        return link
 
     async def aclose(self) -> None:
-        if self._connection is not None:
-            await self._connection.aclose()
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+
+class _Link(asyncio.Protocol):
+    """One open connection: writes a request, reads its answer with httptools."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._answer: asyncio.Future[httpx.Response] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._headers_done = False
+        self._keep_alive = False
+        self._closed = False
+        self._idle_since = 0.0
+
+    def usable(self, now: float) -> bool:
+        return not self._closed and now - self._idle_since < KEEPALIVE_EXPIRY
+
+    def close(self) -> None:
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    async def exchange(self, request: bytes, timeout: float) -> httpx.Response:
+        assert self._transport is not None  # connected: made by create_connection
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[httpx.Response] = loop.create_future()
+        self._answer = answer
+        self._headers, self._body, self._headers_done = [], [], False
+        late = httpx.ReadTimeout(f"no answer within {timeout:g} s")
+        timer = loop.call_later(timeout, self._fail, late)
+        self._transport.write(request)
+        try:
+            response = await answer
+        except BaseException:  # a fault, a timeout, a cancellation: the state is unknown
+            self.close()
+            raise
+        finally:
+            timer.cancel()
+            self._answer = None
+        if self._keep_alive:
+            self._idle_since = loop.time()
+        else:
+            self.close()
+        return response
+
+    def _fail(self, error: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error)
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None:  # bytes no request asked for
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"the server's answer is not HTTP/1.1: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._headers_done and exc is None and not self._length_known():
+            self.on_message_complete()  # an answer whose body ends with the connection
+        else:
+            reason = f": {exc}" if exc else ""
+            self._fail(
+                httpx.RemoteProtocolError(
+                    f"the server closed the connection without a complete answer{reason}"
+                )
+            )
+
+    def _length_known(self) -> bool:
+        return any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self._headers
+        )
+
+    # httptools' callbacks
+
+    def on_message_begin(self) -> None:
+        if self._answer is None or self._answer.done():  # an answer no request asked for
+            self.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._headers_done = False
+        self._keep_alive = self._parser.should_keep_alive() and not self._closed
+        answer = self._answer
+        if answer is not None and not answer.done():
+            status = self._parser.get_status_code()
+            body = b"".join(self._body)
+            answer.set_result(httpx.Response(status, headers=self._headers, content=body))
 
 
 class TransportLane:

@@ -4,6 +4,7 @@ back, and every fault raised as the httpx error the client retries on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import ssl
@@ -180,3 +181,122 @@ async def test_https_with_a_verified_certificate() -> None:
     finally:
         srv.close()
         await srv.wait_closed()
+
+
+@run
+async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in (b'{"a"', b":1}"):
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # the connection was kept for the next request
+        writer.write(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"b":2}')  # ends at EOF
+        await writer.drain()
+        writer.close()
+
+    async with server(chunked) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+        assert (await conn.send("GET", "/", None)).json() == {"a": 1}
+        assert (await conn.send("GET", "/", None)).json() == {"b": 2}
+
+
+@run
+async def test_an_answer_cut_short_is_httpx_remote_protocol_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial')
+        await writer.drain()
+        writer.close()
+
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+        with pytest.raises(httpx.RemoteProtocolError, match="without a complete answer"):
+            await conn.send("GET", "/", None)
+
+
+@run
+async def test_a_connection_idle_too_long_or_interrupted_is_not_reused() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                _, _, body = await read_request(reader)
+                if body == b"slow":
+                    await asyncio.sleep(5)
+                writer.write(answer(b"200 OK", b"{}"))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+        await conn.send("GET", "/", None)
+        await conn.send("GET", "/", None)
+        assert connections == 1
+        # A request cancelled while waiting: its answer could still come, so the
+        # connection is closed and the next request opens another.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await conn.send("PUT", "/", b"slow")
+        await conn.send("GET", "/", None)
+        assert connections == 2
+        # Idle past the keep-alive expiry: a new connection (the server may have closed it).
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("policysync.connection.KEEPALIVE_EXPIRY", 0.05)
+            await asyncio.sleep(0.1)
+            await conn.send("GET", "/", None)
+        assert connections == 3
+
+
+@run
+async def test_bytes_no_request_asked_for_close_the_connection() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        writer.write(answer(b"200 OK", b"{}") + answer(b"200 OK", b'{"stray":1}'))
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await read_request(reader)
+        writer.close()
+
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+        assert (await conn.send("GET", "/", None)).json() == {}
+        await asyncio.sleep(0.05)  # the stray answer arrives while nothing is asked
+        assert (await conn.send("GET", "/", None)).json() == {}  # not the stray one
+    assert connections == 2
+
+
+@run
+async def test_a_request_target_that_would_break_the_request_line_is_refused() -> None:
+    sent = False
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        sent = True
+        writer.close()
+
+    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+        for target in ("/a b", "/a\r\nX-Injected: 1", "/a\n"):
+            with pytest.raises(httpx.LocalProtocolError):
+                await conn.send("GET", target, None)
+    assert not sent
+
+
+@run
+async def test_a_tls_handshake_that_never_ends_is_httpx_connect_timeout() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers the ClientHello
+
+    async with server(handler) as url:
+        https = url.replace("http://", "https://")
+        context = ssl.create_default_context()
+        async with aclosing(Connection(https, HEADERS, 0.2, context)) as conn:
+            with pytest.raises(httpx.ConnectTimeout):
+                await conn.send("GET", "/", None)
