@@ -291,8 +291,6 @@ def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> Non
     profile = tmp_path / "plan.prof"
     bad = CASES / "sample-broken" / "policies"
     argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "policysync"]
-    done = subprocess.run(
-        [*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert "error" in done.stdout  # the findings, flushed
     assert profile.stat().st_size > 0
