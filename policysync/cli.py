@@ -632,7 +632,10 @@ _FRACTION = click.FloatRange(0, 1)
 @click.option("--project-id", envvar="STYTCH_PROJECT_ID", help="[default: $STYTCH_PROJECT_ID]")
 @click.option("--secret", envvar="STYTCH_SECRET", help="[default: $STYTCH_SECRET]")
 @config_option
-@click.option("--latency-ms", help="Added latency per request: N, or a range A-B.")
+@click.option(
+    "--latency-ms",
+    help="Latency of every answer, from the request's arrival: N, or a range A-B.",
+)
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s.")
 @click.option("--error-rate", type=_FRACTION, default=0.0, help="Fraction answered 500/503.")
 @click.option("--drop-rate", type=_FRACTION, default=0.0, help="Fraction of dropped connections.")

@@ -7,6 +7,7 @@ of outcomes. Counts and durations are kept small: the whole file runs in seconds
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -132,6 +133,31 @@ def test_latency_range(store: Store) -> None:
     # Drawn across the range, not pinned to one end of it.
     assert min(times) < 0.035
     assert max(times) > 0.045
+
+
+def test_latency_counts_from_arrival_with_the_work_done_meanwhile() -> None:
+    """An app taking 40 ms behind 60 ms of latency answers at ~60 ms, not 100: latency is
+    arrival to answer, as N x latency / parallelism, the bound benchmarks use, assumes."""
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.040)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def timed() -> list[float]:
+        app = FaultInjector(slow_app, Faults(latency_ms=(60, 60), seed=3))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as http:
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                (await http.get(ORG_PATH + "acme")).raise_for_status()
+                times.append(time.perf_counter() - start)
+            return times
+
+    times = asyncio.run(timed())
+    assert min(times) >= 0.060
+    assert statistics.median(times) < 0.090  # slept before the work: >= 0.100
 
 
 # Rate limit ---------------------------------------------------------------------------
