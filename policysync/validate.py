@@ -76,16 +76,20 @@ def _check_files(
 def check_org_files(
     paths: list[Path], real_root: Path, index: ProjectIndex | None, limits: Limits
 ) -> list[FileResult]:
-    """`check_org_file` over `paths`, on all cores when there are many."""
+    """`check_org_file` over `paths`, on all cores when there are many: this process
+    checks one share while forked workers check the others."""
     jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if len(paths) < PARALLEL_MIN_FILES or jobs < 2 or not forkable:
         return _check_files((paths, real_root, index, limits))
     size = -(-len(paths) // jobs)
     chunks = [(paths[i : i + size], real_root, index, limits) for i in range(0, len(paths), size)]
+    *theirs, ours = chunks  # this process takes a share too: one fork fewer
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        return [result for chunk in pool.map(_check_files, chunks) for result in chunk]
+    with ProcessPoolExecutor(max_workers=len(theirs), mp_context=context) as pool:
+        futures = [pool.submit(_check_files, chunk) for chunk in theirs]
+        own = _check_files(ours)
+        return [result for future in futures for result in future.result()] + own
 
 
 def duplicate_organizations(
