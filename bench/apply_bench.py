@@ -22,6 +22,7 @@ N x 2L / P (1,000 x 40 ms / 16 = 2.5 s). Start-up, the journal and the CPU work 
 against the target.
 
     .venv/bin/python bench/apply_bench.py [--orgs 1000] [--latency-ms 20] [--repeat 3]
+    .venv/bin/python bench/apply_bench.py --profile apply.prof  # one more apply, under cProfile
                                           [--parallelism 16] [--json FILE]
 
 Target: apply within 1.5x of the lower bound. Standard library only. Exit status 0 when
@@ -135,6 +136,7 @@ def one_run(
     seed_file: Path,
     args: argparse.Namespace,
     base: Path,
+    profile: Path | None = None,
 ) -> tuple[PlanRun, dict[str, int], bool, float]:
     """Fresh emulator, untimed plan, timed apply, untimed check; (apply run, its counts,
     whether the plan after it is empty, seconds the untimed plan took)."""
@@ -147,6 +149,8 @@ def one_run(
         plan_out(policysync, tree, endpoint, saved, work)
         plan_seconds = time.perf_counter() - t0
         argv = [policysync, "apply", str(saved), "--auto-approve", "--allow-delete", "--force"]
+        if profile is not None:
+            argv[:1] = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "policysync"]
         argv += ["--parallelism", str(args.parallelism), "--format", "json"]
         argv += ["--journal", str(work / "journal")]
         result = work / "result.json"
@@ -166,6 +170,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="timed apply runs, median (3)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="RNG seed of the tree")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
+    p.add_argument("--profile", type=Path, metavar="FILE", help="one more apply, under cProfile")
     args = p.parse_args(argv)
     if min(args.orgs, args.parallelism, args.repeat) < 1:
         p.error("--orgs, --parallelism and --repeat must be positive")
@@ -235,6 +240,11 @@ def bench(args: argparse.Namespace, base: Path) -> int:
             + ("empty" if empty else "NOT EMPTY")
             + ("" if ok else "  WRONG")
         )
+
+    if args.profile is not None:
+        profile = args.profile.resolve()
+        run, *_ = one_run(args.repeat, policysync, tree, seed_file, args, base, profile)
+        print(f"  one more run under cProfile: {run.wall:.3f} s, saved to {args.profile}")
 
     latency = args.latency_ms / 1000
     bound = n * 2 * latency / par

@@ -177,8 +177,8 @@ def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
 
 class Journal:
     """The journal of one run being made: many organizations at once, from one event
-    loop (its writes are coroutines; a thread of its own stores the files, in batches:
-    see durable.py)."""
+    loop (its writes are coroutines; a process of its own stores the files: see
+    durable.py)."""
 
     def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
         self.path = path
@@ -237,6 +237,7 @@ class Journal:
         )
         journal = cls(base / run_id, summary, clock)
         _write_json(journal.path / RUN_FILE, summary)
+        journal._writer.spawn()  # starting while the first organization is read
         return journal
 
     @property
@@ -250,7 +251,7 @@ class Journal:
     async def _write(self, entry: JournalEntry, replaces: JournalEntry | None) -> JournalEntry:
         """Write `entry`, which replaces the organization's entry `replaces` (None for a
         new one). Checked, recorded and serialized on the event loop; stored by the
-        journal's writer thread, so that the loop goes on while it fsyncs."""
+        journal's writer process, so that the loop goes on while it fsyncs."""
         organization_id, name = entry.organization_id, entry_name(entry.organization_id)
         with self._lock:
             if self._summary.finished_at is not None:

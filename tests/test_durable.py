@@ -1,14 +1,35 @@
-"""durable: whole files or none, and the writer thread's batches."""
+"""durable: whole files or none, and the journal's writer process."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from policysync import durable
+
+WRITER = [sys.executable, "-P", "-m", "policysync.durable"]
+
+
+def request(ident: int, path: Path, data: bytes) -> bytes:
+    name = os.fsencode(path)
+    return durable._REQUEST.pack(ident, len(name), len(data)) + name + data
+
+
+def answers(raw: bytes) -> list[tuple[int, int, str]]:
+    out, size = [], durable._ANSWER.size
+    while raw:
+        ident, code, length = durable._ANSWER.unpack_from(raw)
+        out.append((ident, code, raw[size : size + length].decode()))
+        raw = raw[size + length :]
+    return out
 
 
 def test_replace_writes_the_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -28,8 +49,24 @@ def test_a_failed_replace_keeps_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
 
 
+def test_serve_writes_each_file_and_answers_each_request(tmp_path: Path) -> None:
+    good = [tmp_path / f"org-{i}.json" for i in range(20)]
+    bad = tmp_path / "no-such-folder" / "org.json"
+    frames = [request(i, path, path.name.encode() * 100) for i, path in enumerate(good)]
+    frames.append(request(99, bad, b"x"))
+    frames.append(request(7, tmp_path / "cut.json", b"whole")[:-2])  # the sender died
+    sink = io.BytesIO()
+    durable.serve(io.BytesIO(b"".join(frames)), sink, threads=3)
+    got = sorted(answers(sink.getvalue()))
+    assert got[:-1] == [(i, 0, "") for i in range(20)]
+    assert got[-1][:2] == (99, 2)  # ENOENT, with its message
+    assert "No such file" in got[-1][2]
+    assert all(path.read_bytes() == path.name.encode() * 100 for path in good)
+    assert not (tmp_path / "cut.json").exists()  # a request cut short is not written
+
+
 def test_the_writer_stores_many_files_at_once_and_reports_each_failure(tmp_path: Path) -> None:
-    writer = durable.Writer(threads=2)
+    writer = durable.Writer()
     good = [tmp_path / f"org-{i}.json" for i in range(40)]
     bad = tmp_path / "no-such-folder" / "org.json"
 
@@ -38,7 +75,7 @@ def test_the_writer_stores_many_files_at_once_and_reports_each_failure(tmp_path:
         return await asyncio.gather(*jobs, writer.replace(bad, b"x"), return_exceptions=True)
 
     try:
-        outcomes = asyncio.run(asyncio.wait_for(go(), 10))
+        outcomes = asyncio.run(asyncio.wait_for(go(), 30))
     finally:
         writer.close()
     assert outcomes[:-1] == [None] * len(good)
@@ -47,31 +84,96 @@ def test_the_writer_stores_many_files_at_once_and_reports_each_failure(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in good])
 
 
-def test_close_stops_the_threads_and_a_writer_can_start_again(tmp_path: Path) -> None:
-    writer = durable.Writer(threads=3)
-    before = set(threading.enumerate())
+def test_close_ends_the_process_and_a_writer_can_start_again(tmp_path: Path) -> None:
+    writer = durable.Writer()
     asyncio.run(writer.replace(tmp_path / "a.json", b"a"))
-    started = set(threading.enumerate()) - before
-    assert sorted(t.name for t in started) == ["journal-0", "journal-1", "journal-2"]
+    process = writer._process
+    assert process is not None
+    assert process.poll() is None  # it waits for more
     writer.close()
-    assert not any(t.is_alive() for t in started)
-    asyncio.run(writer.replace(tmp_path / "b.json", b"b"))  # restarts its threads
+    assert process.returncode == 0
+    asyncio.run(writer.replace(tmp_path / "b.json", b"b"))  # a new process
+    assert writer._process is not process
     writer.close()
     assert (tmp_path / "b.json").read_bytes() == b"b"
 
 
-def test_a_waiter_cancelled_meanwhile_does_not_break_the_batch(tmp_path: Path) -> None:
-    writer = durable.Writer(threads=1)
+def test_a_waiter_cancelled_meanwhile_does_not_break_the_others(tmp_path: Path) -> None:
+    writer = durable.Writer()
 
     async def go() -> None:
+        await writer.replace(tmp_path / "first.json", b"")  # connected: sent at once
         cancelled = asyncio.ensure_future(writer.replace(tmp_path / "a.json", b"a"))
         await asyncio.sleep(0)
         cancelled.cancel()
         await writer.replace(tmp_path / "b.json", b"b")
 
     try:
-        asyncio.run(asyncio.wait_for(go(), 10))
+        asyncio.run(asyncio.wait_for(go(), 30))
     finally:
         writer.close()
     assert (tmp_path / "b.json").read_bytes() == b"b"
-    assert (tmp_path / "a.json").read_bytes() == b"a"  # queued before the cancel: written
+    assert (tmp_path / "a.json").read_bytes() == b"a"  # sent before the cancel: written
+
+
+def test_a_writer_process_gone_fails_the_waiters_instead_of_hanging(tmp_path: Path) -> None:
+    writer = durable.Writer()
+
+    async def go() -> None:
+        await writer.replace(tmp_path / "a.json", b"a")
+        assert writer._process is not None
+        pending = asyncio.ensure_future(writer.replace(tmp_path / "b.json", b"b" * 10**6))
+        await asyncio.sleep(0)
+        writer._process.kill()
+        with pytest.raises(durable.WriterError, match="stopped before writing"):
+            await pending  # sent, never answered
+        with pytest.raises(durable.WriterError, match="stopped: no file can be written"):
+            await writer.replace(tmp_path / "c.json", b"c")
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        writer.close()
+
+
+def test_the_process_writes_what_it_was_sent_after_the_apply_died(tmp_path: Path) -> None:
+    """Killed mid-apply, the apply leaves the process its input's end: every file sent
+    whole is written, quietly (nobody reads the answers any more)."""
+    files = [tmp_path / f"org-{i}.json" for i in range(30)]
+    with subprocess.Popen(
+        WRITER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdout.close()  # the apply is gone: answering fails
+        process.stdin.write(b"".join(request(i, p, b"{}") for i, p in enumerate(files)))
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        assert process.stderr.read() == b""
+    assert all(path.read_bytes() == b"{}" for path in files)
+
+
+def test_the_process_ignores_ctrl_c_and_holds_no_stytch_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group: the apply decides when to
+    stop, so the writer lives on until its input ends. It is given no credentials."""
+    monkeypatch.setenv("STYTCH_SECRET", "secret-must-not-travel")
+    writer = durable.Writer()
+
+    async def go() -> None:
+        await writer.replace(tmp_path / "a.json", b"a")
+        assert writer._process is not None
+        environment = Path(f"/proc/{writer._process.pid}/environ")
+        if environment.exists():
+            assert b"secret-must-not-travel" not in environment.read_bytes()
+        writer._process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        await writer.replace(tmp_path / "b.json", b"b")
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        writer.close()
+    assert (tmp_path / "b.json").read_bytes() == b"b"

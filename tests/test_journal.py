@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from policysync import __version__
+from policysync import __version__, durable
 from policysync.errors import UsageError
 from policysync.journal import (
     Journal,
@@ -229,6 +230,8 @@ def test_entries_follow_their_states(tmp_path: Path) -> None:
 def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An entry is stored by the writer process's `durable.serve`, run.json by the
+    journal itself: both sync the file, rename it, then sync its folder."""
     journal = create(tmp_path)
     events: list[tuple[str, int | str]] = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -244,8 +247,10 @@ def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    asyncio.run(journal.begin("a/../b", file=None, prior=PRIOR, desired=DESIRED))
     name = entry_name("a/../b")
+    path = os.fsencode(journal.path / name)
+    frame = durable._REQUEST.pack(1, len(path), 2) + path + b"{}"
+    durable.serve(io.BytesIO(frame), io.BytesIO(), threads=1)  # the writer process's part
     assert events == [
         ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
         ("replace", name),
@@ -278,18 +283,14 @@ def test_create_makes_the_new_folders_durable(
     assert (journal.path / "run.json").stat().st_ino in synced
 
 
-def test_a_failed_write_leaves_nothing_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The writer process's error comes back as the OSError it was (errno kept)."""
     journal = create(tmp_path)
-
-    def full_disk(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    blocker = journal.path / entry_name("acme")
+    blocker.mkdir()  # the entry cannot be written: a folder is in the way
+    with pytest.raises(IsADirectoryError):
         asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
-    monkeypatch.undo()
+    blocker.rmdir()
     assert sorted(p.name for p in journal.path.iterdir()) == ["run.json"]  # no temp file
     entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))  # not taken
     assert load_run(tmp_path, journal.run_id)[1] == [entry]
