@@ -135,13 +135,8 @@ def validate(
     settings = _settings(config, policies)
     if changed_since is not None:
         return _validate_changed(settings, changed_since, paths, config, fmt, strict)
-    # A short-lived batch run builds many long-lived objects and no reference cycles:
-    # the cyclic garbage collector would only re-scan them, doubling the run time.
-    gc.disable()
-    try:
+    with _no_gc():
         report = run_validate(list(paths), settings, strict)
-    finally:
-        gc.enable()
     click.echo(VALIDATE_RENDERERS[fmt](report))
     return EXIT_OK if report.valid else EXIT_ERROR
 
@@ -272,7 +267,8 @@ def apply(
     if plan_file is not None:
         if orgs or shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
-        the_plan = planfile.load(plan_file, endpoint.project_id)
+        with _no_gc():
+            the_plan = planfile.load(plan_file, endpoint.project_id)
     else:
         options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
         with _progress("reading live org policies") as progress:
@@ -282,6 +278,7 @@ def apply(
         if run.plan is None:
             return EXIT_ERROR
         the_plan = run.plan
+    gc.freeze()  # the plan lives until the end: the collections of the run skip it
     click.echo(render_text(the_plan), err=True)
     if not the_plan.changes:
         return EXIT_OK
@@ -506,11 +503,8 @@ def _validate_changed(
     else:
         count = len(selection.files)
         click.echo(f"{count} organization file(s) changed since {ref}", err=True)
-    gc.disable()  # as in `validate`
-    try:
+    with _no_gc():
         report = validate_changed(selection, settings, strict)
-    finally:
-        gc.enable()
     click.echo(VALIDATE_RENDERERS[fmt](report))
     return EXIT_OK if report.valid else EXIT_ERROR
 
@@ -761,6 +755,18 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Loading or checking files builds many
+    long-lived objects and no reference cycles: the collector would only scan them again
+    and again (loading a saved plan of 1,000 organizations: 0.42 s with, 0.22 without)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def entry() -> None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import pydantic_core
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from policysync import __version__
@@ -376,8 +377,13 @@ def _outcome_unknown(outcome: Outcome) -> bool:
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
-    """A request body as httpx encodes `json=`: compact UTF-8, no NaN."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """A request body as httpx encodes `json=`: compact UTF-8 (bodies hold no floats).
+    pydantic's encoder is 2x faster than json's; what UTF-8 cannot carry (a lone
+    surrogate) goes to json's, which raises the error it always did."""
+    try:
+        return pydantic_core.to_json(body)
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _segment(value: str) -> str:

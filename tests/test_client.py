@@ -833,3 +833,15 @@ def test_a_slow_server_is_a_timeout() -> None:
     assert caught.value.error_type == "timeout"
     assert "ReadTimeout" in str(caught.value)
     assert len(clock.sleeps) == 1
+
+
+def test_a_body_is_compact_utf8_json() -> None:
+    """As httpx encodes `json=`: no spaces, non-ASCII as UTF-8, not escaped."""
+    script = Script(reply(body={"org_policy": {"roles": []}}))
+    described = Role(role_id="lecteur", description="Lit tout, écrit « rien »", permissions=())
+    wanted = OrgPolicy(roles=(described,))
+    run_scripted(script, lambda c: c.set_org_policy("acme", wanted))
+    expected = {"org_policy": wanted.model_dump(mode="json")}
+    assert script.requests[0].content == json.dumps(
+        expected, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")

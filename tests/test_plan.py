@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Sequence
@@ -251,3 +252,51 @@ def test_applying_the_role_changes_to_live_gives_desired(pair: tuple[OrgPolicy, 
         else:
             roles[change.role_id] = change.after
     assert normalize(OrgPolicy(roles=tuple(roles.values()))) == normalize(desired)
+
+
+def reference_fingerprint(p: OrgPolicy) -> str:
+    """The definition of a fingerprint, as saved plans made by any version rely on."""
+    roles = []
+    for r in sorted(p.roles, key=lambda r: r.role_id):
+        grants: dict[str, set[str]] = {}
+        for permission in r.permissions:
+            grants.setdefault(permission.resource_id, set()).update(permission.actions)
+        permissions = [{"resource_id": k, "actions": sorted(v)} for k, v in grants.items()]
+        permissions.sort(key=lambda permission: str(permission["resource_id"]))
+        roles.append(
+            {"role_id": r.role_id, "description": r.description, "permissions": permissions}
+        )
+    text = json.dumps({"roles": roles}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+ANY_TEXT = st.text(st.characters(codec=None), max_size=8)  # controls, DEL, surrogates...
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.builds(
+            Role,
+            role_id=ANY_TEXT,
+            description=ANY_TEXT,
+            permissions=st.lists(
+                st.builds(Permission, resource_id=ANY_TEXT, actions=st.lists(ANY_TEXT)),
+                max_size=3,
+            ).map(tuple),
+        ),
+        max_size=4,
+        unique_by=lambda r: r.role_id,
+    )
+)
+def test_fingerprint_is_the_defined_digest_for_any_text(roles: list[Role]) -> None:
+    p = OrgPolicy(roles=tuple(roles))
+    assert fingerprint(p) == reference_fingerprint(p)
+
+
+def test_fingerprint_is_stable_across_versions() -> None:
+    """Pinned: a saved plan's prior_fingerprint is checked by whatever version applies it."""
+    described = role("zeta", ("docs", ("write", "read")), description='plain \x7f \x1f \n "q"')
+    assert fingerprint(policy(described)) == (
+        "sha256:e9bfbadb41da62835c6101277bf13aecd78f52ada1a9bd1d6709f4ba1035f9bd"
+    )
