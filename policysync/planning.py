@@ -130,12 +130,27 @@ async def plan_orgs(
     parallelism: int,
     tick: Progress | None,
 ) -> list[PlanEntry]:
-    """Each organization planned as soon as its live policy comes in, so that the
-    planning overlaps the waiting and only the plan's compact entries are kept."""
+    """Each organization planned as soon as its live policy comes in, once the next read
+    of its slot is on the wire (in a callback of the event loop's next turn): planning
+    overlaps the waiting instead of delaying the reads. Only the plan's compact entries
+    are kept."""
+    loop = asyncio.get_running_loop()
+    entries: list[PlanEntry] = []
+    failures: list[Exception] = []
 
-    async def plan_one(org_id: str) -> PlanEntry:
-        live = await read_live(client, org_id)
-        policy = desired.document(org_id).org_policy
-        return PlanEntry.of(plan_org(org_id, str(desired.files[org_id]), policy, live))
+    def plan_one(org_id: str, live: OrgPolicy | OrgError) -> None:
+        try:
+            policy = desired.document(org_id).org_policy
+            entries.append(PlanEntry.of(plan_org(org_id, str(desired.files[org_id]), policy, live)))
+        except Exception as exc:  # raised below, not lost to the loop's exception handler
+            failures.append(exc)
 
-    return await each(ids, plan_one, parallelism, tick)
+    async def read_one(org_id: str) -> None:
+        loop.call_soon(plan_one, org_id, await read_live(client, org_id))
+
+    await each(ids, read_one, parallelism, tick)
+    while len(entries) + len(failures) < len(ids):  # the last callbacks
+        await asyncio.sleep(0)
+    if failures:
+        raise failures[0]
+    return entries

@@ -28,9 +28,11 @@ from clientkit import (
     endpoint,
     most_in_one_window,
 )
+from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from policysync import __version__
+from policysync import client as client_module
 from policysync.client import Organization, StytchClient
 from policysync.config import Limits
 from policysync.emulator.faults import FaultInjector, Faults
@@ -845,3 +847,26 @@ def test_a_body_is_compact_utf8_json() -> None:
     assert script.requests[0].content == json.dumps(
         expected, ensure_ascii=False, separators=(",", ":")
     ).encode("utf-8")
+
+
+def test_a_complete_answer_is_read_exactly_and_a_lenient_one_the_same_way() -> None:
+    """The exact reading (no Python, tried first) and the lenient one agree: a complete
+    answer reads the same both ways, and one with nulls falls back to the lenient one."""
+    complete = {"org_policy": policy("r", "s").model_dump(mode="json"), "request_id": "x"}
+    with_nulls = {
+        "org_policy": {"roles": [{"role_id": "r", "description": None, "permissions": None}]}
+    }
+    exact = client_module._ExactOrgPolicyAnswer.model_validate(complete)
+    lenient = client_module._OrgPolicyAnswer.model_validate(complete)
+    assert exact.org_policy == lenient.org_policy == policy("r", "s")
+    with pytest.raises(ValidationError):
+        client_module._ExactOrgPolicyAnswer.model_validate(with_nulls)
+    script = Script(reply(body=complete), reply(body=with_nulls))
+
+    async def both(c: StytchClient) -> list[OrgPolicy]:
+        return [await c.get_org_policy("a"), await c.get_org_policy("b")]
+
+    assert run_scripted(script, both) == [
+        policy("r", "s"),
+        OrgPolicy(roles=(Role(role_id="r", permissions=()),)),
+    ]

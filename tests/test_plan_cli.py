@@ -203,3 +203,32 @@ def test_a_progress_bar_only_on_a_terminal(
     assert "reading live org policies" in err
     assert "100%" in err
     assert "reading live" not in out
+
+
+def test_a_file_changed_during_the_plan_stops_it_with_a_message(
+    live: Counting,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files are read again as each organization is planned (memory stays flat): one
+    rewritten after validation is reported, not planned from a stale reading. The error
+    comes from a callback of the event loop, and must still reach the user."""
+    import policysync.planning as planning
+
+    acme = workdir / "policies" / "orgs" / "acme.json"
+    validate_root = planning.validate_root
+
+    def then_rewrite(*args: Any, **kwargs: Any) -> Any:
+        checked = validate_root(*args, **kwargs)
+        document = json.loads(acme.read_text())
+        document["organization_id"] = "someone-else"
+        acme.write_text(json.dumps(document))
+        return checked
+
+    monkeypatch.setattr(planning, "validate_root", then_rewrite)
+    code, out, err = run(["plan"], capsys)
+    assert code == 1
+    assert out == ""
+    assert f"{acme.relative_to(workdir)} changed during the plan: run it again" in err
+    assert "Traceback" not in err
