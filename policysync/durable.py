@@ -52,6 +52,13 @@ def fsync_folder(folder: Path) -> None:
 
 def replace(path: Path, data: bytes) -> None:
     """Replace `path` by `data`, atomically and durably."""
+    _write_and_rename(path, data)
+    fsync_folder(path.parent)
+
+
+def _write_and_rename(path: Path, data: bytes) -> None:
+    """`data` in a temporary file beside `path`, fsynced, renamed over `path`: atomic,
+    durable once the folder is fsynced too."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -68,7 +75,6 @@ def replace(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    fsync_folder(path.parent)
 
 
 class WriterError(OSError):
@@ -205,28 +211,52 @@ class _Answers(asyncio.Protocol):
 
 def serve(source: BinaryIO, sink: BinaryIO, threads: int = THREADS) -> None:
     """The writer process: files to write from `source`, their outcomes to `sink`, until
-    `source` ends; then every file read is written before it returns."""
+    `source` ends; then every file read is written before it returns.
+
+    `threads` workers each write, fsync and rename one file at a time; one committer
+    fsyncs the folders of every file renamed since it last did (a group commit: one
+    folder fsync for many files, not one each), then answers for them all."""
     jobs: queue.SimpleQueue[tuple[int, bytes, bytes] | None] = queue.SimpleQueue()
-    answering = threading.Lock()
+    renamed: queue.SimpleQueue[tuple[int, Path, OSError | None] | None] = queue.SimpleQueue()
 
     def work() -> None:
         while (job := jobs.get()) is not None:
             ident, name, data = job
-            code, message = 0, ""
+            path, error = Path(os.fsdecode(name)), None
             try:
-                replace(Path(os.fsdecode(name)), data)
+                _write_and_rename(path, data)
             except OSError as exc:
-                code, message = exc.errno or -1, exc.strerror or str(exc)
+                error = exc
             except Exception as exc:  # answered all the same: the apply must not hang
-                code, message = -1, f"{type(exc).__name__}: {exc}"
-            text = message.encode("utf-8", "replace")
-            with answering, contextlib.suppress(OSError):  # the apply is gone: write on
-                sink.write(_ANSWER.pack(ident, code, len(text)) + text)
+                error = OSError(f"{type(exc).__name__}: {exc}")
+            renamed.put((ident, path, error))
+
+    def commit() -> None:
+        done = False
+        while not done:
+            batch = [renamed.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(renamed.get_nowait())
+            done = None in batch
+            written = [item for item in batch if item is not None]
+            failed: dict[Path, OSError] = {}
+            for folder in {path.parent for _, path, error in written if error is None}:
+                try:
+                    fsync_folder(folder)
+                except OSError as exc:
+                    failed[folder] = exc
+            answers = b"".join(
+                _answer(ident, error or failed.get(path.parent)) for ident, path, error in written
+            )
+            with contextlib.suppress(OSError):  # the apply is gone: write on, answer none
+                sink.write(answers)
                 sink.flush()
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
+    committer = threading.Thread(target=commit, daemon=True)
+    for thread in [*workers, committer]:
+        thread.start()
     try:
         while len(head := source.read(_REQUEST.size)) == _REQUEST.size:
             ident, name_length, data_length = _REQUEST.unpack(head)
@@ -239,6 +269,15 @@ def serve(source: BinaryIO, sink: BinaryIO, threads: int = THREADS) -> None:
             jobs.put(None)
         for worker in workers:
             worker.join()
+        renamed.put(None)
+        committer.join()
+
+
+def _answer(ident: int, error: OSError | None) -> bytes:
+    if error is None:
+        return _ANSWER.pack(ident, 0, 0)
+    text = (error.strerror or str(error)).encode("utf-8", "replace")
+    return _ANSWER.pack(ident, error.errno or -1, len(text)) + text
 
 
 if __name__ == "__main__":

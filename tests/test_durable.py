@@ -6,8 +6,10 @@ import asyncio
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,3 +179,45 @@ def test_the_process_ignores_ctrl_c_and_holds_no_stytch_secret(
     finally:
         writer.close()
     assert (tmp_path / "b.json").read_bytes() == b"b"
+
+
+def test_files_renamed_together_share_one_folder_fsync_before_their_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit: while the folder is being fsynced, the files renamed meanwhile
+    wait for the next fsync, one for them all; no file is answered before a folder
+    fsync that began after its rename."""
+    events: list[tuple[str, object]] = []
+    lock = threading.Lock()
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            with lock:
+                events.append(("folder fsync", None))
+            if sum(1 for kind, _ in events if kind == "folder fsync") == 1:
+                time.sleep(0.3)  # the first one is slow: the others pile up meanwhile
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        with lock:
+            events.append(("renamed", Path(dst).name))
+
+    class Sink(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            with lock:
+                events.extend(("answered", f"org-{i}.json") for i, _, _ in answers(data))
+            return len(data)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    files = [tmp_path / f"org-{i}.json" for i in range(20)]
+    source = io.BytesIO(b"".join(request(i, p, b"{}") for i, p in enumerate(files)))
+    durable.serve(source, Sink(), threads=4)
+    folder_fsyncs = [i for i, (kind, _) in enumerate(events) if kind == "folder fsync"]
+    assert len(folder_fsyncs) <= 4  # not one per file
+    for path in files:
+        renamed = events.index(("renamed", path.name))
+        answered = events.index(("answered", path.name))
+        assert any(renamed < i < answered for i in folder_fsyncs), path.name
