@@ -221,3 +221,30 @@ def test_files_renamed_together_share_one_folder_fsync_before_their_answers(
         renamed = events.index(("renamed", path.name))
         answered = events.index(("answered", path.name))
         assert any(renamed < i < answered for i in folder_fsyncs), path.name
+
+
+def test_files_asked_for_in_one_turn_of_the_loop_go_down_the_pipe_in_one_write(
+    tmp_path: Path,
+) -> None:
+    writer = durable.Writer()
+    writes: list[int] = []
+
+    async def go() -> None:
+        await writer.replace(tmp_path / "first.json", b"")  # connected
+        pipe = writer._pipe
+        assert pipe is not None
+        real_write = pipe.write
+
+        def counting(data: bytes | bytearray | memoryview) -> None:
+            writes.append(len(data))
+            real_write(data)
+
+        pipe.write = counting  # type: ignore[method-assign]
+        await asyncio.gather(*(writer.replace(tmp_path / f"{i}.json", b"x") for i in range(10)))
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        writer.close()
+    assert len(writes) == 1
+    assert all((tmp_path / f"{i}.json").read_bytes() == b"x" for i in range(10))
