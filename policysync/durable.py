@@ -11,9 +11,11 @@ file down a pipe and awaits the process's word that it is durable. Threads of th
 loop's own process did that work first, but a thread coming back from each of its
 system calls (open, write, fsync, close, rename, fsync) waits for the GIL, which the
 busy loop holds: a write that takes ~1 ms alone took 12-25 ms during an apply, and the
-apply waits for it before each PUT. The writer process keeps only a copy of what it is
+apply waits for it before each PUT. The writer process holds nothing but what it is
 sent; it ignores Ctrl-C (the apply decides when to stop) and exits when its input ends,
-once every file it was sent is written, even if the apply was killed.
+once every file it was sent is written, even if the apply was killed. Its pipes are
+connected to the event loop as POSIX pipes (`connect_read_pipe`); Windows' proactor
+loop would need asyncio's subprocess API instead (not done: untested there).
 """
 
 from __future__ import annotations
