@@ -40,7 +40,7 @@ from typing import Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
 
-from policysync import __version__, durable
+from policysync import __version__, durable, writer
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
 from policysync.plan import OrgError, fingerprint
@@ -178,7 +178,7 @@ def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
 class Journal:
     """The journal of one run being made: many organizations at once, from one event
     loop (its writes are coroutines; a process of its own stores the files: see
-    durable.py)."""
+    writer.py)."""
 
     def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
         self.path = path
@@ -187,7 +187,7 @@ class Journal:
         self._entries: dict[str, JournalEntry] = {}  # by organization_id
         self._names: set[str] = set()
         self._lock = threading.Lock()
-        self._writer = durable.Writer()
+        self._writer = writer.Writer()
         self._later: set[asyncio.Task[JournalEntry]] = set()  # finish_later's, until done
 
     @classmethod

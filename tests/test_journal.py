@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from policysync import __version__, durable
+from policysync import __version__, writer
 from policysync.errors import UsageError
 from policysync.journal import (
     Journal,
@@ -230,7 +230,7 @@ def test_entries_follow_their_states(tmp_path: Path) -> None:
 def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An entry is stored by the writer process's `durable.serve`, run.json by the
+    """An entry is stored by the writer process's `writer.serve`, run.json by the
     journal itself: both sync the file, rename it, then sync its folder."""
     journal = create(tmp_path)
     events: list[tuple[str, int | str]] = []
@@ -249,8 +249,8 @@ def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     monkeypatch.setattr(os, "replace", replace)
     name = entry_name("a/../b")
     path = os.fsencode(journal.path / name)
-    frame = durable._REQUEST.pack(1, len(path), 2) + path + b"{}"
-    durable.serve(io.BytesIO(frame), io.BytesIO(), threads=1)  # the writer process's part
+    frame = writer._REQUEST.pack(1, len(path), 2) + path + b"{}"
+    writer.serve(io.BytesIO(frame), io.BytesIO(), threads=1)  # the writer process's part
     assert events == [
         ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
         ("replace", name),
