@@ -110,6 +110,7 @@ class Writer:
         assert process.stdin is not None
         assert process.stdout is not None
         loop = asyncio.get_running_loop()
+        self._waiting = {}  # this process's waiters only: an old one's end fails none
         answers = _Answers(self._waiting)
         await loop.connect_read_pipe(lambda: answers, process.stdout)
         pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)

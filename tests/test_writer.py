@@ -231,3 +231,22 @@ def test_files_asked_for_in_one_turn_of_the_loop_go_down_the_pipe_in_one_write(
         writer.close()
     assert len(writes) == 1
     assert all((tmp_path / f"{i}.json").read_bytes() == b"x" for i in range(10))
+
+
+def test_a_writer_closed_and_used_again_in_the_same_loop_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    writer = writing.Writer()
+
+    async def go() -> None:
+        await writer.replace(tmp_path / "a.json", b"a")
+        first = writer._process
+        writer.close()  # the old process's pipes end on the loop's next turns
+        await asyncio.gather(*(writer.replace(tmp_path / f"{i}.json", b"b") for i in range(5)))
+        assert writer._process is not first
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        writer.close()
+    assert all((tmp_path / f"{i}.json").read_bytes() == b"b" for i in range(5))
