@@ -165,7 +165,7 @@ def one_run(
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--orgs", type=int, default=1_000, help="organizations, all changed (1000)")
-    p.add_argument("--latency-ms", type=float, default=20.0, help="added latency per request (20)")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="latency of each answer (20 ms)")
     p.add_argument("--parallelism", type=int, default=16, help="apply --parallelism (16)")
     p.add_argument("--repeat", type=int, default=3, help="timed apply runs, median (3)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="RNG seed of the tree")
@@ -216,7 +216,7 @@ def bench(args: argparse.Namespace, base: Path) -> int:
         f"(written in {time.perf_counter() - t0:.1f} s)"
     )
     print(
-        f"each run: a fresh emulator ({args.latency_ms:g} ms added to every request), "
+        f"each run: a fresh emulator ({args.latency_ms:g} ms of latency on every request), "
         f"policysync plan --out (not timed), then the timed apply"
     )
 

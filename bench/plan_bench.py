@@ -21,7 +21,7 @@ times, wall clock:
 
 and compares them with each other and with the lower bound of any client keeping P
 requests in flight: L + N x L / P (the project policy is read first and alone, then the
-N organizations, P at a time; L is the added latency). The plan's output is checked: as
+N organizations, P at a time; L is the emulator's latency). The plan's output is checked: as
 many organizations changed, and as many roles to create, update and delete, as seeded.
 
 Then memory: `policysync plan --format json` on 20,000 organizations (no added latency,
@@ -521,7 +521,7 @@ def print_profile(path: Path, limit: int) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--orgs", type=int, default=2_000, help="organizations, timed runs (2000)")
-    p.add_argument("--latency-ms", type=float, default=20.0, help="added latency per request (20)")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="latency of each answer (20 ms)")
     p.add_argument("--parallelism", type=int, default=16, help="plan --parallelism (16)")
     p.add_argument("--repeat", type=int, default=3, help="timed plan runs, median (3)")
     p.add_argument(
@@ -613,7 +613,7 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     emulator, endpoint = start_emulator(policysync, seed_file, args.latency_ms, base / "emu1")
     try:
         print(
-            f"emulator: {n:,} organizations, {args.latency_ms:g} ms added to every request, "
+            f"emulator: {n:,} organizations, {args.latency_ms:g} ms of latency on every request, "
             f"at {endpoint.url}"
         )
         sdk = run_sdk(endpoint, fixture, n, args.sdk_sample)

@@ -1,8 +1,9 @@
 """`policysync validate`: every rule over every file, every finding reported.
 
 Organization files are independent of each other but for one rule (two files naming
-the same organization), so a large tree is checked on all cores, each worker loading
-and checking its share of the files and sending back only its findings.
+the same organization), so a large tree is checked on all cores: this process and
+forked workers each load and check a share of the files, the workers sending back only
+their findings.
 """
 
 from __future__ import annotations
