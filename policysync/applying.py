@@ -3,7 +3,9 @@
 A PUT replaces all of an organization's roles, so every write follows one procedure
 (`_write`): read live; refuse if it is not what the plan (or the run being rolled back)
 expects; journal live as the prior, durably; PUT; check the echoed policy; journal the
-outcome. Organizations are independent: one failing does not stop the others.
+outcome. Organizations are independent: one failing does not stop the others. Twice as
+many organizations as request slots are in progress (IN_PROGRESS_PER_SLOT), so that a
+slot reads the next organization while the last one's prior is being journaled.
 
 The guards (`check_guards`) run before anything is written: deleting roles needs
 `allow_delete`, and a plan changing more than a configured share of the managed
@@ -26,6 +28,12 @@ from policysync.pacing import each
 from policysync.plan import OrgError, OrgPlan, Plan, fingerprint
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
+
+# Organizations in progress per request slot of the client (`parallelism` of them):
+# while one waits for its journal entry to reach the disk, its slot reads the next one,
+# instead of idling for a ~quarter of each organization's time. The client still sends
+# at most `parallelism` requests at once.
+IN_PROGRESS_PER_SLOT = 2
 
 Result = Literal["applied", "unchanged", "stale", "failed"]
 
@@ -127,7 +135,7 @@ async def apply_plan(
         expected = org.prior_fingerprint
         return await _write(client, run, org.organization_id, org.file, org.desired, expected)
 
-    for result in await each(todo, one, parallelism):
+    for result in await each(todo, one, IN_PROGRESS_PER_SLOT * parallelism):
         results[result.organization_id] = result
     if run is not None:
         await run.settle()
@@ -179,7 +187,9 @@ async def rollback_run(
             client, run, entry.organization_id, entry.file, entry.prior, expected, run_id
         )
 
-    results = {r.organization_id: r for r in await each(written, one, parallelism)}
+    results = {
+        r.organization_id: r for r in await each(written, one, IN_PROGRESS_PER_SLOT * parallelism)
+    }
     if run is not None:
         await run.settle()
     for entry in wanted:
@@ -240,7 +250,8 @@ async def _write(
         echoed = await client.set_org_policy(organization_id, desired)
     except StytchError as exc:
         return finished(entry, OrgError.of(exc))
-    if fingerprint(echoed) != desired_print:  # the same as same_policy(echoed, desired)
+    # Stytch echoes the policy as sent (equal models); else compare them as same_policy does.
+    if echoed != desired and fingerprint(echoed) != desired_print:
         mismatch = OrgError(
             status=200,
             error_type="echo_mismatch",

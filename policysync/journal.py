@@ -248,10 +248,13 @@ class Journal:
     def summary(self) -> RunSummary:
         return self._summary
 
-    async def _write(self, entry: JournalEntry, replaces: JournalEntry | None) -> JournalEntry:
+    async def _write(
+        self, entry: JournalEntry, replaces: JournalEntry | None, rank: int = writer.LATER
+    ) -> JournalEntry:
         """Write `entry`, which replaces the organization's entry `replaces` (None for a
         new one). Checked, recorded and serialized on the event loop; stored by the
-        journal's writer process, so that the loop goes on while it fsyncs."""
+        journal's writer process, so that the loop goes on while it fsyncs. Only entries
+        a PUT waits for are `writer.URGENT`."""
         organization_id, name = entry.organization_id, entry_name(entry.organization_id)
         with self._lock:
             if self._summary.finished_at is not None:
@@ -263,7 +266,7 @@ class Journal:
             self._entries[organization_id] = entry
             self._names.add(name)
         try:
-            await self._writer.replace(self.path / name, _json_bytes(entry))
+            await self._writer.replace(self.path / name, _json_bytes(entry), rank)
         except BaseException:
             with self._lock:  # what is recorded is what is on disk
                 if replaces is None:
@@ -316,7 +319,7 @@ class Journal:
         entry = self._entry(
             organization_id, file, "pending", prior, desired, None, prior_fingerprint
         )
-        return await self._write(entry, None)
+        return await self._write(entry, None, writer.URGENT)
 
     async def finish_org(
         self, entry: JournalEntry, state: FinalState, error: OrgError | None = None
@@ -326,7 +329,8 @@ class Journal:
         if entry.state != "pending":
             raise ValueError(f"organization {entry.organization_id}: not pending")
         finished = {"state": state, "error": error, "finished_at": _timestamp(self._clock())}
-        return await self._write(JournalEntry.model_validate({**dict(entry), **finished}), entry)
+        outcome = entry.model_copy(update=finished)  # its policies are validated already
+        return await self._write(outcome._consistent(), entry)
 
     def finish_later(
         self, entry: JournalEntry, state: FinalState, error: OrgError | None = None

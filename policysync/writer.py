@@ -19,22 +19,26 @@ import asyncio
 import contextlib
 import itertools
 import os
-import queue
 import signal
 import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
-from policysync.durable import fsync_folder, write_and_rename
+from policysync.durable import fsync_folder, write_and_rename_all
 
-# A file to write: request id, length of its path (file system encoding), of its data.
-_REQUEST = struct.Struct("!III")
+# A file to write: request id, length of its path (file system encoding), of its data,
+# and its rank (URGENT or LATER: which the writer process takes first).
+_REQUEST = struct.Struct("!IIIB")
+URGENT, LATER = 0, 1
+BATCH = 32  # files written together, at most
+_Job = tuple[int, bytes, bytes]  # request id, path, data
 # The outcome: request id, errno (0: written; -1: an error without one), message length.
 _ANSWER = struct.Struct("!IiI")
-THREADS = 4  # the writer process's threads: fsyncs overlap
+THREADS = 1  # the writer process's threads: fsyncs overlap
 
 
 class WriterError(OSError):
@@ -56,7 +60,7 @@ class Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsent: list[bytes] = []
 
-    async def replace(self, path: Path, data: bytes) -> None:
+    async def replace(self, path: Path, data: bytes, rank: int = URGENT) -> None:
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
             self.close()  # its pipes belong to the last event loop: a new process
         if self._pipe is None:
@@ -76,7 +80,7 @@ class Writer:
         name = os.fsencode(path)
         if not self._unsent:  # sent at the end of the event loop's turn, with the others
             asyncio.get_running_loop().call_soon(self._send)
-        self._unsent.append(_REQUEST.pack(ident, len(name), len(data)) + name + data)
+        self._unsent.append(_REQUEST.pack(ident, len(name), len(data), rank) + name + data)
         try:
             await done
         finally:
@@ -181,68 +185,76 @@ class _Answers(asyncio.Protocol):
             self._transport.close()
 
 
-def serve(source: BinaryIO, sink: BinaryIO, threads: int = THREADS) -> None:
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
     """The writer process: files to write from `source`, their outcomes to `sink`, until
     `source` ends; then every file read is written before it returns.
 
-    `threads` workers each write, fsync and rename one file at a time; one committer
-    fsyncs the folders of every file renamed since it last did (a group commit: one
-    folder fsync for many files, not one each), then answers for them all."""
-    jobs: queue.SimpleQueue[tuple[int, bytes, bytes] | None] = queue.SimpleQueue()
-    renamed: queue.SimpleQueue[tuple[int, Path, OSError | None] | None] = queue.SimpleQueue()
+    This thread reads the requests; two others write them, one the URGENT files and one
+    those to write LATER, so that an urgent file never waits behind the others. Each
+    takes every file of its rank waiting (up to BATCH): writes them, fsyncs them, renames
+    them (`write_and_rename_all`: files synced together share their disk writes), fsyncs
+    their folder once (a group commit), then answers for them all."""
+    waiting: tuple[deque[_Job], deque[_Job]] = (deque(), deque())  # URGENT, LATER
+    ready = threading.Condition()
+    ended = False
 
-    def work() -> None:
-        while (job := jobs.get()) is not None:
-            ident, name, data = job
-            path, error = Path(os.fsdecode(name)), None
-            try:
-                write_and_rename(path, data)
-            except OSError as exc:
-                error = exc
-            except Exception as exc:  # answered all the same: the apply must not hang
-                error = OSError(f"{type(exc).__name__}: {exc}")
-            renamed.put((ident, path, error))
+    def write(rank: int) -> None:
+        jobs = waiting[rank]
+        while True:
+            with ready:
+                ready.wait_for(lambda: ended or jobs)
+                if not jobs:
+                    return  # ended, and every file of this rank is written
+                batch = [jobs.popleft() for _ in range(min(BATCH, len(jobs)))]
+            _store(batch, sink)
 
-    def commit() -> None:
-        done = False
-        while not done:
-            batch = [renamed.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    batch.append(renamed.get_nowait())
-            done = None in batch
-            written = [item for item in batch if item is not None]
-            failed: dict[Path, OSError] = {}
-            for folder in {path.parent for _, path, error in written if error is None}:
-                try:
-                    fsync_folder(folder)
-                except OSError as exc:
-                    failed[folder] = exc
-            answers = b"".join(
-                _answer(ident, error or failed.get(path.parent)) for ident, path, error in written
-            )
-            with contextlib.suppress(OSError):  # the apply is gone: write on, answer none
-                sink.write(answers)
-                sink.flush()
-
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
-    committer = threading.Thread(target=commit, daemon=True)
-    for thread in [*workers, committer]:
+    writers = [
+        threading.Thread(target=write, args=(rank,), daemon=True) for rank in (URGENT, LATER)
+    ]
+    for thread in writers:
         thread.start()
     try:
         while len(head := source.read(_REQUEST.size)) == _REQUEST.size:
-            ident, name_length, data_length = _REQUEST.unpack(head)
+            ident, name_length, data_length, rank = _REQUEST.unpack(head)
             name, data = source.read(name_length), source.read(data_length)
             if len(name) != name_length or len(data) != data_length:
                 break  # cut short: the apply died mid-request, which it never waited on
-            jobs.put((ident, name, data))
+            with ready:
+                waiting[min(rank, LATER)].append((ident, name, data))
+                ready.notify_all()
     finally:
-        for _ in workers:
-            jobs.put(None)
-        for worker in workers:
-            worker.join()
-        renamed.put(None)
-        committer.join()
+        with ready:
+            ended = True
+            ready.notify_all()
+        for thread in writers:
+            thread.join()
+
+
+_answering = threading.Lock()  # the two writing threads answer down one pipe
+
+
+def _store(batch: list[_Job], sink: BinaryIO) -> None:
+    """Write `batch`, fsync the folders it renamed into, then answer for each file."""
+    files = [(Path(os.fsdecode(name)), data) for _, name, data in batch]
+    try:
+        errors = write_and_rename_all(files)
+    except Exception as exc:  # answered all the same: the apply must not hang
+        errors = [OSError(f"{type(exc).__name__}: {exc}")] * len(batch)
+    failed: dict[Path, OSError] = {}
+    for folder in {
+        path.parent for (path, _), error in zip(files, errors, strict=True) if not error
+    }:
+        try:
+            fsync_folder(folder)
+        except OSError as exc:
+            failed[folder] = exc
+    answers = b"".join(
+        _answer(ident, error or failed.get(path.parent))
+        for (ident, _, _), (path, _), error in zip(batch, files, errors, strict=True)
+    )
+    with _answering, contextlib.suppress(OSError):  # the apply is gone: answer none
+        sink.write(answers)
+        sink.flush()
 
 
 def _answer(ident: int, error: OSError | None) -> bytes:

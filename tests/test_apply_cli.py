@@ -266,10 +266,11 @@ def test_one_organization_rejected_by_the_server_does_not_stop_the_others(
 
 class WrongEcho:
     """In front of the emulator: a PUT to one organization is carried out, but answered
-    with an empty policy, as if Stytch had stored something other than what was sent."""
+    with an empty policy, as if Stytch had stored something other than what was sent
+    (or, with `reorder`, with the policy sent, its roles and actions in reverse order)."""
 
-    def __init__(self, app: Any, organization_id: str) -> None:
-        self.app, self.organization_id = app, organization_id
+    def __init__(self, app: Any, organization_id: str, reorder: bool = False) -> None:
+        self.app, self.organization_id, self.reorder = app, organization_id, reorder
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "PUT":
@@ -284,7 +285,12 @@ class WrongEcho:
                 headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and message.get("body"):
-                body = {**json.loads(message["body"]), "org_policy": {"roles": []}}
+                body = json.loads(message["body"])
+                roles = body["org_policy"]["roles"] if self.reorder else []
+                for role in roles:
+                    for permission in role["permissions"]:
+                        permission["actions"].reverse()
+                body["org_policy"] = {"roles": roles[::-1]}
                 message = {**message, "body": json.dumps(body).encode()}
             await send(message)
 
@@ -316,6 +322,25 @@ def test_an_echo_other_than_the_policy_sent_fails_that_organization(
     assert entry.error is not None
     assert entry.error.error_type == "echo_mismatch"
     assert entry.prior == seeded()[odd]
+
+
+def test_an_echo_in_another_order_is_the_policy_sent(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Roles and actions are sets to Stytch: an echo listing them in another order is
+    the policy sent."""
+    wanted = changed()
+    odd = next(k for k, v in sorted(wanted.items()) if len(v.roles) > 1)
+    store = Store()
+    store.load(SEED)
+    app = WrongEcho(build(store, PROJECT_ID, SECRET, Limits(), None), odd, reorder=True)
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("STYTCH_SECRET", SECRET)
+    with EmulatorThread(app) as emulator:
+        monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        assert code == 0, out
+        assert_all(Live(emulator), desired())
 
 
 def test_rollback_restores_the_exact_priors(

@@ -294,3 +294,23 @@ def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> Non
     done = subprocess.run([*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert "error" in done.stdout  # the findings, flushed
     assert profile.stat().st_size > 0
+
+
+async def _loop_module() -> str:
+    import asyncio
+
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_commands_run_on_uvloop_where_it_is_installed() -> None:
+    from policysync import cli
+
+    if sys.platform != "win32":  # a dependency everywhere else
+        assert cli._run(_loop_module()).startswith("uvloop")
+
+
+def test_commands_run_on_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from policysync import cli
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop: ImportError
+    assert cli._run(_loop_module()).startswith("asyncio")

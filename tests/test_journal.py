@@ -208,6 +208,33 @@ def test_close_counts_entries_left_pending(tmp_path: Path) -> None:
         journal.close()
 
 
+def test_only_the_entry_a_put_waits_for_is_urgent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending entry is written before the PUT, which waits for it: URGENT. The
+    outcome and the organizations never written hold nothing up: LATER."""
+    ranks: dict[str, int] = {}
+    real_replace = writer.Writer.replace
+
+    async def replace(self: writer.Writer, path: Path, data: bytes, rank: int = -1) -> None:
+        ranks[json.loads(data)["state"]] = rank
+        await real_replace(self, path, data, rank)
+
+    monkeypatch.setattr(writer.Writer, "replace", replace)
+    journal = create(tmp_path)
+
+    async def go() -> None:
+        entry = await journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        await journal.finish_org(entry, "applied")
+        await journal.record(
+            "globex", file=None, state="failed", prior=None, desired=DESIRED, error=NOT_FOUND
+        )
+
+    asyncio.run(go())
+    journal.close()
+    assert ranks == {"pending": writer.URGENT, "applied": writer.LATER, "failed": writer.LATER}
+
+
 def test_entries_follow_their_states(tmp_path: Path) -> None:
     journal = create(tmp_path)
     entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
@@ -249,8 +276,8 @@ def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     monkeypatch.setattr(os, "replace", replace)
     name = entry_name("a/../b")
     path = os.fsencode(journal.path / name)
-    frame = writer._REQUEST.pack(1, len(path), 2) + path + b"{}"
-    writer.serve(io.BytesIO(frame), io.BytesIO(), threads=1)  # the writer process's part
+    frame = writer._REQUEST.pack(1, len(path), 2, writer.URGENT) + path + b"{}"
+    writer.serve(io.BytesIO(frame), io.BytesIO())  # the writer process's part
     assert events == [
         ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
         ("replace", name),

@@ -20,9 +20,9 @@ from policysync import writer as writing
 WRITER = [sys.executable, "-P", "-m", "policysync.writer"]
 
 
-def request(ident: int, path: Path, data: bytes) -> bytes:
+def request(ident: int, path: Path, data: bytes, rank: int = writing.URGENT) -> bytes:
     name = os.fsencode(path)
-    return writing._REQUEST.pack(ident, len(name), len(data)) + name + data
+    return writing._REQUEST.pack(ident, len(name), len(data), rank) + name + data
 
 
 def answers(raw: bytes) -> list[tuple[int, int, str]]:
@@ -37,11 +37,13 @@ def answers(raw: bytes) -> list[tuple[int, int, str]]:
 def test_serve_writes_each_file_and_answers_each_request(tmp_path: Path) -> None:
     good = [tmp_path / f"org-{i}.json" for i in range(20)]
     bad = tmp_path / "no-such-folder" / "org.json"
-    frames = [request(i, path, path.name.encode() * 100) for i, path in enumerate(good)]
+    frames = [
+        request(i, path, path.name.encode() * 100, i % 2) for i, path in enumerate(good)
+    ]  # both ranks
     frames.append(request(99, bad, b"x"))
     frames.append(request(7, tmp_path / "cut.json", b"whole")[:-2])  # the sender died
     sink = io.BytesIO()
-    writing.serve(io.BytesIO(b"".join(frames)), sink, threads=3)
+    writing.serve(io.BytesIO(b"".join(frames)), sink)
     got = sorted(answers(sink.getvalue()))
     assert got[:-1] == [(i, 0, "") for i in range(20)]
     assert got[-1][:2] == (99, 2)  # ENOENT, with its message
@@ -197,7 +199,7 @@ def test_files_renamed_together_share_one_folder_fsync_before_their_answers(
     monkeypatch.setattr(os, "replace", replace)
     files = [tmp_path / f"org-{i}.json" for i in range(20)]
     source = io.BytesIO(b"".join(request(i, p, b"{}") for i, p in enumerate(files)))
-    writing.serve(source, Sink(), threads=4)
+    writing.serve(source, Sink())
     folder_fsyncs = [i for i, (kind, _) in enumerate(events) if kind == "folder fsync"]
     assert len(folder_fsyncs) <= 4  # not one per file
     for path in files:
@@ -250,3 +252,39 @@ def test_a_writer_closed_and_used_again_in_the_same_loop_starts_afresh(
     finally:
         writer.close()
     assert all((tmp_path / f"{i}.json").read_bytes() == b"b" for i in range(5))
+
+
+def test_an_urgent_file_does_not_wait_behind_files_to_write_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's pending entries (URGENT: a PUT waits for each) have a writing
+    thread of their own: sent after twenty files to write LATER whose fsyncs are slow,
+    one is answered before any of those."""
+    real_open, real_fsync = os.open, os.fsync
+    slow: set[int] = set()  # descriptors of the LATER files' temporary files
+
+    def opening(path: str, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)
+        if Path(path).name.startswith(".later-"):
+            slow.add(fd)
+        return fd
+
+    def fsync(fd: int) -> None:
+        if fd in slow:
+            time.sleep(0.05)
+        real_fsync(fd)
+
+    answered: list[int] = []
+
+    class Sink(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            answered.extend(ident for ident, _, _ in answers(data))
+            return len(data)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "fsync", fsync)
+    frames = [request(i, tmp_path / f"later-{i}.json", b"{}", writing.LATER) for i in range(20)]
+    frames.append(request(99, tmp_path / "urgent.json", b"{}", writing.URGENT))
+    writing.serve(io.BytesIO(b"".join(frames)), Sink())
+    assert sorted(answered) == [*range(20), 99]
+    assert answered[0] == 99
