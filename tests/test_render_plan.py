@@ -11,6 +11,7 @@ import pytest
 from plancases import PLAN_CASES, case_state, check_golden, plan_case_dirs, plan_of
 
 from policysync import planfile
+from policysync.errors import UsageError
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import OrgError, OrgState, Plan, PlanDocument
 from policysync.render_plan import (
@@ -86,6 +87,47 @@ def test_streamed_checksum_is_the_checksum_of_the_document() -> None:
     empty = plan_of([])
     assert empty.checksum() == planfile.checksum(json.loads(render_json(empty)))
     assert json.loads(render_json(empty))["organizations"] == []
+
+
+@pytest.mark.parametrize("name", ["all cases", "unicode", "empty"])
+def test_a_saved_plan_is_checked_from_its_layout_without_encoding_it_again(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans = {
+        "all cases": all_cases(),
+        "unicode": plan_of_policies((OrgPolicy(roles=(role("prüfer\u2028", "read"),)), SAME)),
+        "empty": plan_of([]),
+    }
+    plan, path = plans[name], tmp_path / "plan.json"
+    planfile.save(plan, path)
+    text = path.read_text(encoding="utf-8")
+    assert planfile._checksum_as_laid_out(text) == plan.checksum()
+
+    def unused(document: object) -> str:
+        raise AssertionError("the document was encoded again")
+
+    monkeypatch.setattr(planfile, "checksum", unused)
+    assert planfile.load(path, plan.project_id) == plan
+
+
+def test_a_saved_plan_laid_out_again_is_checked_by_its_document(tmp_path: Path) -> None:
+    """Formatted by an editor, a saved plan is still the plan reviewed; one edit and it
+    is refused, laid out as saved or not."""
+    plan, path = all_cases(), tmp_path / "plan.json"
+    planfile.save(plan, path)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(document, indent=4), encoding="utf-8")
+    assert planfile._checksum_as_laid_out(path.read_text(encoding="utf-8")) is None
+    assert planfile.load(path, plan.project_id) == plan
+    path.write_text(json.dumps(document, indent=4).replace("update", "create", 1))
+    with pytest.raises(UsageError, match="checksum mismatch"):
+        planfile.load(path, plan.project_id)
+    planfile.save(plan, path)
+    edited = path.read_text(encoding="utf-8").replace('"read"', '"write"', 1)
+    assert edited != path.read_text(encoding="utf-8")
+    path.write_text(edited, encoding="utf-8")
+    with pytest.raises(UsageError, match="checksum mismatch"):
+        planfile.load(path, plan.project_id)
 
 
 def test_organizations_without_changes_are_kept_as_json_only() -> None:
