@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import ipaddress
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -24,7 +22,6 @@ from policysync.errors import PolicysyncError, UsageError
 from policysync.render import VALIDATE_RENDERERS
 from policysync.render_plan import PLAN_RENDERERS
 from policysync.selection import Shard
-from policysync.validate import validate as run_validate
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
     from policysync.applying import RunResult
@@ -133,6 +130,8 @@ def validate(
     organizations; a change to project.json, the schemas or the settings file checks
     every file. Exit 0 when valid, 1 otherwise.
     """
+    from policysync.validate import validate as run_validate  # its processes: validate's own
+
     settings = _settings(config, policies)
     if changed_since is not None:
         return _validate_changed(settings, changed_since, paths, config, fmt, strict)
@@ -667,6 +666,9 @@ def emulator(
     $STYTCH_PROJECT_ID and $STYTCH_SECRET) it uses built-in test credentials and prints them.
     PUT enforces Stytch's org-policy rules and the [limits] of the settings file.
     """
+    import ipaddress
+    import sqlite3
+
     from policysync.emulator import server
     from policysync.emulator.faults import Faults
     from policysync.emulator.store import Store

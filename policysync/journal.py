@@ -79,6 +79,12 @@ class JournalEntry(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """ValueError unless the fields agree with the state (what validation checks;
+        `model_copy` does not)."""
         pending = self.state == "pending"
         if (self.finished_at is None) != pending:
             raise ValueError("finished_at must be null exactly while the state is pending")
@@ -86,7 +92,6 @@ class JournalEntry(BaseModel):
             raise ValueError("an entry has an error exactly when it failed or was skipped")
         if self.prior is None and self.state in ("pending", "applied"):
             raise ValueError(f"an entry in state {self.state} must have its prior policy")
-        return self
 
 
 class RunCounts(BaseModel):
@@ -330,7 +335,8 @@ class Journal:
             raise ValueError(f"organization {entry.organization_id}: not pending")
         finished = {"state": state, "error": error, "finished_at": _timestamp(self._clock())}
         outcome = entry.model_copy(update=finished)  # its policies are validated already
-        return await self._write(outcome._consistent(), entry)
+        outcome.check()
+        return await self._write(outcome, entry)
 
     def finish_later(
         self, entry: JournalEntry, state: FinalState, error: OrgError | None = None

@@ -267,3 +267,6 @@ def _answer(ident: int, error: OSError | None) -> bytes:
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Every file is written and answered: skip the interpreter's teardown, which the
+    # apply would wait for (its wait for this process to end: 32 ms before, 4-8 ms after).
+    os._exit(0)
