@@ -74,6 +74,14 @@ class RunResult(BaseModel):
         return self.stale == 0 and self.failed == 0
 
 
+class Expected(NamedTuple):
+    """What live should be before a write: what the plan saw (or the run being rolled
+    back wrote), and its fingerprint."""
+
+    policy: OrgPolicy | None
+    fingerprint: str | None
+
+
 class Deletion(NamedTuple):
     organization_id: str
     role_id: str
@@ -132,7 +140,7 @@ async def apply_plan(
 
     async def one(org: OrgPlan) -> OrgResult:
         assert run is not None
-        expected = org.prior_fingerprint
+        expected = Expected(org.prior, org.prior_fingerprint)
         return await _write(client, run, org.organization_id, org.file, org.desired, expected)
 
     for result in await each(todo, one, IN_PROGRESS_PER_SLOT * parallelism):
@@ -182,7 +190,7 @@ async def rollback_run(
         # live what the run wrote: put the prior back; anything else: changed since.
         assert run is not None
         assert entry.prior is not None
-        expected = fingerprint(entry.desired)
+        expected = Expected(entry.desired, fingerprint(entry.desired))
         return await _write(
             client, run, entry.organization_id, entry.file, entry.prior, expected, run_id
         )
@@ -206,10 +214,10 @@ async def _write(
     organization_id: str,
     file: str | None,
     desired: OrgPolicy,
-    expected: str | None,
+    expected: Expected,
     rolled_back_run: str | None = None,
 ) -> OrgResult:
-    """Read live, check it is `expected` (a fingerprint), journal it, PUT `desired`."""
+    """Read live, check it is what was `expected`, journal it, PUT `desired`."""
 
     async def not_written(
         result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
@@ -234,10 +242,14 @@ async def _write(
         live = await client.get_org_policy(organization_id)
     except StytchError as exc:
         return await not_written("failed", None, OrgError.of(exc))
-    live_print, desired_print = fingerprint(live), fingerprint(desired)
-    if live_print == desired_print:  # e.g. a second run of the same plan
+    # Live exactly as expected has the fingerprint expected (and, expected being a change,
+    # is not the desired policy): fingerprints, ~40 µs each, are only computed for a live
+    # policy that differs, if only in the order of its roles or actions.
+    as_expected = live == expected.policy
+    live_print = expected.fingerprint if as_expected else fingerprint(live)
+    if live == desired or (not as_expected and live_print == fingerprint(desired)):
         return OrgResult(organization_id=organization_id, result="unchanged", error=None)
-    if live_print != expected:
+    if live_print != expected.fingerprint:
         changed_since = f"run {rolled_back_run}" if rolled_back_run else "the plan was made"
         remedy = "make a new plan and review it" if rolled_back_run is None else "restore by hand"
         message = f"live changed since {changed_since}; left as it is: {remedy}"
@@ -251,7 +263,7 @@ async def _write(
     except StytchError as exc:
         return finished(entry, OrgError.of(exc))
     # Stytch echoes the policy as sent (equal models); else compare them as same_policy does.
-    if echoed != desired and fingerprint(echoed) != desired_print:
+    if echoed != desired and fingerprint(echoed) != fingerprint(desired):
         mismatch = OrgError(
             status=200,
             error_type="echo_mismatch",

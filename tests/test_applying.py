@@ -112,3 +112,32 @@ def test_requests_in_flight_never_exceed_the_parallelism(tmp_path: Path) -> None
 
     assert IN_PROGRESS_PER_SLOT > 1
     assert asyncio.run(main()) == (len(ORG_IDS), 2)
+
+
+def reversed_roles(policy: OrgPolicy) -> OrgPolicy:
+    return OrgPolicy(roles=policy.roles[::-1])
+
+
+def test_live_in_another_order_is_the_same_policy(tmp_path: Path) -> None:
+    """Live is compared with the plan as policies, not as lists: the prior in another
+    order is not stale, the desired policy in another order is unchanged, and a real
+    change is stale."""
+
+    applied, unchanged, stale = ORG_IDS[1], ORG_IDS[3], ORG_IDS[0]  # 2, 3 and 1 roles live
+
+    async def main() -> dict[str, str]:
+        transport = httpx.ASGITransport(app=build(demo_store(), PROJECT_ID, SECRET, Limits()))
+        async with StytchClient(endpoint(), transport=transport) as client:
+            plan = await changed_plan(client, [applied, unchanged, stale])
+            planned = {org.organization_id: org for org in plan.changes}
+            reordered, done, changed = planned[applied], planned[unchanged], planned[stale]
+            assert reordered.prior is not None
+            assert len(reordered.prior.roles) > 1  # so that reversing them reorders them
+            await client.set_org_policy(reordered.organization_id, reversed_roles(reordered.prior))
+            await client.set_org_policy(done.organization_id, reversed_roles(done.desired))
+            await client.set_org_policy(changed.organization_id, OrgPolicy(roles=()))
+            result = await apply_plan(client, plan, journal_factory(tmp_path), parallelism=4)
+            assert await client.get_org_policy(reordered.organization_id) == reordered.desired
+        return {org.organization_id: org.result for org in result.organizations}
+
+    assert asyncio.run(main()) == {applied: "applied", unchanged: "unchanged", stale: "stale"}
