@@ -15,6 +15,8 @@ every apply writes all N organizations, deletions included. Then, R times:
    fsync'd pending entry, the PUT, the echo check, the fsync'd final entry), and check
    its result: N applied, none stale or failed;
 4. `policysync plan --detailed-exitcode` (not timed) must find nothing left to change;
+5. the emulator's floor: the same GETs and PUTs by a bare-socket client (`raw_floor`),
+   timed, to show how far this emulator on this machine sits from the bound;
 
 and compares the median with the lower bound of any client keeping P requests in flight:
 each organization needs a read, then a write after it, so N x (GET + PUT latency) / P =
@@ -55,6 +57,7 @@ from plan_bench import (
     PlanRun,
     Series,
     make_fixture,
+    raw_floor,
     run_plan,
     seed_document,
     start_emulator,
@@ -136,10 +139,13 @@ def one_run(
     seed_file: Path,
     args: argparse.Namespace,
     base: Path,
+    puts: dict[str, bytes],
     profile: Path | None = None,
-) -> tuple[PlanRun, dict[str, int], bool, float]:
-    """Fresh emulator, untimed plan, timed apply, untimed check; (apply run, its counts,
-    whether the plan after it is empty, seconds the untimed plan took)."""
+) -> tuple[PlanRun, dict[str, int], bool, float, float]:
+    """Fresh emulator, untimed plan, timed apply, untimed check, then the emulator's
+    floor (`raw_floor`: the same GETs and PUTs by a bare-socket client); (apply run, its
+    counts, whether the plan after it is empty, seconds the untimed plan took, seconds
+    the floor took)."""
     work = base / f"run{i}"
     work.mkdir()
     emulator, endpoint = start_emulator(policysync, seed_file, args.latency_ms, work / "emu")
@@ -157,9 +163,10 @@ def one_run(
         run = run_plan(argv, endpoint.env(), work, result)
         counts = check_apply(run, result, work, args.orgs)
         empty = plan_is_empty(policysync, tree, endpoint, work)
+        floor, _ = raw_floor(endpoint, list(puts), args.parallelism, puts)
     finally:
         stop_emulator(emulator)
-    return run, counts, empty, plan_seconds
+    return run, counts, empty, plan_seconds, floor
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -209,6 +216,10 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     seed_file = base / f"seed-n{n}.json"
     seed_file.write_text(json.dumps(seed_document(fixture, n)), encoding="utf-8")
     expected = fixture.expected(n)
+    puts = {  # the floor's PUTs: each organization's file, as apply sends it
+        doc["organization_id"]: json.dumps({"org_policy": doc["org_policy"]}).encode()
+        for doc in fixture.docs[:n]
+    }
     print(
         f"tree: {n:,} organization files + project.json, seed {args.seed}; every one differs "
         f"live: {expected['add']} roles missing live, {expected['destroy']} extra live (to "
@@ -225,11 +236,15 @@ def bench(args: argparse.Namespace, base: Path) -> int:
         startup.runs.append(run_plan([policysync, "--version"], {**os.environ}, base, base / "v"))
 
     apply = Series("policysync apply")
+    floors: list[float] = []
     all_counts: list[dict[str, int]] = []
     correct = True
     for i in range(args.repeat):
-        run, counts, empty, plan_seconds = one_run(i, policysync, tree, seed_file, args, base)
+        run, counts, empty, plan_seconds, floor = one_run(
+            i, policysync, tree, seed_file, args, base, puts
+        )
         apply.runs.append(run)
+        floors.append(floor)
         all_counts.append(counts)
         ok = counts["applied"] == n and counts["returncode"] == 0 and empty
         correct = correct and ok
@@ -238,12 +253,13 @@ def bench(args: argparse.Namespace, base: Path) -> int:
             f"{plan_seconds:.2f} s): {counts['applied']:,} applied, {counts['stale']} stale, "
             f"{counts['failed']} failed; plan after it "
             + ("empty" if empty else "NOT EMPTY")
+            + f"; emulator floor {floor:.3f} s"
             + ("" if ok else "  WRONG")
         )
 
     if args.profile is not None:
         profile = args.profile.resolve()
-        run, *_ = one_run(args.repeat, policysync, tree, seed_file, args, base, profile)
+        run, *_ = one_run(args.repeat, policysync, tree, seed_file, args, base, puts, profile)
         print(f"  one more run under cProfile: {run.wall:.3f} s, saved to {args.profile}")
 
     latency = args.latency_ms / 1000
@@ -251,6 +267,7 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     ratio = apply.median / bound
     ok_bound = ratio <= TARGET_BOUND_RATIO
     cpu_share = apply.cpu_median / apply.median
+    floor = sorted(floors)[len(floors) // 2]
     walls = ", ".join(f"{r.wall:.3f}" for r in apply.runs)
     print(
         f"\npolicysync apply plan.json --auto-approve --allow-delete --force "
@@ -262,12 +279,17 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     )
     print(
         f"\nlower bound = N x (GET + PUT latency) / P = {n:,} x {2 * args.latency_ms:g} ms "
-        f"/ {par} = {bound:.3f} s (the waiting alone)"
+        f"/ {par} = {bound:.3f} s (the waiting alone)\n"
+        f"emulator floor = the same GETs and PUTs by a bare-socket client ({par} keep-alive "
+        f"connections, no JSON read), after each apply: {floor:.3f} s median, "
+        f"{floor / n * par / 2 * 1000:.1f} ms per request"
     )
     rows = [
         ("apply (median)", f"{apply.median:.3f} s", "", ""),
         ("lower bound", f"{bound:.3f} s", "", ""),
         ("apply / lower bound", f"{ratio:.2f}x", f"<= {TARGET_BOUND_RATIO:g}x", verdict(ok_bound)),
+        ("emulator floor / lower bound", f"{floor / bound:.2f}x", "", ""),
+        ("apply / emulator floor", f"{apply.median / floor:.2f}x", "", ""),
         (
             "every org applied, plan empty",
             "yes" if correct else "NO",
@@ -294,6 +316,8 @@ def bench(args: argparse.Namespace, base: Path) -> int:
             "apply_runs": [asdict(r) for r in apply.runs],
             "apply_results": all_counts,
             "lower_bound_s": bound,
+            "emulator_floor_s": floor,
+            "emulator_floor_runs_s": floors,
             "lower_bound_formula": "N * 2L / P",
             "ratio_apply_over_bound": ratio,
             "targets": {"apply_over_bound_max": TARGET_BOUND_RATIO},

@@ -241,28 +241,40 @@ def stop_emulator(emulator: Emulator) -> None:
 # --- (c) the floor of this emulator ---------------------------------------------------
 
 
-def raw_floor(endpoint: Endpoint, ids: list[str], parallelism: int) -> tuple[float, float]:
+def raw_floor(
+    endpoint: Endpoint, ids: list[str], parallelism: int, puts: dict[str, bytes] | None = None
+) -> tuple[float, float]:
     """Every organization read by the thinnest client there is: `parallelism` keep-alive
     sockets, each sending a bare GET and reading the answer by its Content-Length (no
-    JSON parsed, ~0.1 ms of CPU per request). Its time is what this emulator, on this
-    machine, takes to answer them all: the floor of any client. (seconds, CPU seconds)"""
+    JSON parsed, ~0.1 ms of CPU per request), then, for an organization in `puts`, a
+    bare PUT of that body. Its time is what this emulator, on this machine, takes to
+    answer them all: the floor of any client. (seconds, CPU seconds)"""
     url = urlsplit(endpoint.url)
     token = base64.b64encode(f"{endpoint.project_id}:{endpoint.secret}".encode()).decode()
-    head = f"Host: {url.netloc}\r\nAuthorization: Basic {token}\r\n\r\n"
+    head = f"Host: {url.netloc}\r\nAuthorization: Basic {token}\r\n"
 
     async def main() -> None:
         pending = iter(ids)
 
         async def connection() -> None:
             reader, writer = await asyncio.open_connection(url.hostname, url.port)
-            for organization_id in pending:
-                path = "/v1/b2b/rbac/organizations/" + quote(organization_id, safe="")
-                writer.write(f"GET {path} HTTP/1.1\r\n{head}".encode())
+
+            async def exchange(request: bytes, path: str) -> None:
+                writer.write(request)
                 answer = (await reader.readuntil(b"\r\n\r\n")).lower()
                 if not answer.startswith(b"http/1.1 200"):
                     raise BenchError(f"the emulator answered {answer[:12]!r} to {path}")
                 at = answer.index(b"content-length:") + 15
                 await reader.readexactly(int(answer[at : answer.index(b"\r\n", at)]))
+
+            for organization_id in pending:
+                path = "/v1/b2b/rbac/organizations/" + quote(organization_id, safe="")
+                await exchange(f"GET {path} HTTP/1.1\r\n{head}\r\n".encode(), path)
+                body = (puts or {}).get(organization_id)
+                if body is not None:
+                    length = f"Content-Type: application/json\r\nContent-Length: {len(body)}"
+                    put = f"PUT {path} HTTP/1.1\r\n{head}{length}\r\n\r\n".encode() + body
+                    await exchange(put, path)
             writer.close()
 
         await asyncio.gather(*(connection() for _ in range(min(parallelism, len(ids)))))
