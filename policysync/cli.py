@@ -255,7 +255,6 @@ def apply(
 
     from policysync import applying, planfile
     from policysync.endpoint import endpoint_from_env
-    from policysync.planning import Options, plan_live
     from policysync.render_plan import render_text
     from policysync.render_run import RUN_RENDERERS
 
@@ -268,6 +267,8 @@ def apply(
             the_plan = planfile.load(plan_file, endpoint.project_id)
             gc.freeze()  # now, or the collector's return would scan the whole plan once
     else:
+        from policysync.planning import Options, plan_live  # the validator with it
+
         options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
         with _progress("reading live org policies") as progress:
             run = _run(plan_live(settings, endpoint, options, progress))
