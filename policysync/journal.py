@@ -185,14 +185,16 @@ class Journal:
     loop (its writes are coroutines; a process of its own stores the files: see
     writer.py)."""
 
-    def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
+    def __init__(
+        self, path: Path, summary: RunSummary, clock: Clock, files: writer.Writer | None = None
+    ) -> None:
         self.path = path
         self._summary = summary
         self._clock = clock
         self._entries: dict[str, JournalEntry] = {}  # by organization_id
         self._names: set[str] = set()
         self._lock = threading.Lock()
-        self._writer = writer.Writer()
+        self._writer = files or writer.Writer()
         self._later: set[asyncio.Task[JournalEntry]] = set()  # finish_later's, until done
 
     @classmethod
@@ -206,8 +208,10 @@ class Journal:
         git_dirty: bool | None,
         rolled_back_run: str | None = None,
         clock: Clock = _now,
+        files: writer.Writer | None = None,
     ) -> Journal:
-        """A new run folder under `base` (made if missing) with its `run.json`.
+        """A new run folder under `base` (made if missing) with its `run.json`. Its
+        entries are written by `files` (a new Writer if None), which it closes.
 
         In a `.policysync` folder, a `.gitignore` of `*` is added if there is none:
         journals hold live policies and belong to no commit.
@@ -240,7 +244,7 @@ class Journal:
             finished_at=None,
             counts=None,
         )
-        journal = cls(base / run_id, summary, clock)
+        journal = cls(base / run_id, summary, clock, files)
         _write_json(journal.path / RUN_FILE, summary)
         journal._writer.spawn()  # starting while the first organization is read
         return journal

@@ -171,6 +171,38 @@ def test_a_second_apply_of_the_same_saved_plan_changes_nothing(
     assert_all(live, desired())
 
 
+def test_the_journal_writer_starts_before_the_saved_plan_is_loaded_and_always_ends(
+    live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer process takes ~80 ms to start: started before the plan is loaded, it
+    is ready for the first entry. It ends with the command, used or not."""
+    from policysync import planfile, writer
+
+    events: list[str] = []
+    writers: list[writer.Writer] = []
+    real_spawn, real_load = writer.Writer.spawn, planfile.load
+
+    def spawn(self: writer.Writer) -> None:
+        if self._process is None:
+            events.append("writer started")
+            writers.append(self)
+        real_spawn(self)
+
+    def load(path: Path, project_id: str) -> Any:
+        events.append("plan loaded")
+        return real_load(path, project_id)
+
+    assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
+    monkeypatch.setattr(writer.Writer, "spawn", spawn)
+    monkeypatch.setattr(planfile, "load", load)
+    assert run(["apply", "plan.json", "--allow-delete"], capsys)[0] == 0
+    assert events == ["writer started", "plan loaded"]
+    assert run(["apply", "plan.json", "--allow-delete"], capsys)[0] == 0  # nothing to write
+    assert events == ["writer started", "plan loaded"] * 2
+    assert [w._process for w in writers] == [None, None]  # both ended
+    assert_all(live, desired())
+
+
 def test_a_plan_that_cannot_be_saved_is_a_message(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
