@@ -31,14 +31,14 @@ from typing import BinaryIO
 from policysync.durable import fsync_folder, write_and_rename_all
 
 # A file to write: request id, length of its path (file system encoding), of its data,
-# and its rank (URGENT or LATER: which the writer process takes first).
+# and its rank: URGENT (something waits for it: a journal entry before its PUT) or LATER;
+# the writer process has a writing thread for each rank.
 _REQUEST = struct.Struct("!IIIB")
 URGENT, LATER = 0, 1
 BATCH = 32  # files written together, at most
 _Job = tuple[int, bytes, bytes]  # request id, path, data
 # The outcome: request id, errno (0: written; -1: an error without one), message length.
 _ANSWER = struct.Struct("!IiI")
-THREADS = 1  # the writer process's threads: fsyncs overlap
 
 
 class WriterError(OSError):
@@ -46,9 +46,10 @@ class WriterError(OSError):
 
 
 class Writer:
-    """`await writer.replace(path, data)`: `replace`, done by the writer process, which
-    starts with the first file. Call `close()` when done: it ends the process once the
-    files sent are written. A closed writer starts a new process when used again."""
+    """`await writer.replace(path, data, rank)`: `replace`, done by the writer process,
+    which starts with the first file (or at `spawn()`). Call `close()` when done: it
+    ends the process once the files sent are written. A closed writer starts a new
+    process when used again."""
 
     def __init__(self) -> None:
         self._ids = itertools.count()
