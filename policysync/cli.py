@@ -262,7 +262,7 @@ def apply(
 
     settings = _settings(config, policies)
     endpoint = endpoint_from_env(os.environ)
-    files = click.get_current_context().with_resource(_journal_writer())  # closed after
+    files = click.get_current_context().with_resource(_journal_writer())  # ends with the command
     if plan_file is not None:
         if orgs or shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
