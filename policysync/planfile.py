@@ -79,10 +79,10 @@ def load(path: Path, project_id: str) -> Plan:
             document = PlanDocument.model_validate_json(text)
             if document.checksum == laid_out:
                 return _for(project_id, Plan.of(document), path)
-    return _for(project_id, _checked(text, path), path)  # what is wrong, precisely
+    return _for(project_id, _checked(text, laid_out, path), path)  # what is wrong, precisely
 
 
-def _checked(text: str, path: Path) -> Plan:
+def _checked(text: str, laid_out: str | None, path: Path) -> Plan:
     try:
         document = json.loads(text)
     except ValueError as exc:
@@ -92,7 +92,7 @@ def _checked(text: str, path: Path) -> Plan:
     if not isinstance(document, dict) or not isinstance(document.get("checksum"), str):
         raise UsageError(f"{path}: not a saved plan (no checksum): run policysync plan --out")
     saved = document["checksum"]
-    if saved != _checksum_as_laid_out(text) and saved != checksum(document):
+    if saved != laid_out and saved != checksum(document):
         raise UsageError(
             f"{path}: checksum mismatch: the plan was changed after it was made; "
             "make a new plan (policysync plan --out) and review it"

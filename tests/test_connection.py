@@ -53,6 +53,18 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes,
     return line, headers, body
 
 
+def replying(raw: bytes) -> Handler:
+    """A handler that reads one request, writes `raw` and closes the connection."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
 def answer(status: bytes, body: bytes, *extra: bytes) -> bytes:
     fields = b"".join(field + b"\r\n" for field in extra)
     return b"HTTP/1.1 %b\r\nContent-Length: %d\r\n%b\r\n%b" % (status, len(body), fields, body)
@@ -98,12 +110,7 @@ async def test_request_on_the_wire_and_keep_alive() -> None:
 
 @run
 async def test_reconnects_after_the_server_closed_an_idle_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(answer(b"200 OK", b"{}", b"Connection: close"))
-        await writer.drain()
-        writer.close()
-
+    handler = replying(answer(b"200 OK", b"{}", b"Connection: close"))
     async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         statuses = [(await conn.send("GET", "/", None)).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
@@ -144,13 +151,8 @@ async def test_slow_answer_is_httpx_read_timeout() -> None:
 
 @run
 async def test_garbage_answer_is_httpx_remote_protocol_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+    garbage = replying(b"SSH-2.0-OpenSSH\r\n\r\n")
+    async with server(garbage) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         with pytest.raises(httpx.RemoteProtocolError):
             await conn.send("GET", "/", None)
 
@@ -205,13 +207,8 @@ async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
 
 @run
 async def test_an_answer_cut_short_is_httpx_remote_protocol_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial')
-        await writer.drain()
-        writer.close()
-
-    async with server(handler) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
+    cut = replying(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial')
+    async with server(cut) as url, aclosing(Connection(url, HEADERS, 5.0, None)) as conn:
         with pytest.raises(httpx.RemoteProtocolError, match="without a complete answer"):
             await conn.send("GET", "/", None)
 

@@ -11,18 +11,29 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from policysync import writer as writing
 
+T = TypeVar("T")
 WRITER = [sys.executable, "-P", "-m", "policysync.writer"]
 
 
 def request(ident: int, path: Path, data: bytes, rank: int = writing.URGENT) -> bytes:
     name = os.fsencode(path)
     return writing._REQUEST.pack(ident, len(name), len(data), rank) + name + data
+
+
+def drive(writer: writing.Writer, main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` (30 s at most), then close `writer` whatever happened."""
+    try:
+        return asyncio.run(asyncio.wait_for(main, 30))
+    finally:
+        writer.close()
 
 
 def answers(raw: bytes) -> list[tuple[int, int, str]]:
@@ -61,10 +72,7 @@ def test_the_writer_stores_many_files_at_once_and_reports_each_failure(tmp_path:
         jobs = [writer.replace(path, path.name.encode()) for path in good]
         return await asyncio.gather(*jobs, writer.replace(bad, b"x"), return_exceptions=True)
 
-    try:
-        outcomes = asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    outcomes = drive(writer, go())
     assert outcomes[:-1] == [None] * len(good)
     assert isinstance(outcomes[-1], FileNotFoundError)
     assert all(path.read_bytes() == path.name.encode() for path in good)
@@ -95,10 +103,7 @@ def test_a_waiter_cancelled_meanwhile_does_not_break_the_others(tmp_path: Path) 
         cancelled.cancel()
         await writer.replace(tmp_path / "b.json", b"b")
 
-    try:
-        asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    drive(writer, go())
     assert (tmp_path / "b.json").read_bytes() == b"b"
     assert (tmp_path / "a.json").read_bytes() == b"a"  # sent before the cancel: written
 
@@ -117,10 +122,7 @@ def test_a_writer_process_gone_fails_the_waiters_instead_of_hanging(tmp_path: Pa
         with pytest.raises(writing.WriterError, match="stopped: no file can be written"):
             await writer.replace(tmp_path / "c.json", b"c")
 
-    try:
-        asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    drive(writer, go())
 
 
 def test_the_process_writes_what_it_was_sent_after_the_apply_died(tmp_path: Path) -> None:
@@ -159,10 +161,7 @@ def test_the_process_ignores_ctrl_c_and_holds_no_stytch_secret(
         time.sleep(0.2)
         await writer.replace(tmp_path / "b.json", b"b")
 
-    try:
-        asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    drive(writer, go())
     assert (tmp_path / "b.json").read_bytes() == b"b"
 
 
@@ -227,10 +226,7 @@ def test_files_asked_for_in_one_turn_of_the_loop_go_down_the_pipe_in_one_write(
         pipe.write = counting  # type: ignore[method-assign]
         await asyncio.gather(*(writer.replace(tmp_path / f"{i}.json", b"x") for i in range(10)))
 
-    try:
-        asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    drive(writer, go())
     assert len(writes) == 1
     assert all((tmp_path / f"{i}.json").read_bytes() == b"x" for i in range(10))
 
@@ -247,10 +243,7 @@ def test_a_writer_closed_and_used_again_in_the_same_loop_starts_afresh(
         await asyncio.gather(*(writer.replace(tmp_path / f"{i}.json", b"b") for i in range(5)))
         assert writer._process is not first
 
-    try:
-        asyncio.run(asyncio.wait_for(go(), 30))
-    finally:
-        writer.close()
+    drive(writer, go())
     assert all((tmp_path / f"{i}.json").read_bytes() == b"b" for i in range(5))
 
 
