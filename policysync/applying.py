@@ -19,13 +19,14 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policysync.canonical import fingerprint
 from policysync.client import StytchClient
 from policysync.config import ApplySettings
 from policysync.errors import StytchError, UsageError
 from policysync.journal import Journal, JournalEntry, RunSummary
 from policysync.models import OrgPolicy
 from policysync.pacing import each
-from policysync.plan import OrgError, OrgPlan, Plan, fingerprint
+from policysync.plan import OrgError, OrgPlan, Plan
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 

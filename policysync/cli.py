@@ -19,9 +19,9 @@ import click
 from policysync import __version__
 from policysync.config import Settings, find_config, load_settings
 from policysync.errors import PolicysyncError, UsageError
-from policysync.render import VALIDATE_RENDERERS
-from policysync.render_plan import PLAN_RENDERERS
 from policysync.selection import Shard
+from policysync.views.plan import PLAN_RENDERERS
+from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
     from policysync.applying import RunResult
@@ -72,8 +72,8 @@ journal_option = click.option(
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-RUN_FORMATS = ("json", "markdown", "text")  # render_run.RUN_RENDERERS (imported lazily)
-DRIFT_FORMATS = ("json", "markdown", "text")  # render_drift.DRIFT_RENDERERS (lazily)
+RUN_FORMATS = ("json", "markdown", "text")  # views.run.RUN_RENDERERS (imported lazily)
+DRIFT_FORMATS = ("json", "markdown", "text")  # views.drift.DRIFT_RENDERERS (lazily)
 
 
 def format_option(choices: Iterable[str], help: str | None = None) -> Callable[[F], F]:
@@ -257,8 +257,8 @@ def apply(
 
     from policysync import applying, planfile
     from policysync.endpoint import endpoint_from_env
-    from policysync.render_plan import render_text
-    from policysync.render_run import RUN_RENDERERS
+    from policysync.views.plan import render_text
+    from policysync.views.run import RUN_RENDERERS
 
     settings = _settings(config, policies)
     endpoint = endpoint_from_env(os.environ)
@@ -322,7 +322,7 @@ def rollback(
     from policysync.applying import rollback_entries
     from policysync.endpoint import endpoint_from_env
     from policysync.journal import load_run
-    from policysync.render_run import RUN_RENDERERS
+    from policysync.views.run import RUN_RENDERERS
 
     settings = _settings(config, None)
     endpoint = endpoint_from_env(os.environ)
@@ -389,7 +389,7 @@ def drift(
     from policysync.drifting import drift_live, write_report
     from policysync.endpoint import endpoint_from_env
     from policysync.planning import Options
-    from policysync.render_drift import DRIFT_RENDERERS
+    from policysync.views.drift import DRIFT_RENDERERS
 
     settings = _settings(config, policies)
     endpoint = endpoint_from_env(os.environ)
@@ -409,7 +409,7 @@ def drift(
     return EXIT_CHANGES if run.report.drift_found else EXIT_OK
 
 
-EXPORT_FORMATS = ("json", "text")  # render_export.EXPORT_RENDERERS (imported lazily)
+EXPORT_FORMATS = ("json", "text")  # views.export.EXPORT_RENDERERS (imported lazily)
 
 
 @cli.command(short_help="Write live org policies (and the project policy) into the files.")
@@ -457,7 +457,7 @@ def export(
 
     from policysync.endpoint import endpoint_from_env
     from policysync.exporting import Request, export_live
-    from policysync.render_export import EXPORT_RENDERERS
+    from policysync.views.export import EXPORT_RENDERERS
 
     settings = _settings(config, policies)
     endpoint = endpoint_from_env(os.environ)

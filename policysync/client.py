@@ -27,12 +27,12 @@ import pydantic_core
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from policysync import __version__
+from policysync.canonical import same_policy
 from policysync.connection import Connection, Lane, TransportLane
 from policysync.endpoint import Endpoint
 from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
 from policysync.models import OrgPolicy, ProjectPolicy
 from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
-from policysync.plan import same_policy
 
 USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"

@@ -8,7 +8,7 @@ exists, a `project.json` out of date with the live project policy, and (`--all-o
 organizations that hold org-specific roles but have no file.
 
 The report is pure data (its JSON Schema is published as `schemas/drift.schema.json`),
-made here by pure functions; drifting.py reads live state for it, render_drift.py
+made here by pure functions; drifting.py reads live state for it, views/drift.py
 formats it, the CLI chooses the exit code.
 """
 
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.models import ProjectPolicy, Resource, Role, Scope
-from policysync.plan import ChangeAction, OrgError, OrgPlan, Plan, canonical_json
+from policysync.canonical import ProjectItemKind, project_items
+from policysync.models import ProjectPolicy, Role
+from policysync.plan import ChangeAction, OrgError, OrgPlan, Plan
 from policysync.selection import Shard
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ NOT_FOUND = "organization_not_found"
 
 Drift = Literal["added", "removed", "changed"]  # what happened live, outside git
 OrgStatus = Literal["drifted", "missing", "error"]
-ProjectItemKind = Literal["resource", "role", "scope"]
 
 # The plan's action, which makes live match the file, undoes the drift.
 _DRIFT_OF: dict[ChangeAction, Drift] = {"delete": "added", "create": "removed", "update": "changed"}
@@ -169,31 +169,6 @@ def org_drift(org: OrgPlan) -> OrgDrift | None:
     )
 
 
-def _canonical_item(item: Role | Resource | Scope) -> str:
-    """An item of the project policy as Stytch treats it: permissions merged per
-    resource, actions as sets, order ignored."""
-    data = item.model_dump(mode="json")
-    if "permissions" in data:
-        grants: dict[str, set[str]] = {}
-        for permission in data["permissions"]:
-            grants.setdefault(permission["resource_id"], set()).update(permission["actions"])
-        data["permissions"] = {resource: sorted(actions) for resource, actions in grants.items()}
-    if "actions" in data:
-        data["actions"] = sorted(set(data["actions"]))
-    return canonical_json(data)
-
-
-def _project_items(policy: ProjectPolicy) -> dict[tuple[ProjectItemKind, str], list[str]]:
-    items: dict[tuple[ProjectItemKind, str], list[str]] = {}
-    for role in policy.roles:
-        items.setdefault(("role", role.role_id), []).append(_canonical_item(role))
-    for resource in policy.resources:
-        items.setdefault(("resource", resource.resource_id), []).append(_canonical_item(resource))
-    for scope in policy.scopes:
-        items.setdefault(("scope", scope.scope), []).append(_canonical_item(scope))
-    return {key: sorted(values) for key, values in items.items()}
-
-
 def _item_drift(before: list[str] | None, after: list[str] | None) -> Drift | None:
     if before is None:
         return "added"
@@ -204,7 +179,7 @@ def _item_drift(before: list[str] | None, after: list[str] | None) -> Drift | No
 
 def project_drift(file: str, snapshot: ProjectPolicy, live: ProjectPolicy) -> ProjectDrift:
     """What changed live in the project policy since `snapshot` (project.json) was taken."""
-    before, after = _project_items(snapshot), _project_items(live)
+    before, after = project_items(snapshot), project_items(live)
     items = []
     for key in sorted(before.keys() | after.keys()):
         drift = _item_drift(before.get(key), after.get(key))

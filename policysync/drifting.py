@@ -1,6 +1,6 @@
 """`policysync drift` as a function: the plan (planning.plan_live), the project policy
 snapshot compared with live, and with --all-orgs the unmanaged organizations found by
-organization search; drift.py makes the report of them, render_drift.py prints it."""
+organization search; drift.py makes the report of them, views/drift.py prints it."""
 
 from __future__ import annotations
 

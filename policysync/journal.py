@@ -41,9 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticSerializationError
 
 from policysync import __version__, durable, writer
+from policysync.canonical import fingerprint
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
-from policysync.plan import OrgError, fingerprint
+from policysync.plan import OrgError
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 

@@ -11,14 +11,13 @@ Its JSON form (`plan --format json`, `plan --out`) is described by
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
+from policysync.canonical import canonical_json, fingerprint, grants, same_role
 from policysync.errors import StytchError
 from policysync.models import OrgPolicy, Role
 
@@ -107,11 +106,6 @@ class PlanDocument(BaseModel):
         description="In a saved plan (plan --out): sha256 of the plan's canonical JSON "
         "without this field; apply refuses a plan whose checksum fails.",
     )
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical JSON of a JSON value: sorted keys, no spaces, non-ASCII as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class PlanEntry(NamedTuple):
@@ -244,65 +238,12 @@ _HEAD = (
 OrgState = tuple[str, str, OrgPolicy, OrgPolicy | OrgError]
 
 
-def _grants(role: Role) -> dict[str, frozenset[str]]:
-    """Actions per resource. Stytch authorizes on the union of a role's permissions, so
-    a resource split over two entries grants the same as the entries merged."""
-    grants: dict[str, set[str]] = {}
-    for permission in role.permissions:
-        grants.setdefault(permission.resource_id, set()).update(permission.actions)
-    return {resource: frozenset(actions) for resource, actions in grants.items()}
-
-
-def _canonical_roles(policy: OrgPolicy) -> list[dict[str, Any]]:
-    """The roles of `policy` as JSON, by role_id, each with its permissions merged per
-    resource and everything sorted, keys included (in the order they are made). Made
-    without models: planning 20,000 organizations normalizes ~150,000 roles, and
-    pydantic models cost 5x more.
-
-    `"*"` stays as written: what it grants depends on the project policy, which can
-    change, so `["*"]` and the full list of actions are different policies.
-    """
-    roles = []
-    for role in sorted(policy.roles, key=lambda role: role.role_id):
-        grants = _grants(role)
-        permissions = [{"actions": sorted(grants[r]), "resource_id": r} for r in sorted(grants)]
-        roles.append(
-            {"description": role.description, "permissions": permissions, "role_id": role.role_id}
-        )
-    return roles
-
-
-def normalize(policy: OrgPolicy) -> OrgPolicy:
-    """The canonical form of `policy`: equal for any two policies Stytch treats alike."""
-    return OrgPolicy.model_validate({"roles": _canonical_roles(policy)})
-
-
-def fingerprint(policy: OrgPolicy) -> str:
-    """A digest of the canonical form, to tell whether live changed since a plan: sha256
-    of its JSON with sorted keys, no spaces, and every non-ASCII character escaped."""
-    canonical = {"roles": _canonical_roles(policy)}  # its keys are sorted already
-    text: bytes | None
-    try:  # pydantic's encoder is 5x faster than json's, and agrees with it on ASCII
-        text = pydantic_core.to_json(canonical)  # but DEL, which json escapes
-    except pydantic_core.PydanticSerializationError:  # a lone surrogate
-        text = None
-    if text is None or not text.isascii() or b"\x7f" in text:  # json escapes them all
-        text = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode("ascii")
-    return "sha256:" + hashlib.sha256(text).hexdigest()
-
-
-def same_policy(a: OrgPolicy, b: OrgPolicy) -> bool:
-    """Equal as Stytch applies them (order carries no meaning)."""
-    return fingerprint(a) == fingerprint(b)
-
-
 def _role_action(before: Role | None, after: Role | None) -> ChangeAction | None:
     if before is None:
         return "create"
     if after is None:
         return "delete"
-    same = before.description == after.description and _grants(before) == _grants(after)
-    return None if same else "update"
+    return None if same_role(before, after) else "update"
 
 
 def _role_changes(desired: OrgPolicy, live: OrgPolicy) -> tuple[RoleChange, ...]:
@@ -417,7 +358,7 @@ def _resource_change(
 
 
 def role_diff(before: Role, after: Role) -> RoleDiff:
-    old, new = _grants(before), _grants(after)
+    old, new = grants(before.permissions), grants(after.permissions)
     resources = tuple(
         _resource_change(resource, old.get(resource), new.get(resource))
         for resource in sorted(old.keys() | new.keys())

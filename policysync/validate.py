@@ -8,7 +8,6 @@ their findings.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from policysync.canonical import same_project
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, q, sort_diagnostics
 from policysync.loader import (
@@ -184,25 +184,6 @@ def validate_root(
         1 for r in results if r.organization_id is not None and r.path.absolute() in keep
     )
     return RootResult(diagnostics, len(chosen), organizations, files)
-
-
-def same_project(a: ProjectPolicy, b: ProjectPolicy) -> bool:
-    """Equal as Stytch would apply them: the order of roles, resources, scopes and actions
-    carries no meaning."""
-
-    def canonical(policy: ProjectPolicy) -> str:
-        data = policy.model_dump(mode="json")
-        for key in ("roles", "resources", "scopes"):
-            for item in data[key]:
-                for perm in item.get("permissions", []):
-                    perm["actions"] = sorted(set(perm["actions"]))
-                item.get("permissions", []).sort(key=lambda p: json.dumps(p, sort_keys=True))
-                if "actions" in item:
-                    item["actions"] = sorted(set(item["actions"]))
-            data[key].sort(key=lambda i: json.dumps(i, sort_keys=True))
-        return json.dumps(data, sort_keys=True)
-
-    return canonical(a) == canonical(b)
 
 
 def validate(

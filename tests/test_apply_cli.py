@@ -24,7 +24,7 @@ from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.journal import list_runs, load_run
 from policysync.models import OrgPolicy, OrgPolicyFile
-from policysync.render_run import RUN_RENDERERS
+from policysync.views.run import RUN_RENDERERS
 
 ROOT = Path(__file__).parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())

@@ -33,6 +33,7 @@ import pytest
 import stytch
 from emulator.processes import emulator_process
 
+from policysync.canonical import fingerprint
 from policysync.config import Limits
 from policysync.emulator.app import Api, create_app
 from policysync.emulator.faults import FaultInjector, Faults
@@ -41,7 +42,6 @@ from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET, Emula
 from policysync.emulator.store import Store
 from policysync.journal import JournalEntry, list_runs, load_run
 from policysync.models import OrgPolicy
-from policysync.plan import fingerprint
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "bench"))  # the benchmarks' generators, not a package

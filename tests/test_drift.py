@@ -22,9 +22,9 @@ from policysync.drift import (
 )
 from policysync.models import OrgPolicy, ProjectPolicy
 from policysync.plan import OrgError, PlanEntry, assemble, plan_org
-from policysync.render_drift import DRIFT_RENDERERS, render_markdown, render_text, summary_line
-from policysync.render_plan import MARKDOWN_LIMIT
 from policysync.selection import Shard
+from policysync.views.common import MARKDOWN_LIMIT
+from policysync.views.drift import DRIFT_RENDERERS, render_markdown, render_text, summary_line
 
 
 def role(role_id: str, *actions: str, resource: str = "documents", description: str = "") -> Any:

@@ -12,10 +12,9 @@ from clirun import run
 from emulated import PROJECT_ID, SECRET, SEED, emulator
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 
+from policysync.canonical import same_policy, same_project
 from policysync.emulator.server import EmulatorThread
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicyFile
-from policysync.plan import same_policy
-from policysync.validate import same_project
 
 ORGS = Path("policies/orgs")
 ACME_ID = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"

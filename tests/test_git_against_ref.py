@@ -14,8 +14,8 @@ import pytest
 from clirun import run
 from gitkit import add_role, commit_all, edit, git, sample_repo
 
+from policysync.canonical import fingerprint
 from policysync.models import OrgPolicyFile
-from policysync.plan import fingerprint
 
 ROOT = Path(__file__).parent.parent
 ORGS = Path("policies/orgs")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from policysync import __version__, writer
+from policysync.canonical import fingerprint
 from policysync.errors import UsageError
 from policysync.journal import (
     Journal,
@@ -29,7 +30,7 @@ from policysync.journal import (
     load_run,
 )
 from policysync.models import OrgPolicy, Permission, Role
-from policysync.plan import OrgError, fingerprint
+from policysync.plan import OrgError
 
 START = datetime(2026, 11, 23, 10, 44, 55, tzinfo=UTC)
 PRIOR = OrgPolicy(

@@ -14,13 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plancases import case_state, check_golden, plan_case_dirs, plan_of
 
+from policysync.canonical import fingerprint, normalize
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import (
     OrgError,
     ResourceChange,
     RoleDiff,
-    fingerprint,
-    normalize,
     plan_is_empty,
     plan_org,
     role_diff,

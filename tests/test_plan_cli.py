@@ -14,6 +14,7 @@ from clientkit import Counting
 from clirun import run
 
 from policysync import planfile
+from policysync.canonical import fingerprint
 from policysync.config import Limits
 from policysync.emulator.faults import Faults
 from policysync.emulator.seed import Seed
@@ -21,7 +22,6 @@ from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
-from policysync.plan import fingerprint
 
 ROOT = Path(__file__).parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())

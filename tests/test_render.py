@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from policysync.cli import main
-from policysync.render import VALIDATE_RENDERERS
+from policysync.views.validate import VALIDATE_RENDERERS
 
 ROOT = Path(__file__).parent.parent
 GOLDEN = Path(__file__).parent / "golden"

@@ -14,8 +14,8 @@ from policysync import planfile
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import OrgError, OrgState, Plan, PlanDocument
-from policysync.render_plan import (
-    MARKDOWN_LIMIT,
+from policysync.views.common import MARKDOWN_LIMIT
+from policysync.views.plan import (
     PLAN_RENDERERS,
     render_json,
     render_markdown,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policysync.export import ExportResult
-from policysync.render_plan import _plural, _visible
+from policysync.views.common import plural, visible
 
 ExportRenderer = Callable[[ExportResult], str]
 _SYMBOLS = {"created": "+", "updated": "~"}
@@ -20,14 +20,14 @@ def summary_line(result: ExportResult) -> str:
     unchanged = len(result.files) - sum(count.values())
     return (
         f"Export: {count['created']} created, {count['updated']} updated, {unchanged} "
-        f"unchanged, {_plural(len(result.problems), 'problem')}."
+        f"unchanged, {plural(len(result.problems), 'problem')}."
     )
 
 
 def branch_line(result: ExportResult) -> str | None:
     if result.branch is None:
         return None
-    branch = _visible(result.branch)
+    branch = visible(result.branch)
     if result.commit is None:
         return f"Nothing changed since HEAD: branch {branch} was not created."
     return (
@@ -38,7 +38,7 @@ def branch_line(result: ExportResult) -> str | None:
 
 def render_text(result: ExportResult) -> str:
     lines = [
-        f"{_SYMBOLS[f.status]} {_visible(f.file)} ({f.status})"
+        f"{_SYMBOLS[f.status]} {visible(f.file)} ({f.status})"
         for f in result.files
         if f.status != "unchanged"
     ]
@@ -46,8 +46,8 @@ def render_text(result: ExportResult) -> str:
         org = f"organization {problem.organization_id}" if problem.organization_id else ""
         where = f"{org} ({problem.file})" if org and problem.file else org or problem.file or ""
         request = problem.error.request_id if problem.error else None
-        suffix = f" (request {_visible(request)})" if request else ""
-        lines.append(f"! {_visible(where)}: {_visible(problem.message)}{suffix}")
+        suffix = f" (request {visible(request)})" if request else ""
+        lines.append(f"! {visible(where)}: {visible(problem.message)}{suffix}")
     lines.append(summary_line(result))
     lines += [line for line in (branch_line(result),) if line]
     return "\n".join(lines)

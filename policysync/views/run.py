@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 
 from policysync.applying import OrgResult, RunResult
-from policysync.render_plan import _plural, _visible
+from policysync.views.common import plural, visible
 
 RunRenderer = Callable[[RunResult], str]
 _ORDER = ("failed", "stale", "applied")
@@ -18,11 +18,11 @@ DEFAULT_JOURNAL = PurePath(".policysync/journal")
 
 
 def _line(org: OrgResult) -> str:
-    line = f"{org.result:<8} {_visible(org.organization_id)}"
+    line = f"{org.result:<8} {visible(org.organization_id)}"
     if org.error is not None:
         error = org.error
-        request = f" (request {_visible(error.request_id)})" if error.request_id else ""
-        line += f": {_visible(error.error_type)}: {_visible(error.message)}{request}"
+        request = f" (request {visible(error.request_id)})" if error.request_id else ""
+        line += f": {visible(error.error_type)}: {visible(error.message)}{request}"
     return line
 
 
@@ -30,7 +30,7 @@ def summary_line(run: RunResult) -> str:
     verb = "Apply" if run.kind == "apply" else "Rollback"
     counts = (
         f"{run.applied} applied, {run.unchanged} unchanged, {run.stale} stale, "
-        f"{run.failed} failed, of {_plural(len(run.organizations), 'organization')}."
+        f"{run.failed} failed, of {plural(len(run.organizations), 'organization')}."
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."

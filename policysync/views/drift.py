@@ -9,26 +9,26 @@ under the plan's size bound.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
-from pathlib import PurePath
 
 import click
 
 from policysync.drift import DriftReport, OrgDrift, ProjectDrift, RoleDrift, UnmanagedOrg
 from policysync.plan import role_diff
-from policysync.render_plan import (
-    _MARKDOWN_RESERVE,
+from policysync.views.common import (
     MARKDOWN_LIMIT,
+    MARKDOWN_RESERVE,
     Paint,
-    _coloured,
-    _diff_lines,
-    _fence,
-    _fit,
-    _name,
-    _plain,
-    _plural,
-    _visible,
+    coloured,
+    details,
+    diff_lines,
+    fence,
+    fit,
+    label,
+    name,
+    plain,
+    plural,
+    visible,
 )
 
 DriftRenderer = Callable[[DriftReport], str]
@@ -37,14 +37,11 @@ _WIDTH = 30  # role ids are padded so that (added live)/(removed live) line up
 
 
 def _label(org: OrgDrift) -> str:
-    stem = PurePath(org.file).stem
-    if stem == org.organization_id:
-        return _name(stem)
-    return f"{_name(stem)} ({_name(org.organization_id)})"
+    return label(org.file, org.organization_id)
 
 
 def _unmanaged_label(org: UnmanagedOrg) -> str:
-    return f"{_name(org.organization_slug)} ({_name(org.organization_id)})"
+    return f"{name(org.organization_slug)} ({name(org.organization_id)})"
 
 
 def summary_line(report: DriftReport) -> str:
@@ -52,23 +49,23 @@ def summary_line(report: DriftReport) -> str:
     parts = []
     if s.drifted:
         parts.append(
-            f"{s.drifted} of {_plural(s.organizations, 'organization')} drifted "
+            f"{s.drifted} of {plural(s.organizations, 'organization')} drifted "
             f"({s.roles_added} {'role' if s.roles_added == 1 else 'roles'} added, "
             f"{s.roles_removed} removed, {s.roles_changed} changed outside git)"
         )
     if s.missing:
         verb = "no longer exists" if s.missing == 1 else "no longer exist"
-        parts.append(f"{_plural(s.missing, 'managed organization')} {verb}")
+        parts.append(f"{plural(s.missing, 'managed organization')} {verb}")
     if s.project_drifted:
         parts.append(f"{report.project.file} is out of date with the live project policy")
     if s.unmanaged:
-        parts.append(f"{_plural(s.unmanaged, 'unmanaged organization')} with roles and no file")
+        parts.append(f"{plural(s.unmanaged, 'unmanaged organization')} with roles and no file")
     if parts:
         line = "Drift: " + "; ".join(parts) + "."
     else:
         matching = s.organizations - s.failed
         verb = "matches its file" if matching == 1 else "match their files"
-        line = f"No drift. {_plural(matching, 'organization')} {verb}"
+        line = f"No drift. {plural(matching, 'organization')} {verb}"
         line += "" if s.unmanaged is None else "; no unmanaged organization has roles"
         line += "."
     if s.failed:
@@ -80,40 +77,38 @@ def summary_line(report: DriftReport) -> str:
 
 def _role_lines(role: RoleDrift, width: int, paint: Paint) -> list[str]:
     symbol = _SYMBOLS[role.drift]
-    lines = [f"{paint(symbol)} role {_name(role.role_id).ljust(width)} ({role.drift} live)"]
+    lines = [f"{paint(symbol)} role {name(role.role_id).ljust(width)} ({role.drift} live)"]
     if role.file is not None and role.live is not None:
-        lines += ["    " + line for line in _diff_lines(role_diff(role.file, role.live), paint)]
+        lines += ["    " + line for line in diff_lines(role_diff(role.file, role.live), paint)]
     return lines
 
 
-def drift_lines(org: OrgDrift, paint: Paint = _plain) -> list[str]:
+def drift_lines(org: OrgDrift, paint: Paint = plain) -> list[str]:
     """The lines of one drifted organization's roles, unindented."""
-    width = max([_WIDTH, *(len(_name(role.role_id)) for role in org.roles)])
+    width = max([_WIDTH, *(len(name(role.role_id)) for role in org.roles)])
     return [line for role in org.roles for line in _role_lines(role, width, paint)]
 
 
-def error_line(org: OrgDrift, paint: Paint = _plain) -> str:
+def error_line(org: OrgDrift, paint: Paint = plain) -> str:
     assert org.error is not None, "called for a missing or unreadable organization only"
     error = org.error
-    request = f" (request {_visible(error.request_id)})" if error.request_id else ""
+    request = f" (request {visible(error.request_id)})" if error.request_id else ""
     what = "no longer exists in Stytch: " if org.status == "missing" else ""
     return (
         f"{paint('!')} organization {_label(org)}: {what}"
-        f"{_visible(error.error_type)}: {_visible(error.message)}{request}"
+        f"{visible(error.error_type)}: {visible(error.message)}{request}"
     )
 
 
 def search_error_line(report: DriftReport) -> str:
     assert report.search_error is not None
     error = report.search_error
-    request = f" (request {_visible(error.request_id)})" if error.request_id else ""
-    return (
-        f"! organization search: {_visible(error.error_type)}: {_visible(error.message)}{request}"
-    )
+    request = f" (request {visible(error.request_id)})" if error.request_id else ""
+    return f"! organization search: {visible(error.error_type)}: {visible(error.message)}{request}"
 
 
-def project_lines(project: ProjectDrift, paint: Paint = _plain) -> list[str]:
-    labels = [f"{item.kind} {_name(item.id)}" for item in project.items]
+def project_lines(project: ProjectDrift, paint: Paint = plain) -> list[str]:
+    labels = [f"{item.kind} {name(item.id)}" for item in project.items]
     width = max([len("role ") + _WIDTH, *map(len, labels)])
     return [
         f"{paint(_SYMBOLS[item.drift])} {label.ljust(width)} ({item.drift} live)"
@@ -121,8 +116,8 @@ def project_lines(project: ProjectDrift, paint: Paint = _plain) -> list[str]:
     ]
 
 
-def unmanaged_line(org: UnmanagedOrg, paint: Paint = _plain) -> str:
-    roles = ", ".join(map(_name, org.role_ids))
+def unmanaged_line(org: UnmanagedOrg, paint: Paint = plain) -> str:
+    roles = ", ".join(map(name, org.role_ids))
     return f"{paint('+')} organization {_unmanaged_label(org)}: {roles}"
 
 
@@ -139,24 +134,20 @@ def _drifted(report: DriftReport) -> list[OrgDrift]:
 
 
 def render_text(report: DriftReport) -> str:
-    blocks = [error_line(org, _coloured) for org in _errors(report)]
+    blocks = [error_line(org, coloured) for org in _errors(report)]
     if report.search_error is not None:
         blocks.append(search_error_line(report))
     for org in _drifted(report):
         header = click.style(f"organization {_label(org)}", bold=True)
-        blocks.append("\n".join([header, *("  " + line for line in drift_lines(org, _coloured))]))
+        blocks.append("\n".join([header, *("  " + line for line in drift_lines(org, coloured))]))
     if report.project.drifted:
         header = click.style(f"project policy {report.project.file} ({_PROJECT_HINT})", bold=True)
-        lines = project_lines(report.project, _coloured)
+        lines = project_lines(report.project, coloured)
         blocks.append("\n".join([header, *("  " + line for line in lines)]))
     if report.unmanaged:
-        lines = [unmanaged_line(org, _coloured) for org in report.unmanaged]
+        lines = [unmanaged_line(org, coloured) for org in report.unmanaged]
         blocks.append("\n".join([click.style(_UNMANAGED_HEAD, bold=True), *lines]))
     return "\n\n".join([*blocks, click.style(summary_line(report), bold=True)])
-
-
-def _details(summary: str, lines: list[str]) -> str:
-    return f"<details><summary>{html.escape(summary)}</summary>\n\n{_fence(lines)}\n\n</details>"
 
 
 def _org_counts(org: OrgDrift) -> str:
@@ -167,10 +158,10 @@ def _org_counts(org: OrgDrift) -> str:
 def _unmanaged_details(unmanaged: tuple[UnmanagedOrg, ...]) -> str:
     """Up to a quarter of the bound: the rest of the report matters more."""
     lines = [unmanaged_line(org) for org in unmanaged]
-    kept = _fit([len(line) + 1 for line in lines], MARKDOWN_LIMIT // 4)
+    kept = fit([len(line) + 1 for line in lines], MARKDOWN_LIMIT // 4)
     more = len(lines) - kept
     lines = lines[:kept] + ([f"+ … and {more} more (see the JSON report)"] if more else [])
-    return _details(f"{_plural(len(unmanaged), 'unmanaged organization')} with roles", lines)
+    return details(f"{plural(len(unmanaged), 'unmanaged organization')} with roles", lines)
 
 
 def render_markdown(report: DriftReport) -> str:
@@ -184,17 +175,17 @@ def render_markdown(report: DriftReport) -> str:
     items = []
     if report.project.drifted:
         n = len(report.project.items)
-        summary = f"{report.project.file}: {_plural(n, 'item')} {'differs' if n == 1 else 'differ'}"
-        items.append(_details(f"{summary} ({_PROJECT_HINT})", project_lines(report.project)))
+        summary = f"{report.project.file}: {plural(n, 'item')} {'differs' if n == 1 else 'differ'}"
+        items.append(details(f"{summary} ({_PROJECT_HINT})", project_lines(report.project)))
     drifted = _drifted(report)
-    items += [_details(f"{_label(org)}: {_org_counts(org)}", drift_lines(org)) for org in drifted]
+    items += [details(f"{_label(org)}: {_org_counts(org)}", drift_lines(org)) for org in drifted]
     if report.unmanaged:
         items.append(_unmanaged_details(report.unmanaged))
     items = errors + items
-    shown = _fit([len(item) + 2 for item in items], MARKDOWN_LIMIT - len(head) - _MARKDOWN_RESERVE)
+    shown = fit([len(item) + 2 for item in items], MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
     parts = [head]
     if shown and errors:
-        parts.append(_fence(items[: min(shown, len(errors))]))
+        parts.append(fence(items[: min(shown, len(errors))]))
     parts += items[len(errors) : shown]
     if shown < len(items):
         left_out = len(items) - shown

@@ -13,21 +13,18 @@ import click
 
 from policysync.diagnostics import Severity
 from policysync.report import DiagnosticRecord, ValidationReport
+from policysync.views.common import plural
 
 Renderer = Callable[[ValidationReport], str]
 
 _COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _summary(report: ValidationReport) -> str:
-    files = _plural(report.files_checked, "file")
+    files = plural(report.files_checked, "file")
     if report.valid and not report.diagnostics:
-        return f"{files} valid ({_plural(report.organizations, 'organization')})."
-    counts = f"{_plural(report.error_count, 'error')}, {_plural(report.warning_count, 'warning')}"
+        return f"{files} valid ({plural(report.organizations, 'organization')})."
+    counts = f"{plural(report.error_count, 'error')}, {plural(report.warning_count, 'warning')}"
     verdict = "valid" if report.valid else "invalid"
     strict = (
         " (--strict: warnings count as errors)" if report.strict and report.warning_count else ""

@@ -1,0 +1,136 @@
+"""Renderers of a plan: one per output format, chosen from one registry.
+
+Text and markdown print the same lines, in Terraform's vocabulary: `+` create, `~`
+update, `-` delete, `!` an organization that could not be planned. Text colours the
+symbols (the CLI strips styles when the output is not a terminal); markdown puts the
+lines in `diff` fences, which GitHub colours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from policysync.plan import OrgPlan, Plan, RoleChange, role_diff
+from policysync.views.common import (
+    MARKDOWN_LIMIT,
+    MARKDOWN_RESERVE,
+    Paint,
+    coloured,
+    details,
+    diff_lines,
+    fence,
+    fit,
+    label,
+    name,
+    plain,
+    plural,
+    visible,
+)
+
+PlanRenderer = Callable[[Plan], str]
+_ROLE_WIDTH = 30  # role ids are padded so that (create)/(update)/(delete) line up
+_SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+
+
+def _label(org: OrgPlan) -> str:
+    return label(org.file, org.organization_id)
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    if s.changed:
+        line = (
+            f"Plan: {s.add} to add, {s.change} to change, {s.destroy} to destroy, "
+            f"in {s.changed} of {plural(s.organizations, 'organization')}."
+        )
+    else:
+        matching = s.organizations - s.failed
+        verb = "matches its file" if matching == 1 else "match their files"
+        line = f"No changes. {plural(matching, 'organization')} {verb}."
+    return (line[:-1] + f"; {s.failed} could not be planned.") if s.failed else line
+
+
+def _role_lines(change: RoleChange, width: int, paint: Paint) -> list[str]:
+    symbol = _SYMBOLS[change.action]
+    lines = [f"{paint(symbol)} role {name(change.role_id).ljust(width)} ({change.action})"]
+    if change.before is not None and change.after is not None:
+        diff = role_diff(change.before, change.after)
+        lines += ["    " + line for line in diff_lines(diff, paint)]
+    return lines
+
+
+def change_lines(org: OrgPlan, paint: Paint = plain) -> list[str]:
+    """The lines of one organization's role changes, unindented."""
+    width = max([_ROLE_WIDTH, *(len(name(c.role_id)) for c in org.role_changes)])
+    return [line for change in org.role_changes for line in _role_lines(change, width, paint)]
+
+
+def error_line(org: OrgPlan, paint: Paint = plain) -> str:
+    assert org.error is not None, "called for an organization planned as an error only"
+    error = org.error
+    request = f" (request {visible(error.request_id)})" if error.request_id else ""
+    return (
+        f"{paint('!')} organization {_label(org)}: "
+        f"{visible(error.error_type)}: {visible(error.message)}{request}"
+    )
+
+
+def _text_block(org: OrgPlan) -> str:
+    if org.action == "error":
+        return error_line(org, coloured)
+    header = click.style(f"organization {_label(org)}", bold=True)
+    return "\n".join([header, *("  " + line for line in change_lines(org, coloured))])
+
+
+def render_text(plan: Plan) -> str:
+    blocks = [_text_block(org) for org in plan.changes]
+    return "\n\n".join([*blocks, click.style(summary_line(plan), bold=True)])
+
+
+def _counts(org: OrgPlan) -> str:
+    n = {action: sum(c.action == action for c in org.role_changes) for action in _SYMBOLS}
+    return f"{n['create']} to add, {n['update']} to change, {n['delete']} to destroy"
+
+
+def _details(org: OrgPlan) -> str:
+    return details(f"{_label(org)}: {_counts(org)}", change_lines(org))
+
+
+def _left_out_note(left_out: list[OrgPlan]) -> str:
+    changes = sum(len(org.role_changes) for org in left_out)
+    return (
+        f"_{plural(len(left_out), 'more organization')} "
+        f"({plural(changes, 'role change')}) left out to stay under "
+        f"{MARKDOWN_LIMIT:,} characters: see the JSON plan (`--format json`) or the job log._"
+    )
+
+
+def render_markdown(plan: Plan) -> str:
+    """For a pull-request comment or a job summary: errors first, as they block an apply;
+    then one collapsed block per changed organization, as many as GitHub accepts."""
+    errors = [org for org in plan.changes if org.action == "error"]
+    changed = [org for org in plan.changes if org.action == "update"]
+    items = [error_line(org) for org in errors] + [_details(org) for org in changed]
+    head = f"**{summary_line(plan)}**"
+    shown = fit([len(item) + 2 for item in items], MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
+    parts = [head]
+    if shown and errors:
+        parts.append(fence(items[: min(shown, len(errors))]))
+    parts += items[len(errors) : shown]
+    if shown < len(items):
+        parts.append(_left_out_note([*errors, *changed][shown:]))
+    return "\n\n".join(parts)
+
+
+def render_json(plan: Plan) -> str:
+    """The JSON plan as one string; the CLI writes `plan.json_chunks()` one by one."""
+    return "".join(plan.json_chunks())
+
+
+PLAN_RENDERERS: dict[str, PlanRenderer] = {
+    "text": render_text,
+    "markdown": render_markdown,
+    "json": render_json,
+}
