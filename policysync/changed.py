@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from policysync import git
 from policysync.config import Settings
-from policysync.loader import ORGS_DIR, PROJECT_FILE
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name
 from policysync.report import ValidationReport
 from policysync.validate import validate
 
@@ -42,7 +42,7 @@ def select(changed: Sequence[Path], root: Path, config: Path | None) -> Selectio
         hit = next((t for t in wide if real.is_relative_to(t.resolve())), None)
         if hit is not None:
             return Selection(str(hit), [])
-        if real.parent == orgs and real.name.endswith(".json") and not real.name.startswith("."):
+        if real.parent == orgs and is_org_file_name(real.name):
             files.append(root / ORGS_DIR / real.name)  # as the user names the folder
     return Selection(None, sorted(set(files)))
 

@@ -32,7 +32,7 @@ from policysync.export import (
     project_file,
     status,
 )
-from policysync.loader import ORGS_DIR, PROJECT_FILE
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
 from policysync.models import OrgPolicy
 from policysync.pacing import each
 from policysync.plan import OrgError
@@ -132,7 +132,7 @@ def read_disk(root: Path) -> dict[str, bytes | None]:
         out[PROJECT_FILE] = _read(root / PROJECT_FILE)
     orgs = root / ORGS_DIR
     for path in sorted(orgs.iterdir()) if orgs.is_dir() else ():
-        if path.name.endswith(".json") and not path.name.startswith(".") and path.is_file():
+        if is_org_file_name(path.name) and path.is_file():
             out[f"{ORGS_DIR}/{path.name}"] = _read(path)
     return out
 
@@ -149,12 +149,7 @@ def read_head(root: Path, settings: Settings) -> dict[str, bytes | None]:
     snapshot = git.files_at(root, "HEAD", settings.limits.max_file_bytes)
     out: dict[str, bytes | None] = {}
     for file in snapshot.files:
-        folder, _, name = file.path.partition("/")
-        if file.kind != "file":
-            continue
-        if file.path == PROJECT_FILE or (
-            folder == ORGS_DIR and "/" not in name and name.endswith(".json") and name[:1] != "."
-        ):
+        if file.kind == "file" and (file.path == PROJECT_FILE or is_org_file_path(file.path)):
             out[file.path] = file.data
     return out
 

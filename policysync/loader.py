@@ -16,10 +16,8 @@ from pydantic import BaseModel, ValidationError
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic, pointer, q, suggest
 from policysync.jsonsource import SourceMap, parse, position, structural_problems
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name
 from policysync.models import OrgPolicyFile, ProjectPolicy, ProjectPolicyFile
-
-PROJECT_FILE = "project.json"
-ORGS_DIR = "orgs"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -133,7 +131,7 @@ def org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
         path = orgs_dir / entry.name
         if entry.is_dir():
             message = f"a folder is not read: only files directly in {orgs_dir} are"
-        elif not entry.name.endswith(".json"):
+        elif not is_org_file_name(entry.name):
             message = "not read: organization files must end in .json (rename it, or move it)"
         else:
             paths.append(path)

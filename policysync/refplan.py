@@ -29,7 +29,8 @@ from policysync import __version__, git
 from policysync.config import Settings
 from policysync.diagnostics import Diagnostic, sort_diagnostics
 from policysync.errors import UsageError
-from policysync.loader import ORGS_DIR, PROJECT_FILE, read_org_file
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_path
+from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.report import ValidationReport
@@ -139,8 +140,7 @@ def ref_policies(
     found: dict[str, list[OrgPolicy | None]] = {}
     notes = []
     for file in files:
-        folder, _, name = file.path.partition("/")
-        if folder != ORGS_DIR or "/" in name or not name.endswith(".json") or name[:1] == ".":
+        if not is_org_file_path(file.path):
             continue
         where = f"{root / file.path} at {ref}"
         if file.kind != "file" or file.data is None:

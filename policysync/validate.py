@@ -18,9 +18,8 @@ from typing import NamedTuple
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, q, sort_diagnostics
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file
 from policysync.loader import (
-    ORGS_DIR,
-    PROJECT_FILE,
     OrgFile,
     file_diagnostic,
     load_org,
@@ -212,14 +211,7 @@ def validate(
 
 def _outside_tree(root: Path, files: list[Path]) -> list[Path]:
     """The selected files that `org_paths(root)` does not list (project.json aside)."""
-    project, orgs = (root / PROJECT_FILE).absolute(), (root / ORGS_DIR).absolute()
-
-    def in_tree(f: Path) -> bool:
-        if f.absolute() == project:
-            return True
-        return f.absolute().parent == orgs and f.name.endswith(".json") and f.name[0] != "."
-
-    return [f for f in files if not in_tree(f)]
+    return [f for f in files if not is_tree_file(f, root)]
 
 
 def _as_root(folder: Path) -> Path:

@@ -1,0 +1,37 @@
+"""The one answer to "which files are organization files": the layout of a policies
+folder, on disk or in a git tree.
+
+    <policies>/project.json      the project policy snapshot
+    <policies>/orgs/<name>.json  one file per managed organization: directly in orgs/,
+                                 ending in .json, not hidden (.gitkeep, editor files)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_FILE = "project.json"
+ORGS_DIR = "orgs"
+
+
+def is_org_file_name(name: str) -> bool:
+    """Whether an entry of `orgs/` named `name` is read as an organization file."""
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def is_org_file_path(relative: str) -> bool:
+    """Whether a path relative to the policies folder, with `/` separators (as git names
+    it), is an organization file."""
+    folder, _, name = relative.partition("/")
+    return folder == ORGS_DIR and "/" not in name and is_org_file_name(name)
+
+
+def is_org_file(path: Path, root: Path) -> bool:
+    """Whether `path` is an organization file of the policies folder `root`."""
+    return path.absolute().parent == (root / ORGS_DIR).absolute() and is_org_file_name(path.name)
+
+
+def is_tree_file(path: Path, root: Path) -> bool:
+    """Whether `path` is a file the layout of `root` names: project.json or an
+    organization file."""
+    return path.absolute() == (root / PROJECT_FILE).absolute() or is_org_file(path, root)
