@@ -20,13 +20,13 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.canonical import fingerprint
-from policysync.client import StytchClient
 from policysync.config import ApplySettings
-from policysync.errors import StytchError, UsageError
+from policysync.errors import ProviderError, UsageError
 from policysync.journal import Journal, JournalEntry, RunSummary
 from policysync.models import OrgPolicy
 from policysync.pacing import each
 from policysync.plan import OrgError, OrgPlan, Plan
+from policysync.providers.base import Provider
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
@@ -120,7 +120,7 @@ def check_guards(plan: Plan, allow_delete: bool, force: bool, guard: ApplySettin
 
 
 async def apply_plan(
-    client: StytchClient,
+    provider: Provider,
     plan: Plan,
     journal: Callable[[], Journal],
     parallelism: int,
@@ -142,7 +142,7 @@ async def apply_plan(
     async def one(org: OrgPlan) -> OrgResult:
         assert run is not None
         expected = Expected(org.prior, org.prior_fingerprint)
-        return await _write(client, run, org.organization_id, org.file, org.desired, expected)
+        return await _write(provider, run, org.organization_id, org.file, org.desired, expected)
 
     for result in await each(todo, one, IN_PROGRESS_PER_SLOT * parallelism):
         results[result.organization_id] = result
@@ -174,7 +174,7 @@ def rollback_entries(
 
 
 async def rollback_run(
-    client: StytchClient,
+    provider: Provider,
     run_id: str,
     project_id: str,
     wanted: list[JournalEntry],
@@ -193,7 +193,7 @@ async def rollback_run(
         assert entry.prior is not None
         expected = Expected(entry.desired, fingerprint(entry.desired))
         return await _write(
-            client, run, entry.organization_id, entry.file, entry.prior, expected, run_id
+            provider, run, entry.organization_id, entry.file, entry.prior, expected, run_id
         )
 
     results = {
@@ -210,7 +210,7 @@ async def rollback_run(
 
 
 async def _write(
-    client: StytchClient,
+    provider: Provider,
     journal: Journal,
     organization_id: str,
     file: str | None,
@@ -240,8 +240,8 @@ async def _write(
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
     try:
-        live = await client.get_org_policy(organization_id)
-    except StytchError as exc:
+        live = await provider.read_org(organization_id)
+    except ProviderError as exc:
         return await not_written("failed", None, OrgError.of(exc))
     # Live exactly as expected has the fingerprint expected (and, expected being a change,
     # is not the desired policy): fingerprints, ~40 µs each, are only computed for a live
@@ -260,8 +260,8 @@ async def _write(
         organization_id, file=file, prior=live, desired=desired, prior_fingerprint=live_print
     )
     try:
-        echoed = await client.set_org_policy(organization_id, desired)
-    except StytchError as exc:
+        echoed = await provider.write_org(organization_id, desired, live)
+    except ProviderError as exc:
         return finished(entry, OrgError.of(exc))
     # Stytch echoes the policy as sent (equal models); else compare them as same_policy does.
     if echoed != desired and fingerprint(echoed) != fingerprint(desired):

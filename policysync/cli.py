@@ -7,7 +7,6 @@ Exit codes follow Terraform: 0 success, 1 error (usage errors included: 2 is kep
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -25,10 +24,9 @@ from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
     from policysync.applying import RunResult
-    from policysync.endpoint import Endpoint
     from policysync.journal import JournalEntry
     from policysync.plan import Plan
-    from policysync.planning import PlanRun
+    from policysync.providers.base import Provider
     from policysync.writer import Writer
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -131,15 +129,14 @@ def validate(
     organizations; a change to project.json, the schemas or the settings file checks
     every file. Exit 0 when valid, 1 otherwise.
     """
-    from policysync.validate import validate as run_validate  # its processes: validate's own
+    from policysync.commands.validate import run_validate  # its processes: validate's own
 
     settings = _settings(config, policies)
-    if changed_since is not None:
-        return _validate_changed(settings, changed_since, paths, config, fmt, strict)
-    with _no_gc():
-        report = run_validate(list(paths), settings, strict)
-    click.echo(VALIDATE_RENDERERS[fmt](report))
-    return EXIT_OK if report.valid else EXIT_ERROR
+    run = run_validate(settings, paths, strict, changed_since, config or find_config(Path()))
+    for note in run.notes:
+        click.echo(note, err=True)
+    click.echo(VALIDATE_RENDERERS[fmt](run.report))
+    return EXIT_OK if run.report.valid else EXIT_ERROR
 
 
 @cli.command(short_help="Show what apply would change in live Stytch.")
@@ -187,19 +184,21 @@ def plan(
     """
     # Imported here: `validate`, which runs in pre-commit hooks, should not pay for httpx.
     from policysync import planfile
-    from policysync.endpoint import endpoint_from_env
+    from policysync.commands.plan import Options, plan_against_ref, plan_live
     from policysync.plan import plan_is_empty
-    from policysync.planning import Options, plan_live
 
     settings = _settings(config, policies)
+    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
     if against_ref is not None:
-        run = _plan_against_ref(settings, against_ref, out, orgs, shard)
+        if out is not None:
+            raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
+        run = plan_against_ref(settings, against_ref, options)
     else:
-        endpoint = endpoint_from_env(os.environ)
-        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
-        with _progress("reading live org policies") as progress, _no_gc():
-            run = _run(plan_live(settings, endpoint, options, progress))
-            gc.freeze()  # the plan is kept to the end: no collection need scan it
+        provider = _provider(settings, parallelism, rate_limit)
+        with _progress("reading live org policies") as progress:
+            run = _run(plan_live(settings, provider, options, progress), provider)
+    for note in run.notes:
+        click.echo(f"note: {note}", err=True)
     if run.report.diagnostics:
         click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
     if run.plan is None:
@@ -256,40 +255,35 @@ def apply(
     """
 
     from policysync import applying, planfile
-    from policysync.endpoint import endpoint_from_env
     from policysync.views.plan import render_text
     from policysync.views.run import RUN_RENDERERS
 
     settings = _settings(config, policies)
-    endpoint = endpoint_from_env(os.environ)
+    provider = _provider(settings, parallelism, rate_limit)
     files = click.get_current_context().with_resource(_journal_writer())  # ends with the command
     if plan_file is not None:
         if orgs or shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
-        with _no_gc():
-            the_plan = planfile.load(plan_file, endpoint.project_id)
-            gc.freeze()  # now, or the collector's return would scan the whole plan once
+        the_plan = planfile.load(plan_file, provider.project_id)
     else:
-        from policysync.planning import Options, plan_live  # the validator with it
+        from policysync.commands.plan import Options, plan_live  # the validator with it
 
-        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
-        with _progress("reading live org policies") as progress, _no_gc():
-            run = _run(plan_live(settings, endpoint, options, progress))
+        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
+        with _progress("reading live org policies") as progress:
+            run = _run(plan_live(settings, provider, options, progress), provider)
         if run.report.diagnostics:
             click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
         if run.plan is None:
             return EXIT_ERROR
         the_plan = run.plan
-    gc.freeze()  # the plan lives until the end: the collections of the run skip it
     click.echo(render_text(the_plan), err=True)
     if not the_plan.changes:
         return EXIT_OK
     applying.check_guards(the_plan, allow_delete, force, settings.apply)
     if the_plan.summary.changed and plan_file is None and not auto_approve:
-        _confirm(f"Apply these changes to project {endpoint.project_id}?")
+        _confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
-    with _no_gc():  # see _no_gc: a run makes next to no cyclic garbage either
-        result = _run(_apply(endpoint, the_plan, base, parallelism, rate_limit, files))
+    result = _run(_apply(provider, the_plan, base, parallelism, files), provider)
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
 
@@ -320,24 +314,22 @@ def rollback(
     """
 
     from policysync.applying import rollback_entries
-    from policysync.endpoint import endpoint_from_env
     from policysync.journal import load_run
     from policysync.views.run import RUN_RENDERERS
 
     settings = _settings(config, None)
-    endpoint = endpoint_from_env(os.environ)
+    provider = _provider(settings, parallelism, rate_limit)
     base = journal or Path(settings.journal)
     summary, entries = load_run(base, run_id)  # an unknown run is refused before asking
-    wanted = rollback_entries(summary, entries, endpoint.project_id, orgs)
+    wanted = rollback_entries(summary, entries, provider.project_id, orgs)
     if not auto_approve:
         _confirm(
             f"Put back the prior policies of up to {len(wanted)} organizations written by "
-            f"run {summary.run_id} in project {endpoint.project_id}?"
+            f"run {summary.run_id} in project {provider.project_id}?"
         )
+    policies = Path(settings.policies)
     result = _run(
-        _rollback(
-            endpoint, base, summary.run_id, wanted, Path(settings.policies), parallelism, rate_limit
-        )
+        _rollback(provider, base, summary.run_id, wanted, policies, parallelism), provider
     )
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
@@ -386,16 +378,17 @@ def drift(
     not be read included).
     """
 
+    from policysync.commands.plan import Options
     from policysync.drifting import drift_live, write_report
-    from policysync.endpoint import endpoint_from_env
-    from policysync.planning import Options
     from policysync.views.drift import DRIFT_RENDERERS
 
     settings = _settings(config, policies)
-    endpoint = endpoint_from_env(os.environ)
-    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism, rate_limit)
+    provider = _provider(settings, parallelism, rate_limit)
+    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
     with _progress("reading live org policies") as progress:
-        run = _run(drift_live(settings, endpoint, options, all_orgs, search_page_size, progress))
+        run = _run(
+            drift_live(settings, provider, options, all_orgs, search_page_size, progress), provider
+        )
     if run.validation.diagnostics:
         click.echo(VALIDATE_RENDERERS["text"](run.validation), err=True)
     if run.report is None:
@@ -455,56 +448,15 @@ def export(
     when everything asked for was exported; 1 otherwise.
     """
 
-    from policysync.endpoint import endpoint_from_env
     from policysync.exporting import Request, export_live
     from policysync.views.export import EXPORT_RENDERERS
 
     settings = _settings(config, policies)
-    endpoint = endpoint_from_env(os.environ)
-    request = Request(orgs, all_orgs, branch, parallelism, rate_limit, search_page_size)
-    result = _run(export_live(settings, endpoint, request))
+    provider = _provider(settings, parallelism, rate_limit)
+    request = Request(orgs, all_orgs, branch, parallelism, search_page_size)
+    result = _run(export_live(settings, provider, request), provider)
     click.echo(EXPORT_RENDERERS[fmt](result))
     return EXIT_ERROR if result.problems else EXIT_OK
-
-
-def _plan_against_ref(
-    settings: Settings, ref: str, out: Path | None, orgs: tuple[str, ...], shard: str | None
-) -> PlanRun:
-    """`plan --against-ref REF`, as a PlanRun; what it could not see goes to stderr."""
-    from policysync.planning import PlanRun
-    from policysync.refplan import plan_against_ref
-
-    if out is not None:
-        raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
-    result = plan_against_ref(settings, ref, orgs, Shard.parse(shard) if shard else None)
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
-    return PlanRun(result.plan, result.report)
-
-
-def _validate_changed(
-    settings: Settings,
-    ref: str,
-    paths: tuple[Path, ...],
-    config: Path | None,
-    fmt: str,
-    strict: bool,
-) -> int:
-    """`validate --changed-since REF`: says on stderr what it checks, and why."""
-    from policysync.changed import changed_selection, validate_changed
-
-    if paths:
-        raise UsageError("--changed-since chooses the files itself: give no PATH with it")
-    selection = changed_selection(settings, ref, config or find_config(Path()))
-    if selection.everything is not None:
-        click.echo(f"{selection.everything} changed since {ref}: checking every file", err=True)
-    else:
-        count = len(selection.files)
-        click.echo(f"{count} organization file(s) changed since {ref}", err=True)
-    with _no_gc():
-        report = validate_changed(selection, settings, strict)
-    click.echo(VALIDATE_RENDERERS[fmt](report))
-    return EXIT_OK if report.valid else EXIT_ERROR
 
 
 def _confirm(question: str) -> None:
@@ -520,42 +472,37 @@ def _confirm(question: str) -> None:
 
 
 async def _apply(
-    endpoint: Endpoint,
+    provider: Provider,
     plan: Plan,
     base: Path,
     parallelism: int,
-    rate_limit: float | None,
     files: Writer,
 ) -> RunResult:
     from policysync.applying import apply_plan
-    from policysync.client import StytchClient
     from policysync.journal import Journal
 
     def journal() -> Journal:
         return Journal.create(
             base,
             kind="apply",
-            project_id=endpoint.project_id,
+            project_id=provider.project_id,
             git_commit=plan.git_commit,
             git_dirty=plan.git_dirty,
             files=files,
         )
 
-    async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
-        return await apply_plan(client, plan, journal, parallelism)
+    return await apply_plan(provider, plan, journal, parallelism)
 
 
 async def _rollback(
-    endpoint: Endpoint,
+    provider: Provider,
     base: Path,
     run_id: str,
     wanted: list[JournalEntry],
     policies: Path,
     parallelism: int,
-    rate_limit: float | None,
 ) -> RunResult:
     from policysync.applying import rollback_run
-    from policysync.client import StytchClient
     from policysync.git import head_state
     from policysync.journal import Journal
 
@@ -565,14 +512,13 @@ async def _rollback(
         return Journal.create(
             base,
             kind="rollback",
-            project_id=endpoint.project_id,
+            project_id=provider.project_id,
             git_commit=git.commit,
             git_dirty=git.dirty,
             rolled_back_run=rolled_back,
         )
 
-    async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
-        return await rollback_run(client, run_id, endpoint.project_id, wanted, journal, parallelism)
+    return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
 
 
 @contextlib.contextmanager
@@ -588,6 +534,13 @@ def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]] | N
             return bar.update
 
         yield start
+
+
+def _provider(settings: Settings, parallelism: int, rate_limit: float | None) -> Provider:
+    """The provider of the settings, built once, from the environment."""
+    from policysync.providers import Pacing, build
+
+    return build(settings.provider, os.environ, Pacing(parallelism, rate_limit))
 
 
 def _settings(config: Path | None, policies: Path | None) -> Settings:
@@ -781,52 +734,25 @@ def _journal_writer() -> Iterator[Writer]:
         files.close()
 
 
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)`, on uvloop's event loop where it is installed (everywhere but
-    Windows): its loop and sockets, written in C, take about a quarter of the CPU time
-    off an apply of 1,000 organizations (1.7-1.9 s against 2.2-2.3 s with asyncio's)."""
+def _run(main: Coroutine[Any, Any, T], provider: Provider | None = None) -> T:
+    """Run a command's coroutine, inside `async with provider` when it has one, on
+    uvloop's event loop where it is installed (everywhere but Windows)."""
     import asyncio
+
+    async def within() -> T:
+        if provider is None:
+            return await main
+        async with provider:
+            return await main
 
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(main)
+        return asyncio.run(within())
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile. Loading or checking files builds many
-    long-lived objects and no reference cycles: the collector would only scan them again
-    and again (loading a saved plan of 1,000 organizations: 0.42 s with, 0.22 without).
-    Nor does reading live: an apply of 1,000 organizations peaks at 85 MB with it or
-    without, and takes ~4% less time without (3.65 s against 3.80 s after start-up,
-    median of 4 runs each); a plan of 20,000 peaks at 164 MB either way, and the plan of
-    bench/plan_bench.py went from 1.43x to 1.37x its lower bound."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+        return runner.run(within())
 
 
 def entry() -> None:
-    """The `policysync` command: `main`, then an exit that skips the interpreter's
-    teardown, as mypy does: freeing every module and every object of a large plan one by
-    one took ~0.1 s, a tenth of what a plan costs beyond waiting for Stytch. By then every
-    file policysync wrote is closed and every worker joined; the output is flushed here.
-    Under a profiler, a tracer or coverage, the exit is the usual one, so that they can
-    write what they collected."""
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    else:
-        code = EXIT_OK
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError):  # a reader gone (policysync plan | head)
-            stream.flush()
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)
-    os._exit(code)
+    """The `policysync` command."""
+    main()

@@ -5,7 +5,7 @@ keep-alive pool too, so no request ever waits for a connection), then passes the
 limiter: the moment it leaves the limiter is the moment it starts. Answers 429 and 5xx,
 timeouts and connection faults are retried with backoff; GET, PUT and search are all
 safe to send twice (PUT replaces the whole org policy, so a repeat changes nothing).
-Success is exactly 200. Whatever failed is raised as a StytchError naming the
+Success is exactly 200. Whatever failed is raised as a ProviderError naming the
 organization, with the secret scrubbed from every text that came from elsewhere.
 """
 
@@ -30,10 +30,11 @@ from policysync import __version__
 from policysync.canonical import same_policy
 from policysync.connection import Connection, Lane, TransportLane
 from policysync.endpoint import Endpoint
-from policysync.errors import StytchApiError, StytchError, StytchTransportError, UsageError
-from policysync.models import OrgPolicy, ProjectPolicy
+from policysync.errors import ApiError, ProviderError, TransportError, UsageError
+from policysync.models import Organization, OrgPolicy, ProjectPolicy
 from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
 
+PROVIDER = "Stytch"  # who answered, in messages
 USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"
 ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
@@ -88,7 +89,7 @@ def _role_input(raw: Any) -> Any:
 LenientOrgPolicy = Annotated[OrgPolicy, BeforeValidator(_org_policy_input)]
 
 
-class Organization(BaseModel):
+class _ListedOrganization(BaseModel):
     """An organization as search returns it, reduced to what policysync uses. Unknown
     fields are ignored (an Organization carries dozens of settings); unknown fields in
     its roles are not: a PUT would delete what policysync cannot represent."""
@@ -134,7 +135,7 @@ class _ResultsMetadata(_Answer):
 
 
 class _SearchAnswer(_Answer):
-    organizations: tuple[Organization, ...]
+    organizations: tuple[_ListedOrganization, ...]
     results_metadata: _ResultsMetadata
 
 
@@ -167,6 +168,7 @@ class StytchClient:
             raise UsageError(f"parallelism must be at least 1, not {parallelism}")
         if rate_limit is not None and not rate_limit > 0:
             raise UsageError(f"a rate limit must be above 0 requests per second, not {rate_limit}")
+        self.project_id = endpoint.project_id
         secret = endpoint.secret.get_secret_value()
         token = base64.b64encode(f"{endpoint.project_id}:{secret}".encode()).decode()
         self._headers = {
@@ -213,17 +215,20 @@ class StytchClient:
 
     # The API --------------------------------------------------------------------------
 
-    async def project_policy(self) -> ProjectPolicy:
+    async def read_catalog(self) -> ProjectPolicy:
         """GET /v1/b2b/rbac/policy."""
         return (await self._call(_PolicyAnswer, "GET", POLICY_PATH)).policy
 
-    async def get_org_policy(self, organization_id: str) -> OrgPolicy:
+    async def read_org(self, organization_id: str) -> OrgPolicy:
         """The org policy of an organization named by its id, slug or external id."""
         path = ORG_POLICY_PATH + _segment(organization_id)
         return (await self._call(_OrgPolicyAnswer, "GET", path, organization_id)).org_policy
 
-    async def set_org_policy(self, organization_id: str, policy: OrgPolicy) -> OrgPolicy:
+    async def write_org(
+        self, organization_id: str, policy: OrgPolicy, prior: OrgPolicy | None = None
+    ) -> OrgPolicy:
         """Replace every org-specific role of the organization; returns what Stytch stored.
+        (One PUT replaces them all: `prior`, what was read before, is not needed.)
 
         When a PUT may have been carried out but no answer came (a connection dropped
         after sending, a 5xx), live is read before sending it again: if it already
@@ -233,23 +238,29 @@ class StytchClient:
 
         async def settle() -> _OrgPolicyAnswer | None:
             try:
-                live = await self.get_org_policy(organization_id)
-            except StytchError:
+                live = await self.read_org(organization_id)
+            except ProviderError:
                 return None  # still unknown: sending the PUT again is safe
             return _OrgPolicyAnswer(org_policy=live) if same_policy(live, policy) else None
 
         answer = await self._call(_OrgPolicyAnswer, "PUT", path, organization_id, body, settle)
         return answer.org_policy
 
-    async def search_organizations(self, limit: int = 1000) -> AsyncIterator[Organization]:
+    async def list_orgs(self, limit: int = 1000) -> AsyncIterator[Organization]:
         """Every organization of the project, `limit` per page, in Stytch's order."""
         cursor: str | None = None
         seen: set[str] = set()
         while True:
             body: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
             answer = await self._call(_SearchAnswer, "POST", SEARCH_PATH, body=body)
-            for organization in answer.organizations:
-                yield organization
+            for o in answer.organizations:
+                yield Organization(
+                    o.organization_id,
+                    o.organization_name,
+                    o.organization_slug,
+                    o.organization_external_id,
+                    o.org_policy,
+                )
             cursor = answer.results_metadata.next_cursor
             if not cursor:
                 return
@@ -334,20 +345,20 @@ class StytchClient:
 
     def _failure(
         self, outcome: Outcome, method: str, path: str, organization_id: str | None, failures: int
-    ) -> StytchError:
+    ) -> ProviderError:
         after = f" (gave up after {failures} attempts)" if failures > 1 else ""
         if isinstance(outcome, httpx.Response):
             return self._answer_error(outcome, organization_id, after)
         kind = "timeout" if isinstance(outcome, httpx.TimeoutException) else "connection_error"
         detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
         message = f"no answer from {self._base_url} to {method} {path}: {detail}{after}"
-        return StytchTransportError(
-            None, kind, self._redact(message), None, organization_id, HINTS[kind]
+        return TransportError(
+            None, kind, self._redact(message), None, organization_id, HINTS[kind], PROVIDER
         )
 
     def _answer_error(
         self, response: httpx.Response, organization_id: str | None, after: str
-    ) -> StytchApiError:
+    ) -> ApiError:
         """Stytch's error body; or, when something else answered, what it said."""
         status, body = response.status_code, _json_object(response)
         error_type, message = body.get("error_type"), body.get("error_message")
@@ -371,15 +382,16 @@ class StytchClient:
         message: str,
         request_id: Any,
         organization_id: str | None,
-    ) -> StytchApiError:
+    ) -> ApiError:
         """The error, with every text that came from the server scrubbed of the secret."""
-        return StytchApiError(
+        return ApiError(
             status,
             self._redact(error_type),
             self._redact(message),
             self._redact(request_id) if isinstance(request_id, str) else None,
             organization_id,
             HINTS.get(error_type, "server error: try again later" if status >= 500 else ""),
+            PROVIDER,
         )
 
 

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,6 +43,7 @@ class ApplySettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    provider: Literal["stytch"] = Field(default="stytch", description="the live system")
     policies: str = Field(default="policies", description="relative to the settings file")
     journal: str = Field(default=".policysync/journal", description="relative, like policies")
     limits: Limits = Limits()

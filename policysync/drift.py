@@ -14,20 +14,17 @@ formats it, the CLI chooses the exit code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.canonical import ProjectItemKind, project_items
-from policysync.models import ProjectPolicy, Role
+from policysync.errors import ORGANIZATION_NOT_FOUND
+from policysync.models import Organization, ProjectPolicy, Role
 from policysync.plan import ChangeAction, OrgError, OrgPlan, Plan
 from policysync.selection import Shard
 
-if TYPE_CHECKING:
-    from policysync.client import Organization
-
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
-NOT_FOUND = "organization_not_found"
 
 Drift = Literal["added", "removed", "changed"]  # what happened live, outside git
 OrgStatus = Literal["drifted", "missing", "error"]
@@ -148,7 +145,7 @@ def org_drift(org: OrgPlan) -> OrgDrift | None:
     if org.action == "no-op":
         return None
     if org.error is not None:
-        status: OrgStatus = "missing" if org.error.error_type == NOT_FOUND else "error"
+        status: OrgStatus = "missing" if org.error.error_type == ORGANIZATION_NOT_FOUND else "error"
         return OrgDrift(
             organization_id=org.organization_id,
             file=org.file,

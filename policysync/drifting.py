@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from policysync.client import Organization, StytchClient
+from policysync.commands.plan import Options, plan_live
 from policysync.config import Settings
 from policysync.drift import DriftReport, UnmanagedOrg, build_report, project_drift, unmanaged_org
-from policysync.endpoint import Endpoint
-from policysync.errors import StytchError, UsageError
+from policysync.errors import ProviderError, UsageError
 from policysync.loader import load_project
+from policysync.models import Organization
 from policysync.pacing import Progress
 from policysync.plan import OrgError
-from policysync.planning import Options, plan_live
+from policysync.providers.base import Provider
 from policysync.report import ValidationReport
 from policysync.selection import Shard
 
@@ -38,7 +38,7 @@ class DriftRun(NamedTuple):
 
 async def drift_live(
     settings: Settings,
-    endpoint: Endpoint,
+    provider: Provider,
     options: Options,
     all_orgs: bool = False,
     page_size: int = MAX_PAGE_SIZE,
@@ -50,7 +50,7 @@ async def drift_live(
             "--all-orgs looks for unmanaged organizations among all of them; --org limits the "
             "run to some: give one or the other"
         )
-    run = await plan_live(settings, endpoint, options, progress)
+    run = await plan_live(settings, provider, options, progress)
     if run.plan is None or run.live_project is None:
         return DriftRun(None, run.report)
     root = Path(settings.policies)
@@ -60,14 +60,12 @@ async def drift_live(
     project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
     unmanaged, search_error = None, None
     if all_orgs:
-        # Sequential pages, after the plan: the --rate-limit ceiling holds throughout.
-        client = StytchClient(endpoint, parallelism=1, rate_limit=options.rate_limit)
-        async with client:
-            try:
-                pages = client.search_organizations(page_size)
-                unmanaged = await find_unmanaged(pages, run.managed, options.shard)
-            except StytchError as exc:
-                search_error = OrgError.of(exc)
+        # Sequential pages, after the plan, through the same provider and its pacing.
+        try:
+            pages = provider.list_orgs(page_size)
+            unmanaged = await find_unmanaged(pages, run.managed, options.shard)
+        except ProviderError as exc:
+            search_error = OrgError.of(exc)
     return DriftRun(build_report(run.plan, project, unmanaged, search_error), run.report)
 
 

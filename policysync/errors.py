@@ -1,18 +1,24 @@
 """Program faults and fatal conditions, as one small tree of exceptions.
 
 User mistakes inside policy files are not exceptions: they are Diagnostic values.
-What is raised here stops a command (or, for StytchError, one organization's part of
+What is raised here stops a command (or, for ProviderError, one organization's part of
 it); the CLI prints its message and exits 1.
 
     PolicysyncError
     ├── ConfigError              a configuration file, option or variable cannot be used
     ├── UsageError               the command line asks for something impossible
-    └── StytchError              a request to Stytch failed, after any retries
-        ├── StytchApiError       Stytch answered, with an error or an unreadable answer
-        └── StytchTransportError no answer: connection refused or dropped, timeout
+    └── ProviderError            a request to the provider failed, after any retries
+        ├── ApiError             the provider answered, with an error or an unreadable answer
+        └── TransportError       no answer: connection refused or dropped, timeout
+
+The provider's own vocabulary (its error types, its request ids) travels as data.
 """
 
 from __future__ import annotations
+
+# The error type every provider reports for an organization that does not exist (the
+# name is Stytch's; other providers map their own "not found" to it).
+ORGANIZATION_NOT_FOUND = "organization_not_found"
 
 
 class PolicysyncError(Exception):
@@ -27,11 +33,12 @@ class UsageError(PolicysyncError):
     pass
 
 
-class StytchError(PolicysyncError):
-    """A request to Stytch failed. The fields let a caller report it as data (a plan's
-    per-organization error); str() is the whole sentence, naming the organization.
+class ProviderError(PolicysyncError):
+    """A request to the provider failed. The fields let a caller report it as data (a
+    plan's per-organization error); str() is the whole sentence, naming the organization.
 
-    `status` is None when no answer came; `message` is the explanation alone.
+    `status` is None when no answer came; `message` is the explanation alone; `provider`
+    names who answered, for people.
     """
 
     def __init__(
@@ -42,6 +49,7 @@ class StytchError(PolicysyncError):
         request_id: str | None,
         organization_id: str | None = None,
         hint: str = "",
+        provider: str = "the provider",
     ) -> None:
         self.status = status
         self.error_type = error_type
@@ -49,15 +57,20 @@ class StytchError(PolicysyncError):
         self.request_id = request_id
         self.organization_id = organization_id
         where = f"organization {organization_id}: " if organization_id else ""
-        answer = f"Stytch answered {status} {error_type}" if status is not None else error_type
+        answer = f"{provider} answered {status} {error_type}" if status is not None else error_type
         request = f" (request id {request_id})" if request_id else ""
         super().__init__(f"{where}{answer}: {message}{request}" + (f"; {hint}" if hint else ""))
 
+    @property
+    def not_found(self) -> bool:
+        return self.error_type == ORGANIZATION_NOT_FOUND
 
-class StytchApiError(StytchError):
-    """Any answer but 200: Stytch's error body, or what stood in for it (a proxy's page).
-    A 200 whose body policysync cannot read is one too (`unexpected_response`)."""
+
+class ApiError(ProviderError):
+    """Any answer but success: the provider's error body, or what stood in for it (a
+    proxy's page). A success whose body policysync cannot read is one too
+    (`unexpected_response`)."""
 
 
-class StytchTransportError(StytchError):
+class TransportError(ProviderError):
     """No usable answer: the connection failed or dropped, or the answer took too long."""

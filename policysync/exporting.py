@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from policysync import git
-from policysync.client import Organization, StytchClient
 from policysync.config import Settings
-from policysync.endpoint import Endpoint
-from policysync.errors import StytchError
+from policysync.errors import ProviderError
 from policysync.export import (
     PROJECT_SCHEMA,
     ExportedFile,
@@ -33,9 +31,10 @@ from policysync.export import (
     status,
 )
 from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
-from policysync.models import OrgPolicy
+from policysync.models import Organization, OrgPolicy
 from policysync.pacing import each
 from policysync.plan import OrgError
+from policysync.providers.base import Provider
 
 
 class Request(NamedTuple):
@@ -43,36 +42,30 @@ class Request(NamedTuple):
     all_orgs: bool = False
     branch: str | None = None
     parallelism: int = 16
-    rate_limit: float | None = None
     search_page_size: int = 1000
 
 
-async def export_live(
-    settings: Settings, endpoint: Endpoint, request: Request, client: StytchClient | None = None
-) -> ExportResult:
+async def export_live(settings: Settings, provider: Provider, request: Request) -> ExportResult:
+    """Export through `provider` (which the caller has entered)."""
     root = Path(settings.policies)
     if request.branch is not None:  # refused before any request is made
         git.check_new_branch(root, request.branch)
     current = read_head(root, settings) if request.branch else read_disk(root)
     files = [existing(name[len(ORGS_DIR) + 1 :], data) for name, data in _org_items(current)]
-    client = client or StytchClient(
-        endpoint, parallelism=request.parallelism, rate_limit=request.rate_limit
-    )
-    async with client:
-        live_project = await client.project_policy()
-        written = {file.organization_id for file in files}
-        known = None
-        if request.all_orgs or set(request.orgs) - written:
-            known = [_known(o) async for o in client.search_organizations(request.search_page_size)]
-        targets, problems = choose(files, request.orgs, request.all_orgs, known)
+    live_project = await provider.read_catalog()
+    written = {file.organization_id for file in files}
+    known = None
+    if request.all_orgs or set(request.orgs) - written:
+        known = [_known(o) async for o in provider.list_orgs(request.search_page_size)]
+    targets, problems = choose(files, request.orgs, request.all_orgs, known)
 
-        async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
-            try:
-                return target, await client.get_org_policy(target.organization_id)
-            except StytchError as exc:
-                return target, OrgError.of(exc)
+    async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
+        try:
+            return target, await provider.read_org(target.organization_id)
+        except ProviderError as exc:
+            return target, OrgError.of(exc)
 
-        policies = await each(targets, read, request.parallelism)
+    policies = await each(targets, read, request.parallelism)
     project = existing(PROJECT_FILE, current.get(PROJECT_FILE))
     had_project = PROJECT_FILE in current
     schema = project.schema if had_project else PROJECT_SCHEMA
@@ -91,10 +84,10 @@ async def export_live(
     if request.branch is None:
         write(root, changed)
     elif changed:
-        message = commit_message(endpoint.project_id, statuses)
+        message = commit_message(provider.project_id, statuses)
         commit = git.commit_on_new_branch(root, request.branch, changed, message)
     return ExportResult(
-        project_id=endpoint.project_id,
+        project_id=provider.project_id,
         files=tuple(
             ExportedFile(file=str(root / path), organization_id=ids[path], status=state)
             for path, state in sorted(statuses.items())

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from policysync.errors import UsageError
+from policysync.layout import ORGS_DIR, PROJECT_FILE
 
 if TYPE_CHECKING:
     from git import Commit, Repo
@@ -216,3 +218,25 @@ def commit_on_new_branch(path: Path, branch: str, files: Mapping[str, bytes], me
         except OSError as exc:  # e.g. a branch `a` exists and NAME is `a/b`
             raise UsageError(f"--branch {branch}: git cannot create it: {exc}") from None
         return commit.hexsha
+
+
+def materialize(files: Sequence[TreeFile], tree: Path) -> None:
+    """Write what the loader reads (`project.json`, the entries of `orgs/`) under `tree`.
+    A file too large to read becomes a sparse file of its size: the loader refuses it
+    by its size alone."""
+    tree.mkdir()
+    for file in files:
+        top = file.path.split("/", 1)[0]
+        if file.path != PROJECT_FILE and top != ORGS_DIR:
+            continue
+        target = tree / file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if file.kind == "dir":
+            target.mkdir(exist_ok=True)
+        elif file.kind == "link":
+            os.symlink(os.fsdecode(file.data or b""), target)
+        elif file.data is None:
+            with open(target, "wb") as out:
+                out.truncate(file.size)
+        else:
+            target.write_bytes(file.data)

@@ -8,6 +8,8 @@ The published JSON Schemas in `schemas/` are generated from these classes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pydantic import BaseModel, ConfigDict, Field
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
@@ -92,3 +94,13 @@ class ProjectPolicyFile(BaseModel):
 
     schema_: str = _SCHEMA_KEY
     policy: ProjectPolicy
+
+
+class Organization(NamedTuple):
+    """An organization as a provider lists it: its names, and its org-specific roles."""
+
+    organization_id: str
+    organization_name: str
+    organization_slug: str
+    organization_external_id: str | None
+    org_policy: OrgPolicy

@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.canonical import canonical_json, fingerprint, grants, same_role
-from policysync.errors import StytchError
+from policysync.errors import ProviderError
 from policysync.models import OrgPolicy, Role
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
@@ -49,7 +49,7 @@ class OrgError(BaseModel):
     request_id: str | None = Field(description="Stytch's request id, for its support.")
 
     @classmethod
-    def of(cls, exc: StytchError) -> OrgError:
+    def of(cls, exc: ProviderError) -> OrgError:
         return cls(
             status=exc.status,
             error_type=exc.error_type,

@@ -38,7 +38,7 @@ async def changed_plan(client: StytchClient, org_ids: list[str]) -> Plan:
     """A plan giving each organization one role more than it has live."""
     entries = []
     for org_id in org_ids:
-        live = await client.get_org_policy(org_id)
+        live = await client.read_org(org_id)
         extra = {
             "role_id": "policysync-test-extra",
             "description": "",
@@ -74,10 +74,10 @@ def test_a_slot_reads_the_next_organization_while_the_last_one_is_journaled(
     second_read = asyncio.Event()
 
     class Watching(StytchClient):
-        async def get_org_policy(self, organization_id: str) -> OrgPolicy:
+        async def read_org(self, organization_id: str) -> OrgPolicy:
             if organization_id == second:
                 second_read.set()
-            return await super().get_org_policy(organization_id)
+            return await super().read_org(organization_id)
 
     class HeldBack(Journal):
         async def begin(self, organization_id: str, **fields: Any) -> JournalEntry:
@@ -133,11 +133,11 @@ def test_live_in_another_order_is_the_same_policy(tmp_path: Path) -> None:
             reordered, done, changed = planned[applied], planned[unchanged], planned[stale]
             assert reordered.prior is not None
             assert len(reordered.prior.roles) > 1  # so that reversing them reorders them
-            await client.set_org_policy(reordered.organization_id, reversed_roles(reordered.prior))
-            await client.set_org_policy(done.organization_id, reversed_roles(done.desired))
-            await client.set_org_policy(changed.organization_id, OrgPolicy(roles=()))
+            await client.write_org(reordered.organization_id, reversed_roles(reordered.prior))
+            await client.write_org(done.organization_id, reversed_roles(done.desired))
+            await client.write_org(changed.organization_id, OrgPolicy(roles=()))
             result = await apply_plan(client, plan, journal_factory(tmp_path), parallelism=4)
-            assert await client.get_org_policy(reordered.organization_id) == reordered.desired
+            assert await client.read_org(reordered.organization_id) == reordered.desired
         return {org.organization_id: org.result for org in result.organizations}
 
     assert asyncio.run(main()) == {applied: "applied", unchanged: "unchanged", stale: "stale"}

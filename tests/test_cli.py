@@ -237,12 +237,12 @@ def test_policies_in_a_settings_file_are_relative_to_that_file(
 def test_a_bug_is_an_internal_error_without_traceback_unless_debugging(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import policysync.validate
+    import policysync.commands.validate
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(policysync.validate, "validate", broken)
+    monkeypatch.setattr(policysync.commands.validate, "validate", broken)
     monkeypatch.delenv("POLICYSYNC_DEBUG", raising=False)
     code, out, err = run(["validate", str(SAMPLE)], capsys)
     assert code == 1

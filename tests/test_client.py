@@ -33,14 +33,14 @@ from starlette.types import ASGIApp
 
 from policysync import __version__
 from policysync import client as client_module
-from policysync.client import Organization, StytchClient
+from policysync.client import StytchClient
 from policysync.config import Limits
 from policysync.emulator.faults import FaultInjector, Faults
 from policysync.emulator.seed import Seed, SeedOrganization
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
-from policysync.errors import StytchApiError, StytchTransportError, UsageError
-from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
+from policysync.errors import ApiError, TransportError, UsageError
+from policysync.models import Organization, OrgPolicy, Permission, ProjectPolicy, Role
 from policysync.pacing import Backoff
 
 SEED = demo_seed()
@@ -145,7 +145,7 @@ def run_scripted(script: Script, call: Callable[[StytchClient], Any], **options:
 def test_project_policy() -> None:
     async def go() -> ProjectPolicy:
         async with in_process(app_of(demo_store())) as client:
-            return await client.project_policy()
+            return await client.read_catalog()
 
     assert asyncio.run(go()) == SEED.policy
 
@@ -156,7 +156,7 @@ def test_org_policy_by_id_slug_and_external_id() -> None:
 
     async def go() -> list[OrgPolicy]:
         async with in_process(app_of(demo_store())) as client:
-            return [await client.get_org_policy(k) for k in keys if k]
+            return [await client.read_org(k) for k in keys if k]
 
     assert asyncio.run(go()) == [ACME.org_policy] * 3
 
@@ -173,11 +173,11 @@ def test_path_parameters_are_percent_encoded_with_nothing_safe() -> None:
 
     async def go() -> list[OrgPolicy]:
         async with in_process(recorder) as client:
-            return [await client.get_org_policy(k) for k in ("..", "eu/tenant 42?#%")]
+            return [await client.read_org(k) for k in ("..", "eu/tenant 42?#%")]
 
     assert asyncio.run(go()) == [odd.org_policy] * 2
     script = Script(reply(body={"org_policy": {"roles": []}}))
-    run_scripted(script, lambda c: c.get_org_policy("eu/tenant 42?#%"))
+    run_scripted(script, lambda c: c.read_org("eu/tenant 42?#%"))
     assert (
         script.requests[0].url.raw_path == b"/v1/b2b/rbac/organizations/eu%2Ftenant%2042%3F%23%25"
     )
@@ -189,9 +189,9 @@ def test_set_org_policy_replaces_every_role_and_returns_the_echo() -> None:
 
     async def go() -> tuple[OrgPolicy, OrgPolicy, OrgPolicy]:
         async with in_process(app_of(store)) as client:
-            echoed = await client.set_org_policy("acme", desired)
-            read_back = await client.get_org_policy(ACME.organization_id)
-            emptied = await client.set_org_policy("acme", OrgPolicy(roles=()))
+            echoed = await client.write_org("acme", desired)
+            read_back = await client.read_org(ACME.organization_id)
+            emptied = await client.write_org("acme", OrgPolicy(roles=()))
             return echoed, read_back, emptied
 
     echoed, read_back, emptied = asyncio.run(go())
@@ -207,7 +207,7 @@ def test_search_pages_until_the_cursor_is_null() -> None:
 
     async def go() -> list[Organization]:
         async with in_process(recorder) as client:
-            return [o async for o in client.search_organizations(limit=2)]
+            return [o async for o in client.list_orgs(limit=2)]
 
     found = asyncio.run(go())
     assert len(recorder.arrivals) == 5  # 9 organizations, 2 a page
@@ -229,7 +229,7 @@ def test_search_sends_limit_then_cursor_and_stops_a_cursor_loop() -> None:
         return reply(body={"organizations": [org], "results_metadata": meta})
 
     async def collect(client: StytchClient) -> list[Organization]:
-        return [o async for o in client.search_organizations(limit=7)]
+        return [o async for o in client.list_orgs(limit=7)]
 
     script = Script(page("c1"), page("c2"), page(None))
     assert len(run_scripted(script, collect)) == 3
@@ -237,7 +237,7 @@ def test_search_sends_limit_then_cursor_and_stops_a_cursor_loop() -> None:
     assert bodies == [{"limit": 7}, {"limit": 7, "cursor": "c1"}, {"limit": 7, "cursor": "c2"}]
     assert {r.method for r in script.requests} == {"POST"}
 
-    with pytest.raises(StytchApiError, match="a cursor a second time") as caught:
+    with pytest.raises(ApiError, match="a cursor a second time") as caught:
         run_scripted(Script(page("c1"), page("c1")), collect)
     assert caught.value.error_type == "unexpected_response"
 
@@ -250,9 +250,9 @@ def test_every_request_carries_the_headers_of_the_contract() -> None:
     )
 
     async def go(client: StytchClient) -> None:
-        await client.project_policy()
-        await client.set_org_policy("acme", policy("auditor"))
-        assert [o async for o in client.search_organizations()] == []
+        await client.read_catalog()
+        await client.write_org("acme", policy("auditor"))
+        assert [o async for o in client.list_orgs()] == []
 
     run_scripted(script, go)
     assert [r.method for r in script.requests] == ["GET", "PUT", "POST"]
@@ -298,7 +298,7 @@ def test_every_request_carries_the_headers_of_the_contract() -> None:
 )
 def test_omitted_roles_and_descriptions_read_as_empty(org_policy: Any, expected: OrgPolicy) -> None:
     script = Script(reply(body={"request_id": "r", "status_code": 200, "org_policy": org_policy}))
-    assert run_scripted(script, lambda c: c.get_org_policy("acme")) == expected
+    assert run_scripted(script, lambda c: c.read_org("acme")) == expected
     organization = {"organization_id": "o", "organization_slug": "s"}
     roles = (org_policy or {}).get("roles")
     organizations = [organization, {**organization, "custom_roles": roles}]
@@ -307,7 +307,7 @@ def test_omitted_roles_and_descriptions_read_as_empty(org_policy: Any, expected:
     )
 
     async def collect(client: StytchClient) -> list[OrgPolicy]:
-        return [o.org_policy async for o in client.search_organizations()]
+        return [o.org_policy async for o in client.list_orgs()]
 
     assert run_scripted(script, collect) == [OrgPolicy(roles=()), expected]
 
@@ -316,8 +316,8 @@ def test_unknown_fields_in_roles_are_refused_not_dropped() -> None:
     """A PUT replaces everything: policysync must not read what it could not write back."""
     role = {"role_id": "r", "description": "", "permissions": [], "conditions": {"ip": "10/8"}}
     body = {"request_id": "request-id-test-9", "org_policy": {"roles": [role]}}
-    with pytest.raises(StytchApiError) as caught:
-        run_scripted(Script(reply(body=body)), lambda c: c.get_org_policy("acme"))
+    with pytest.raises(ApiError) as caught:
+        run_scripted(Script(reply(body=body)), lambda c: c.read_org("acme"))
     error = caught.value
     assert (error.status, error.error_type, error.request_id) == (
         200,
@@ -338,59 +338,59 @@ def duplicate_roles() -> OrgPolicy:
 @pytest.mark.parametrize(
     ("call", "options", "status", "error_type", "organization"),
     [
-        (lambda c: c.project_policy(), {"secret": "wrong"}, 401, "unauthorized_credentials", None),
+        (lambda c: c.read_catalog(), {"secret": "wrong"}, 401, "unauthorized_credentials", None),
         (
-            lambda c: c.get_org_policy("acme"),
+            lambda c: c.read_org("acme"),
             {"secret": "wrong"},
             401,
             "unauthorized_credentials",
             "acme",
         ),
-        (lambda c: c.get_org_policy("nobody"), {}, 404, "organization_not_found", "nobody"),
+        (lambda c: c.read_org("nobody"), {}, 404, "organization_not_found", "nobody"),
         (
-            lambda c: c.set_org_policy("nobody", policy("r")),
+            lambda c: c.write_org("nobody", policy("r")),
             {},
             404,
             "organization_not_found",
             "nobody",
         ),
         (
-            lambda c: c.set_org_policy("acme", duplicate_roles()),
+            lambda c: c.write_org("acme", duplicate_roles()),
             {},
             400,
             "rbac_role_duplicate",
             "acme",
         ),
         (
-            lambda c: c.set_org_policy("acme", policy("r", resource="payroll")),
+            lambda c: c.write_org("acme", policy("r", resource="payroll")),
             {},
             400,
             "invalid_permission_resource",
             "acme",
         ),
         (
-            lambda c: c.set_org_policy("acme", policy("stytch_admin")),
+            lambda c: c.write_org("acme", policy("stytch_admin")),
             {},
             400,
             "rbac_org_custom_roles_only",
             "acme",
         ),
         (
-            lambda c: c.set_org_policy("acme", policy("r", actions=("read", "*"))),
+            lambda c: c.write_org("acme", policy("r", actions=("read", "*"))),
             {},
             400,
             "cannot_specify_wildcard_with_other_actions",
             "acme",
         ),
         (
-            lambda c: c.get_org_policy("globex"),
+            lambda c: c.read_org("globex"),
             {"disabled": True},
             401,
             "enterprise_endpoint",
             "globex",
         ),
         (
-            lambda c: c.set_org_policy("globex", policy("r")),
+            lambda c: c.write_org("globex", policy("r")),
             {"disabled": True},
             401,
             "enterprise_endpoint",
@@ -416,7 +416,7 @@ def test_api_errors_are_typed_with_the_request_id_and_the_organization(
         async with StytchClient(endpoint(secret=secret), transport=transport) as client:
             await call(client)
 
-    with pytest.raises(StytchApiError) as caught:
+    with pytest.raises(ApiError) as caught:
         asyncio.run(go())
     error = caught.value
     assert (error.status, error.error_type, error.organization_id) == (
@@ -438,29 +438,29 @@ def test_api_errors_are_typed_with_the_request_id_and_the_organization(
 def test_success_is_exactly_200() -> None:
     for status in (201, 204, 302):
         script = Script(reply(status, {"org_policy": {"roles": []}}, {"location": "https://x/"}))
-        with pytest.raises(StytchApiError) as caught:
-            run_scripted(script, lambda c: c.get_org_policy("acme"))
+        with pytest.raises(ApiError) as caught:
+            run_scripted(script, lambda c: c.read_org("acme"))
         assert (caught.value.status, caught.value.error_type) == (status, "unexpected_response")
         assert len(script.requests) == 1
 
 
 def test_an_answer_that_is_not_stytchs() -> None:
     page = "<html><body><h1>404 Not Found</h1> nginx</body></html>"
-    with pytest.raises(StytchApiError) as caught:
-        run_scripted(Script(reply(404, page)), lambda c: c.get_org_policy("acme"))
+    with pytest.raises(ApiError) as caught:
+        run_scripted(Script(reply(404, page)), lambda c: c.read_org("acme"))
     error = caught.value
     assert (error.status, error.error_type, error.request_id) == (404, "unexpected_response", None)
     assert "HTTP 404 Not Found, not a Stytch answer" in str(error)
     assert "nginx" in str(error)
     assert "check STYTCH_BASE_URL" in str(error)
 
-    with pytest.raises(StytchApiError, match=re.escape("redirected to https://stytch.example/")):
+    with pytest.raises(ApiError, match=re.escape("redirected to https://stytch.example/")):
         run_scripted(
             Script(reply(301, "", {"location": "https://stytch.example/"})),
-            lambda c: c.project_policy(),
+            lambda c: c.read_catalog(),
         )
-    with pytest.raises(StytchApiError, match="cannot read: the body: Invalid JSON") as unreadable:
-        run_scripted(Script(reply(200, "OK")), lambda c: c.project_policy())
+    with pytest.raises(ApiError, match="cannot read: the body: Invalid JSON") as unreadable:
+        run_scripted(Script(reply(200, "OK")), lambda c: c.read_catalog())
     assert unreadable.value.status == 200
 
 
@@ -477,8 +477,8 @@ def test_a_secret_echoed_by_a_server_or_in_httpx_errors_is_scrubbed() -> None:
         fail(httpx.UnsupportedProtocol(echo)),
     ]
     for answer in cases:
-        with pytest.raises((StytchApiError, StytchTransportError)) as caught:
-            run_scripted(Script(answer), lambda c: c.get_org_policy("acme"))
+        with pytest.raises((ApiError, TransportError)) as caught:
+            run_scripted(Script(answer), lambda c: c.read_org("acme"))
         assert_secret_free(caught.value)
         assert "***" in str(caught.value)
 
@@ -493,7 +493,7 @@ def test_retry_after_is_a_floor_on_the_wait() -> None:
         reply(503, stytch_error(503, "service_unavailable"), {"Retry-After": "2"}),
         reply(body={"org_policy": {"roles": []}}),
     )
-    result = run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    result = run_scripted(script, lambda c: c.read_org("acme"), clock=clock)
     assert result == OrgPolicy(roles=())
     assert len(script.requests) == 3
     assert len(clock.sleeps) == 2
@@ -504,8 +504,8 @@ def test_retry_after_is_a_floor_on_the_wait() -> None:
 def test_attempts_are_bounded_and_waits_capped() -> None:
     clock = FakeClock()
     script = Script(reply(500, stytch_error(500, "internal_server_error", "request-id-test-last")))
-    with pytest.raises(StytchApiError) as caught:
-        run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    with pytest.raises(ApiError) as caught:
+        run_scripted(script, lambda c: c.read_org("acme"), clock=clock)
     error = caught.value
     assert len(script.requests) == 6
     assert len(clock.sleeps) == 5
@@ -527,7 +527,7 @@ def test_429s_do_not_use_up_the_attempts_failures_have() -> None:
     unavailable = reply(503, stytch_error(503, "service_unavailable"))
     answers = [too_many] * 10 + [unavailable] * 5 + [too_many] * 9
     script = Script(*answers, reply(body={"org_policy": {"roles": []}}))
-    result = run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    result = run_scripted(script, lambda c: c.read_org("acme"), clock=clock)
     assert result == OrgPolicy(roles=())
     assert len(script.requests) == 25
 
@@ -535,8 +535,8 @@ def test_429s_do_not_use_up_the_attempts_failures_have() -> None:
 def test_429s_have_a_bound_too() -> None:
     clock = FakeClock()
     script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "1"}))
-    with pytest.raises(StytchApiError, match="gave up after 20 attempts") as caught:
-        run_scripted(script, lambda c: c.get_org_policy("acme"), clock=clock)
+    with pytest.raises(ApiError, match="gave up after 20 attempts") as caught:
+        run_scripted(script, lambda c: c.read_org("acme"), clock=clock)
     assert caught.value.error_type == "too_many_requests"
     assert len(script.requests) == 20
     assert all(wait >= 1 for wait in clock.sleeps)
@@ -545,8 +545,8 @@ def test_429s_have_a_bound_too() -> None:
 def test_a_retry_after_too_long_to_wait_ends_the_retries() -> None:
     clock = FakeClock()
     script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "3600"}))
-    with pytest.raises(StytchApiError, match="asked to retry after 3600 s") as caught:
-        run_scripted(script, lambda c: c.project_policy(), clock=clock)
+    with pytest.raises(ApiError, match="asked to retry after 3600 s") as caught:
+        run_scripted(script, lambda c: c.read_catalog(), clock=clock)
     assert caught.value.status == 429
     assert len(script.requests) == 1
     assert clock.sleeps == []
@@ -565,8 +565,8 @@ def test_a_retry_after_too_long_to_wait_ends_the_retries() -> None:
 def test_transport_faults_are_retried_then_raised(exc: Exception, error_type: str) -> None:
     clock = FakeClock()
     script = Script(fail(exc))
-    with pytest.raises(StytchTransportError) as caught:
-        run_scripted(script, lambda c: c.set_org_policy("acme", policy("r")), clock=clock)
+    with pytest.raises(TransportError) as caught:
+        run_scripted(script, lambda c: c.write_org("acme", policy("r")), clock=clock)
     error = caught.value
     assert [r.method for r in script.requests].count("PUT") == 6
     assert (error.status, error.error_type, error.request_id, error.organization_id) == (
@@ -584,8 +584,8 @@ def test_transport_faults_are_retried_then_raised(exc: Exception, error_type: st
 
 def test_faults_that_do_not_pass_are_not_retried() -> None:
     script = Script(fail(httpx.UnsupportedProtocol("no")))
-    with pytest.raises(StytchTransportError):
-        run_scripted(script, lambda c: c.project_policy())
+    with pytest.raises(TransportError):
+        run_scripted(script, lambda c: c.read_catalog())
     assert len(script.requests) == 1
 
 
@@ -596,7 +596,7 @@ def test_retries_recover() -> None:
         reply(429, stytch_error(429, "too_many_requests")),
         reply(body={"org_policy": policy("r").model_dump(mode="json")}),
     )
-    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert run_scripted(script, lambda c: c.write_org("acme", policy("r"))) == policy("r")
     # A refused connection: the PUT was not carried out, it is sent again. A 502: it may
     # have been, so live is read first; that read is answered 429, read again, and found
     # to be the policy sent: done, without a third PUT.
@@ -619,7 +619,7 @@ LIVE_NEW = {"org_policy": policy("r").model_dump(mode="json")}
 def test_a_put_whose_outcome_is_unknown_is_settled_by_reading_live(lost: Answer) -> None:
     """The PUT landed, its answer was lost: live already equals it, it is not sent again."""
     script = Script(lost, reply(body=LIVE_NEW))
-    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert run_scripted(script, lambda c: c.write_org("acme", policy("r"))) == policy("r")
     assert [r.method for r in script.requests] == ["PUT", "GET"]
     assert script.requests[1].url.path == "/v1/b2b/rbac/organizations/acme"
 
@@ -628,13 +628,13 @@ def test_a_put_that_did_not_land_is_sent_again_after_reading_live() -> None:
     script = Script(
         fail(httpx.ReadError("reset after sending")), reply(body=LIVE_OLD), reply(body=LIVE_NEW)
     )
-    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert run_scripted(script, lambda c: c.write_org("acme", policy("r"))) == policy("r")
     assert [r.method for r in script.requests] == ["PUT", "GET", "PUT"]
 
 
 def test_a_put_refused_before_sending_is_sent_again_without_reading() -> None:
     script = Script(fail(httpx.ConnectError("refused")), reply(body=LIVE_NEW))
-    assert run_scripted(script, lambda c: c.set_org_policy("acme", policy("r"))) == policy("r")
+    assert run_scripted(script, lambda c: c.write_org("acme", policy("r"))) == policy("r")
     assert [r.method for r in script.requests] == ["PUT", "PUT"]
 
 
@@ -644,7 +644,7 @@ def test_options_are_checked() -> None:
     with pytest.raises(UsageError, match="rate limit"):
         StytchClient(endpoint(), rate_limit=0)
     with pytest.raises(UsageError, match="cannot be empty"):
-        run_scripted(Script(reply()), lambda c: c.get_org_policy(""))
+        run_scripted(Script(reply()), lambda c: c.read_org(""))
 
 
 # Pacing -------------------------------------------------------------------------------
@@ -656,7 +656,7 @@ def test_rate_limit_on_a_fake_clock_reaches_the_ceiling_and_never_passes_it() ->
 
     async def go() -> list[OrgPolicy]:
         async with in_process(recorder, rate_limit=10, sleep=clock.sleep, clock=clock) as client:
-            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(35)))
+            return await asyncio.gather(*(client.read_org("acme") for _ in range(35)))
 
     assert asyncio.run(go()) == [ACME.org_policy] * 35
     assert len(recorder.arrivals) == 35
@@ -681,7 +681,7 @@ def test_rate_limit_over_http_never_draws_a_429() -> None:
     async def go(url: str) -> list[OrgPolicy]:
         options: dict[str, Any] = {"rate_limit": rate, "parallelism": 2, "backoff": Backoff(1)}
         async with StytchClient(endpoint(url), **options) as client:
-            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(count)))
+            return await asyncio.gather(*(client.read_org("acme") for _ in range(count)))
 
     with serving(recorder) as url:
         start = time.monotonic()
@@ -698,7 +698,7 @@ def test_parallelism_bounds_requests_in_flight_and_connections() -> None:
 
     async def go(url: str) -> list[OrgPolicy]:
         async with StytchClient(endpoint(url), parallelism=4) as client:
-            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(24)))
+            return await asyncio.gather(*(client.read_org("acme") for _ in range(24)))
 
     with serving(recorder) as url:
         assert asyncio.run(go(url)) == [ACME.org_policy] * 24
@@ -717,7 +717,7 @@ def test_retry_after_over_http() -> None:
 
     async def go(url: str) -> list[OrgPolicy]:
         async with StytchClient(endpoint(url), parallelism=1, sleep=sleep) as client:
-            return await asyncio.gather(*(client.get_org_policy("acme") for _ in range(3)))
+            return await asyncio.gather(*(client.read_org("acme") for _ in range(3)))
 
     with serving(recorder) as url:
         if time.time() % 1.0 > 0.7:  # three requests in one window: the third is refused
@@ -739,15 +739,15 @@ Snapshot = tuple[ProjectPolicy, list[Organization], dict[str, OrgPolicy]]
 
 async def read_everything(client: StytchClient) -> Snapshot:
     """The project policy, every organization, and every org policy by each of its names."""
-    project = await client.project_policy()
-    organizations = [o async for o in client.search_organizations(limit=2)]
+    project = await client.read_catalog()
+    organizations = [o async for o in client.list_orgs(limit=2)]
     keys = [
         key
         for o in organizations
         for key in (o.organization_id, o.organization_slug, o.organization_external_id)
         if key
     ]
-    policies = await asyncio.gather(*(client.get_org_policy(key) for key in keys))
+    policies = await asyncio.gather(*(client.read_org(key) for key in keys))
     return project, organizations, dict(zip(keys, policies, strict=True))
 
 
@@ -787,7 +787,7 @@ def test_writes_under_faults_end_where_clean_writes_do() -> None:
             async def go(url: str = url) -> list[OrgPolicy]:
                 async with StytchClient(endpoint(url), backoff=FAST) as client:
                     writes = (
-                        client.set_org_policy(o.organization_slug, p)
+                        client.write_org(o.organization_slug, p)
                         for o, p in zip(organizations, rotated, strict=True)
                     )
                     return await asyncio.gather(*writes)
@@ -807,10 +807,10 @@ def test_no_server_is_a_transport_error() -> None:
 
     async def go() -> None:
         async with StytchClient(endpoint(url), sleep=clock.sleep) as client:
-            await client.get_org_policy("acme")
+            await client.read_org("acme")
 
     expected = f"organization acme: connection_error: no answer from {url}"
-    with pytest.raises(StytchTransportError, match=re.escape(expected)) as caught:
+    with pytest.raises(TransportError, match=re.escape(expected)) as caught:
         asyncio.run(go())
     assert len(clock.sleeps) == 5
     assert "check STYTCH_BASE_URL and the network" in str(caught.value)
@@ -827,10 +827,10 @@ def test_a_slow_server_is_a_timeout() -> None:
             "sleep": clock.sleep,
         }
         async with StytchClient(endpoint(url), **options) as client:
-            await client.project_policy()
+            await client.read_catalog()
 
     slow = app_of(demo_store(), Faults(latency_ms=(300, 300)))
-    with serving(slow) as url, pytest.raises(StytchTransportError) as caught:
+    with serving(slow) as url, pytest.raises(TransportError) as caught:
         asyncio.run(go(url))
     assert caught.value.error_type == "timeout"
     assert "ReadTimeout" in str(caught.value)
@@ -842,7 +842,7 @@ def test_a_body_is_compact_utf8_json() -> None:
     script = Script(reply(body={"org_policy": {"roles": []}}))
     described = Role(role_id="lecteur", description="Lit tout, écrit « rien »", permissions=())
     wanted = OrgPolicy(roles=(described,))
-    run_scripted(script, lambda c: c.set_org_policy("acme", wanted))
+    run_scripted(script, lambda c: c.write_org("acme", wanted))
     expected = {"org_policy": wanted.model_dump(mode="json")}
     assert script.requests[0].content == json.dumps(
         expected, ensure_ascii=False, separators=(",", ":")
@@ -864,7 +864,7 @@ def test_a_complete_answer_is_read_exactly_and_a_lenient_one_the_same_way() -> N
     script = Script(reply(body=complete), reply(body=with_nulls))
 
     async def both(c: StytchClient) -> list[OrgPolicy]:
-        return [await c.get_org_policy("a"), await c.get_org_policy("b")]
+        return [await c.read_org("a"), await c.read_org("b")]
 
     assert run_scripted(script, both) == [
         policy("r", "s"),

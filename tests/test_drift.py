@@ -11,7 +11,6 @@ import pytest
 
 from policysync import schemas
 from policysync.cli import DRIFT_FORMATS
-from policysync.client import Organization
 from policysync.drift import (
     DriftReport,
     ProjectDrift,
@@ -20,7 +19,7 @@ from policysync.drift import (
     project_drift,
     unmanaged_org,
 )
-from policysync.models import OrgPolicy, ProjectPolicy
+from policysync.models import Organization, OrgPolicy, ProjectPolicy
 from policysync.plan import OrgError, PlanEntry, assemble, plan_org
 from policysync.selection import Shard
 from policysync.views.common import MARKDOWN_LIMIT
@@ -188,15 +187,7 @@ def test_project_drift_by_item_with_order_ignored() -> None:
 
 
 def organization(org_id: str, slug: str, external: str | None, *roles: Any) -> Organization:
-    return Organization.model_validate(
-        {
-            "organization_id": org_id,
-            "organization_slug": slug,
-            "organization_external_id": external,
-            "custom_roles": list(roles),
-            "sso_active_connections": [],  # one of the many fields policysync ignores
-        }
-    )
+    return Organization(org_id, "", slug, external, OrgPolicy.model_validate({"roles": roles}))
 
 
 def test_unmanaged_means_roles_and_no_file_by_any_name() -> None:

@@ -10,7 +10,7 @@ import pytest
 from clirun import run
 from gitkit import add_role, commit_all, edit, git, sample_repo
 
-from policysync.changed import select
+from policysync.commands.validate import select
 from policysync.git import kept, parse_name_status
 
 ORGS = Path("policies/orgs")

@@ -214,7 +214,7 @@ def test_a_file_changed_during_the_plan_stops_it_with_a_message(
     """Files are read again as each organization is planned (memory stays flat): one
     rewritten after validation is reported, not planned from a stale reading. The error
     comes from a callback of the event loop, and must still reach the user."""
-    import policysync.planning as planning
+    import policysync.commands.plan as planning
 
     acme = workdir / "policies" / "orgs" / "acme.json"
     validate_root = planning.validate_root

@@ -1,4 +1,5 @@
-"""`policysync validate --changed-since REF`: which files a change makes worth checking.
+"""`policysync validate`, as a function; with `--changed-since REF`, which files a change
+makes worth checking.
 
 An organization file is checked against `project.json` and the limits of the settings
 file, and against the other organization files for one rule only (two files naming the
@@ -16,6 +17,7 @@ from typing import NamedTuple
 
 from policysync import git
 from policysync.config import Settings
+from policysync.errors import UsageError
 from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name
 from policysync.report import ValidationReport
 from policysync.validate import validate
@@ -53,6 +55,32 @@ def changed_selection(settings: Settings, ref: str, config: Path | None) -> Sele
     root = Path(settings.policies)
     changed = git.changed_since(root, ref, [root, *triggers(root, config)[1:]])
     return select(changed, root, config)
+
+
+class ValidateRun(NamedTuple):
+    report: ValidationReport
+    notes: list[str]  # what was checked, and why
+
+
+def run_validate(
+    settings: Settings,
+    paths: Sequence[Path],
+    strict: bool,
+    changed_since: str | None = None,
+    config: Path | None = None,
+) -> ValidateRun:
+    """The files `paths` (the policies folder when empty), or with `changed_since` the
+    files a change since that commit makes worth checking."""
+    if changed_since is None:
+        return ValidateRun(validate(list(paths), settings, strict), [])
+    if paths:
+        raise UsageError("--changed-since chooses the files itself: give no PATH with it")
+    selection = changed_selection(settings, changed_since, config)
+    if selection.everything is not None:
+        note = f"{selection.everything} changed since {changed_since}: checking every file"
+    else:
+        note = f"{len(selection.files)} organization file(s) changed since {changed_since}"
+    return ValidateRun(validate_changed(selection, settings, strict), [note])
 
 
 def validate_changed(selection: Selection, settings: Settings, strict: bool) -> ValidationReport:

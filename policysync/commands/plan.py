@@ -1,0 +1,191 @@
+"""`policysync plan`, as a function: validate, read live state, compare.
+
+The order matters: the catalog (the project policy) is read first, as the authority
+the files are validated against; an invalid tree stops the run before any organization
+is read; only then are the managed organizations read, concurrently. With
+`--against-ref REF` the files at HEAD are planned the same way, against the files at
+REF playing live (`providers/gitref.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync import __version__, git
+from policysync.config import Limits, Settings
+from policysync.diagnostics import sort_diagnostics
+from policysync.errors import ProviderError, UsageError
+from policysync.layout import ORGS_DIR
+from policysync.loader import read_org_file
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.pacing import Progress, each
+from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
+from policysync.providers.base import Provider
+from policysync.providers.gitref import GitRef, relocate
+from policysync.report import ValidationReport
+from policysync.selection import Shard, select
+from policysync.validate import validate_root
+
+
+class PlanRun(NamedTuple):
+    plan: Plan | None  # None when the files are invalid
+    report: ValidationReport  # what validation found (warnings, or the errors that stopped it)
+    live_project: ProjectPolicy | None = None  # what the files were validated against
+    managed: frozenset[str] = frozenset()  # every organization_id a file names (drift)
+    notes: tuple[str, ...] = ()  # what the plan could not take into account
+
+    def __repr__(self) -> str:
+        # Python 3.11's asyncio.run formats the finished task, result included, when it
+        # restores the Ctrl-C handler: a full repr of a large plan costs seconds.
+        summary = self.plan.summary if self.plan is not None else None
+        return f"PlanRun(plan summary={summary!r}, report valid={self.report.valid})"
+
+
+class Options(NamedTuple):
+    only: Sequence[str] = ()
+    shard: Shard | None = None
+    parallelism: int = 16
+
+
+async def plan_live(
+    settings: Settings,
+    provider: Provider,
+    options: Options,
+    progress: Callable[[int], Progress] | None = None,
+) -> PlanRun:
+    """Plan the managed organizations of `settings.policies` against the provider (which
+    the caller has entered). `progress(total)` is called once the total is known and
+    returns the per-org callback."""
+    root = Path(settings.policies)
+    live_project = await provider.read_catalog()
+    checked = validate_root(root, [], settings.limits, live_project)
+    report = ValidationReport.build(
+        sort_diagnostics(checked.diagnostics),
+        checked.files_checked,
+        checked.organizations,
+        strict=False,
+    )
+    if not report.valid:
+        return PlanRun(None, report, live_project)
+    files = checked.files
+    ids = _selected(files, options, f"no file in {root / ORGS_DIR} manages")
+    tick = progress(len(ids)) if progress else None
+    desired = Desired(files, root.resolve(), settings.limits)
+    # git's state meanwhile: the organizations' reads leave the CPU idle
+    git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
+    entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
+    state = await git_state
+    plan = _assemble(entries, provider.project_id, state.commit, state.dirty)
+    return PlanRun(plan, report, live_project, frozenset(files))
+
+
+def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
+    """The offline plan: the files at HEAD against the files at `ref` playing live.
+    HEAD's files are validated as `plan` validates them, against HEAD's project.json:
+    written to a temporary folder for the loader, the diagnostics naming them as they
+    are named in the work tree."""
+    root, limits = Path(settings.policies), settings.limits
+    head = git.files_at(root, "HEAD", limits.max_file_bytes)
+    live = GitRef.at(root, ref, limits.max_file_bytes)
+    state = git.head_state(root)
+    notes = list(live.notes)
+    if state.dirty:
+        notes.insert(
+            0,
+            f"{root} has uncommitted changes: they are not in this plan, which compares "
+            f"the commits HEAD and {ref}",
+        )
+    with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
+        tree = Path(tmp) / "policies"
+        git.materialize(head.files, tree)
+        checked = validate_root(tree, [], limits)
+        diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
+        report = ValidationReport.build(
+            sort_diagnostics(diagnostics), checked.files_checked, checked.organizations, False
+        )
+        if not report.valid:
+            return PlanRun(None, report, notes=tuple(notes))
+        ids = _selected(checked.files, options, f"no file in {root / ORGS_DIR} at HEAD names")
+        desired = Desired(checked.files, tree.resolve(), limits, tree, root)
+        entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
+    plan = _assemble(entries, live.project_id, head.commit, state.dirty)
+    return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
+
+
+def _selected(files: dict[str, Path], options: Options, no_file: str) -> list[str]:
+    """The organizations of `options` among those the files name, by --org and --shard."""
+    unknown = sorted(set(options.only) - files.keys())
+    if unknown:
+        raise UsageError(
+            f"--org {', '.join(unknown)}: {no_file} "
+            f"{'this organization' if len(unknown) == 1 else 'these organizations'} "
+            "(give the organization_id as written in its file)"
+        )
+    return select(sorted(files), options.only, options.shard)
+
+
+def _assemble(
+    entries: list[PlanEntry], project_id: str, commit: str | None, dirty: bool | None
+) -> Plan:
+    return assemble(
+        entries,
+        project_id=project_id,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        policysync_version=__version__,
+        git_commit=commit,
+        git_dirty=dirty,
+    )
+
+
+class Desired(NamedTuple):
+    """Where the policy files of the organizations are, to read each when needed."""
+
+    files: dict[str, Path]  # organization_id -> file
+    real_root: Path
+    limits: Limits
+    tree: Path | None = None  # files read from `tree`, named as under `shown` (--against-ref)
+    shown: Path | None = None
+
+    def name(self, organization_id: str) -> str:
+        path = self.files[organization_id]
+        if self.tree is None or self.shown is None:
+            return str(path)
+        return str(self.shown / path.relative_to(self.tree))
+
+    def document(self, organization_id: str) -> OrgPolicyFile:
+        path = self.files[organization_id]
+        document = read_org_file(path, self.real_root, self.limits)
+        if document is None or document.organization_id != organization_id:
+            raise UsageError(f"{path} changed during the plan: run it again")
+        return document
+
+
+async def read_live(provider: Provider, organization_id: str) -> OrgPolicy | OrgError:
+    """The live policy of an organization, or why it could not be read."""
+    try:
+        return await provider.read_org(organization_id)
+    except ProviderError as exc:
+        return OrgError.of(exc)
+
+
+async def plan_orgs(
+    provider: Provider,
+    desired: Desired,
+    ids: Sequence[str],
+    parallelism: int,
+    tick: Progress | None,
+) -> list[PlanEntry]:
+    """Each organization planned as soon as its live policy comes in; only the plan's
+    compact entries are kept."""
+
+    async def plan_one(org_id: str) -> PlanEntry:
+        live = await read_live(provider, org_id)
+        policy = desired.document(org_id).org_policy
+        return PlanEntry.of(plan_org(org_id, desired.name(org_id), policy, live))
+
+    return await each(ids, plan_one, parallelism, tick)
