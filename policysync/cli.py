@@ -17,6 +17,7 @@ import click
 
 from policysync import __version__
 from policysync.config import Settings, find_config, load_settings
+from policysync.emulator.command import emulator
 from policysync.errors import PolicysyncError, UsageError
 from policysync.selection import Shard
 from policysync.views.plan import PLAN_RENDERERS
@@ -550,140 +551,7 @@ def _settings(config: Path | None, policies: Path | None) -> Settings:
     return settings
 
 
-def _latency(value: str | None) -> tuple[float, float]:
-    """`N` or `A-B` milliseconds."""
-    if value is None:
-        return (0.0, 0.0)
-    try:
-        low, _, high = value.partition("-")
-        bounds = (float(low), float(high or low))
-    except ValueError:
-        raise click.BadParameter("write N or A-B, in milliseconds") from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise click.BadParameter("write N or A-B with 0 <= A <= B")
-    return bounds
-
-
-_FRACTION = click.FloatRange(0, 1)
-
-
-@cli.command(short_help="Serve a local Stytch-compatible RBAC API.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="SQLite file holding the state [default: in memory].",
-)
-@click.option(
-    "--seed",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Initial state (project policy, organizations); applied to an empty database only.",
-)
-@click.option("--project-id", envvar="STYTCH_PROJECT_ID", help="[default: $STYTCH_PROJECT_ID]")
-@click.option("--secret", envvar="STYTCH_SECRET", help="[default: $STYTCH_SECRET]")
-@config_option
-@click.option(
-    "--latency-ms",
-    help="Latency of every answer, from the request's arrival: N, or a range A-B.",
-)
-@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s.")
-@click.option("--error-rate", type=_FRACTION, default=0.0, help="Fraction answered 500/503.")
-@click.option("--drop-rate", type=_FRACTION, default=0.0, help="Fraction of dropped connections.")
-@click.option("--fault-seed", type=int, help="Seed for reproducible faults.")
-@click.option(
-    "--search-rate-limit",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Organization searches per minute, as Stytch allows (0: no limit).",
-)
-@click.option(
-    "--disable-org-policy",
-    "disabled",
-    multiple=True,
-    metavar="ID",
-    help="Answer 401 enterprise_endpoint for this organization (repeatable).",
-)
-@click.option("--dump", is_flag=True, help="Print the state of --db as a seed document and exit.")
-def emulator(
-    host: str,
-    port: int,
-    db: Path | None,
-    seed: Path | None,
-    project_id: str | None,
-    secret: str | None,
-    config: Path | None,
-    latency_ms: str | None,
-    rate_limit: float | None,
-    error_rate: float,
-    drop_rate: float,
-    fault_seed: int | None,
-    search_rate_limit: int,
-    disabled: tuple[str, ...],
-    dump: bool,
-) -> int:
-    """Serve Stytch's B2B RBAC API on loopback, with SQLite persistence and faults.
-
-    The official Stytch SDKs work against it unchanged
-    (environment="http://127.0.0.1:8787/"). Without --project-id and --secret (or
-    $STYTCH_PROJECT_ID and $STYTCH_SECRET) it uses built-in test credentials and prints them.
-    PUT enforces Stytch's org-policy rules and the [limits] of the settings file.
-    """
-    import ipaddress
-    import sqlite3
-
-    from policysync.emulator import server
-    from policysync.emulator.faults import Faults
-    from policysync.emulator.store import Store
-
-    limits = load_settings(config or find_config(Path())).limits
-    try:
-        store = Store(str(db) if db else ":memory:")
-    except sqlite3.Error as exc:
-        raise PolicysyncError(f"{db}: cannot open the SQLite database: {exc}") from None
-    if dump:
-        if db is None or store.is_empty():
-            raise click.UsageError("--dump needs --db naming a database that holds a state")
-        click.echo(store.dump().model_dump_json(indent=2))
-        return EXIT_OK
-    if seed is not None:
-        if store.is_empty():
-            store.load(server.read_seed(seed, limits))
-        else:
-            click.echo(f"note: {db} already holds a state; --seed {seed} was not applied", err=True)
-    elif store.is_empty():
-        raise click.UsageError("an empty database: give --seed FILE (policysync emulator --help)")
-    faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
-    app = server.build(
-        store,
-        project_id or server.DEFAULT_PROJECT_ID,
-        secret or server.DEFAULT_SECRET,
-        limits,
-        faults,
-        frozenset(disabled),
-        search_rate_limit or None,
-    )
-    try:
-        sock = server.bind(host, port)
-    except OSError as exc:
-        raise PolicysyncError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
-        click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
-    url = server.base_url(sock)
-    shown_secret = "(from --secret or $STYTCH_SECRET)" if secret else server.DEFAULT_SECRET
-    banner = (
-        f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
-        f"  STYTCH_BASE_URL={url}\n"
-        f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
-        f"  STYTCH_SECRET={shown_secret}\n"
-        f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
-        "Ctrl-C stops it"
-    )
-    # Ctrl-C or SIGTERM from the first line printed on: serve returns
-    server.serve(app, sock, lambda: click.echo(banner))
-    click.echo("policysync emulator stopped", err=True)
-    return EXIT_OK
+cli.add_command(emulator)
 
 
 def main(argv: list[str] | None = None) -> None:
