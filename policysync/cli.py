@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips ht
     from policysync.journal import JournalEntry
     from policysync.plan import Plan
     from policysync.planning import PlanRun
-    from policysync.writer import Writer
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -262,7 +261,6 @@ def apply(
 
     settings = _settings(config, policies)
     endpoint = endpoint_from_env(os.environ)
-    files = click.get_current_context().with_resource(_journal_writer())  # ends with the command
     if plan_file is not None:
         if orgs or shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
@@ -289,7 +287,7 @@ def apply(
         _confirm(f"Apply these changes to project {endpoint.project_id}?")
     base = journal or Path(settings.journal)
     with _no_gc():  # see _no_gc: a run makes next to no cyclic garbage either
-        result = _run(_apply(endpoint, the_plan, base, parallelism, rate_limit, files))
+        result = _run(_apply(endpoint, the_plan, base, parallelism, rate_limit))
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
 
@@ -525,7 +523,6 @@ async def _apply(
     base: Path,
     parallelism: int,
     rate_limit: float | None,
-    files: Writer,
 ) -> RunResult:
     from policysync.applying import apply_plan
     from policysync.client import StytchClient
@@ -538,7 +535,6 @@ async def _apply(
             project_id=endpoint.project_id,
             git_commit=plan.git_commit,
             git_dirty=plan.git_dirty,
-            files=files,
         )
 
     async with StytchClient(endpoint, parallelism=parallelism, rate_limit=rate_limit) as client:
@@ -762,23 +758,6 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-@contextlib.contextmanager
-def _journal_writer() -> Iterator[Writer]:
-    """The journal's writer process, started before the plan is loaded or made: it takes
-    ~80 ms to be ready, which the first entries of the run waited for when it started
-    with the journal. Closed at the end, used or not. A process that cannot be started
-    now is tried again, and reported, when the journal needs it."""
-    from policysync.writer import Writer, WriterError
-
-    files = Writer()
-    with contextlib.suppress(WriterError):
-        files.spawn()
-    try:
-        yield files
-    finally:
-        files.close()
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
