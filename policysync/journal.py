@@ -155,7 +155,7 @@ def entry_name(organization_id: str) -> str:
 
 
 def _json_bytes(model: BaseModel) -> bytes:
-    """`model` as indented JSON. pydantic's serializer is ten times faster than the json
+    """`model` as indented JSON. pydantic's serializer is much faster than the json
     module's indenting one, but refuses what UTF-8 cannot encode (a lone surrogate in an
     id): such a model is written ASCII-only, with escapes, by the json module."""
     try:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from planted import OUTSIDE, plant_links
 
 from policysync import __version__
 from policysync.errors import UsageError
@@ -333,6 +334,19 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     assert sorted(p.name for p in journal.path.iterdir()) == ["run.json"]  # no temp file
     entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))  # not taken
     assert load_run(tmp_path, journal.run_id)[1] == [entry]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_an_entry_is_never_written_through_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = create(tmp_path / "journal")
+    planted = plant_links(monkeypatch, tmp_path / "outside.txt")
+    with pytest.raises(FileExistsError):
+        asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
+    assert [link.name for link in planted] == [f".{entry_name('acme')}.guessed.tmp"]
+    assert (tmp_path / "outside.txt").read_bytes() == OUTSIDE
+    assert not (journal.path / entry_name("acme")).exists()
 
 
 def test_entry_names_are_distinct_safe_and_stable() -> None:
