@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips ht
     from policysync.journal import JournalEntry
     from policysync.plan import Plan
     from policysync.providers.base import Provider
-    from policysync.writer import Writer
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -261,7 +260,6 @@ def apply(
 
     settings = _settings(config, policies)
     provider = _provider(settings, parallelism, rate_limit)
-    files = click.get_current_context().with_resource(_journal_writer())  # ends with the command
     if plan_file is not None:
         if orgs or shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
@@ -284,7 +282,7 @@ def apply(
     if the_plan.summary.changed and plan_file is None and not auto_approve:
         _confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
-    result = _run(_apply(provider, the_plan, base, parallelism, files), provider)
+    result = _run(_apply(provider, the_plan, base, parallelism), provider)
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
 
@@ -477,7 +475,6 @@ async def _apply(
     plan: Plan,
     base: Path,
     parallelism: int,
-    files: Writer,
 ) -> RunResult:
     from policysync.applying import apply_plan
     from policysync.journal import Journal
@@ -489,7 +486,6 @@ async def _apply(
             project_id=provider.project_id,
             git_commit=plan.git_commit,
             git_dirty=plan.git_dirty,
-            files=files,
         )
 
     return await apply_plan(provider, plan, journal, parallelism)
@@ -583,23 +579,6 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-@contextlib.contextmanager
-def _journal_writer() -> Iterator[Writer]:
-    """The journal's writer process, started before the plan is loaded or made: it takes
-    ~80 ms to be ready, which the first entries of the run waited for when it started
-    with the journal. Closed at the end, used or not. A process that cannot be started
-    now is tried again, and reported, when the journal needs it."""
-    from policysync.writer import Writer, WriterError
-
-    files = Writer()
-    with contextlib.suppress(WriterError):
-        files.spawn()
-    try:
-        yield files
-    finally:
-        files.close()
 
 
 def _run(main: Coroutine[Any, Any, T], provider: Provider | None = None) -> T:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from policysync import durable
 from policysync.commands.plan import Options, plan_live
 from policysync.config import Settings
 from policysync.drift import DriftReport, UnmanagedOrg, build_report, project_drift, unmanaged_org
@@ -70,10 +71,8 @@ async def drift_live(
 
 
 def write_report(report: DriftReport, path: Path) -> None:
-    """The JSON report (`--report FILE`), written whole or not at all."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """The JSON report (`--report FILE`), written whole or not at all (`durable.replace`)."""
     try:
-        temporary.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        durable.replace(path, report.model_dump_json(indent=2).encode() + b"\n")
     except OSError as exc:
         raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from None

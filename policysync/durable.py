@@ -1,10 +1,14 @@
-"""Files replaced atomically and durably.
+"""Files replaced atomically and durably: the one way policysync writes a file.
 
-`replace(path, data)` writes a temporary file in the same folder, fsyncs it, renames it
-over `path` (atomic) and fsyncs the folder (the rename is an entry of the folder). A
-reader sees the old file or the new one, never half of one, and once it returns the new
-file survives a crash. The journal's writer process (writer.py) does the same for many
-files at once, sharing the folder's fsync among them.
+`replace(path, data)` writes `data` to a new temporary file in the same folder, fsyncs
+it, renames it over `path` (`os.replace`, atomic) and fsyncs the folder (the rename is
+an entry of the folder). A reader sees the old file or the new one, never half of one,
+and once it returns the new file survives a crash. The journal, saved plans, drift
+reports and exported policy files all go through it.
+
+The temporary file has a random name and is created with O_EXCL: a file or a symbolic
+link already at that name (planted by someone who can write to the folder) makes the
+open fail instead of being followed, so nothing outside the folder is ever written.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Sequence
 from pathlib import Path
+
+# O_BINARY: Windows would otherwise turn each "\n" into "\r\n".
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -27,59 +33,28 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def replace(path: Path, data: bytes) -> None:
-    """Replace `path` by `data`, atomically and durably."""
-    write_and_rename(path, data)
-    fsync_folder(path.parent)
+def temporary_name(path: Path) -> Path:
+    """A fresh name beside `path` for its temporary file: a dot file (the loader and
+    the journal's reader skip those) that no other writer can guess."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
 
 
-def write_and_rename(path: Path, data: bytes) -> None:
-    """`data` in a temporary file beside `path`, fsynced, renamed over `path`: atomic,
-    durable once the folder is fsynced too."""
-    error = write_and_rename_all([(path, data)])[0]
-    if error is not None:
-        raise error
-
-
-def write_and_rename_all(files: Sequence[tuple[Path, bytes]]) -> list[OSError | None]:
-    """`write_and_rename` for each file, in steps: every temporary file written, then
-    each fsynced, then each renamed. Files fsynced one after another share the writes of
-    the blocks they have in common (inode table, folder): ~0.5 ms of disk time each
-    instead of ~0.8 in batches of 16 (ext4). The error of each file, None if replaced;
-    one failing leaves the others be."""
-    errors: list[OSError | None] = [None] * len(files)
-    open_files: dict[int, int] = {}  # index: descriptor of its temporary file
-    made: set[int] = set()  # the indexes whose temporary file exists
-    temporaries = [path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") for path, _ in files]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def replace(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace `path` by `data`, atomically and durably. A new file gets `mode` (less
+    the umask). On failure the old file is left as it was, and no temporary file."""
+    temporary = temporary_name(path)
+    fd = os.open(temporary, _CREATE, mode)
     try:
-        for i, (_, data) in enumerate(files):
-            try:
-                open_files[i] = fd = os.open(temporaries[i], flags, 0o600)
-                made.add(i)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            except OSError as exc:
-                errors[i] = exc
-        for i, fd in open_files.items():
-            try:
-                if errors[i] is None:
-                    os.fsync(fd)
-            except OSError as exc:
-                errors[i] = exc
-        for i in list(open_files):
-            os.close(open_files.pop(i))
-            if errors[i] is None:
-                try:
-                    os.replace(temporaries[i], files[i][0])
-                    made.discard(i)
-                except OSError as exc:
-                    errors[i] = exc
-    finally:
-        for fd in open_files.values():
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
             os.close(fd)
-        for i in made:  # not renamed: a failure
-            with contextlib.suppress(OSError):
-                os.unlink(temporaries[i])
-    return errors
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    fsync_folder(path.parent)

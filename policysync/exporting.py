@@ -1,22 +1,21 @@
 """`policysync export`, as a function: read live, then write the files, or commit them.
 
-Without a branch, the files of the policies folder on disk are refreshed (each written
-to a temporary file first, then renamed over the old one, and only when its bytes
-change). With `--branch NAME`, the files are read from HEAD instead and the result is
-committed on the new branch NAME, starting at HEAD; the current branch, the index and
-the work tree are left untouched (`git switch NAME` shows the result).
+Without a branch, the files of the policies folder on disk are refreshed (each replaced
+whole by `durable.replace`, and only when its bytes change). With `--branch NAME`, the
+files are read from HEAD instead and the result is committed on the new branch NAME,
+starting at HEAD; the current branch, the index and the work tree are left untouched
+(`git switch NAME` shows the result).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from policysync import git
+from policysync import durable, git
 from policysync.config import Settings
-from policysync.errors import ProviderError
+from policysync.errors import ProviderError, UsageError
 from policysync.export import (
     PROJECT_SCHEMA,
     ExportedFile,
@@ -148,13 +147,18 @@ def read_head(root: Path, settings: Settings) -> dict[str, bytes | None]:
 
 
 def write(root: Path, files: dict[str, bytes]) -> None:
-    """Each file to a temporary file, then renamed over the old one."""
+    """Each file replaced whole (`durable.replace`), in the order of their names; a
+    file that cannot be written is a UsageError naming it."""
     for path, data in sorted(files.items()):
         target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")  # the loader skips dot files
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            durable.replace(target, data)
+        except OSError as exc:
+            raise UsageError(
+                f"{target}: cannot write it ({exc.strerror or exc}); the files named before it "
+                "are written: fix the cause and export again"
+            ) from None
 
 
 def commit_message(project_id: str, statuses: Mapping[str, str], shown: int = 50) -> str:

@@ -7,9 +7,9 @@ the run was killed. One folder per run, one file per organization:
     <base>/<run-id>/run.json            the run: kind, project, git state, counts
     <base>/<run-id>/<org-name>.json     one organization: prior, desired, state, error
 
-Every file is written whole: to a temporary file in the same folder, flushed and
-fsync'ed, renamed over the old one (`os.replace`, atomic), then the folder is fsync'ed.
-A reader sees the old file or the new one, never half of one.
+Every file is written whole by `durable.replace`: to a temporary file in the same
+folder, fsync'ed, renamed over the old one (atomic), then the folder is fsync'ed. A
+reader sees the old file or the new one, never half of one.
 
 The states of an organization:
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -33,6 +34,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
@@ -40,7 +42,7 @@ from typing import Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
 
-from policysync import __version__, durable, writer
+from policysync import __version__, durable
 from policysync.canonical import fingerprint
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
@@ -57,6 +59,10 @@ RUN_FILE = "run.json"
 _RUN_ID = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,99}")  # no leading dot: no `..`
 _UNSAFE = re.compile(r"[^0-9A-Za-z_-]+")
 _MODEL = TypeVar("_MODEL", bound=BaseModel)
+_PRIVATE = 0o600  # journal files hold live policies: for their owner's eyes only
+# Threads storing entries: a few, so that an entry a PUT waits for seldom queues behind
+# others being fsynced (concurrent fsyncs of one file system share its journal commits).
+WRITING_THREADS = 4
 
 
 class JournalEntry(BaseModel):
@@ -150,7 +156,7 @@ def entry_name(organization_id: str) -> str:
 
 
 def _json_bytes(model: BaseModel) -> bytes:
-    """`model` as indented JSON. pydantic's serializer is ten times faster than the json
+    """`model` as indented JSON. pydantic's serializer is much faster than the json
     module's indenting one, but refuses what UTF-8 cannot encode (a lone surrogate in an
     id): such a model is written ASCII-only, with escapes, by the json module."""
     try:
@@ -161,7 +167,7 @@ def _json_bytes(model: BaseModel) -> bytes:
 
 def _write_json(path: Path, model: BaseModel) -> None:
     """Replace `path` by `model`'s JSON, atomically and durably."""
-    durable.replace(path, _json_bytes(model))
+    durable.replace(path, _json_bytes(model), _PRIVATE)
 
 
 def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
@@ -183,19 +189,19 @@ def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
 
 class Journal:
     """The journal of one run being made: many organizations at once, from one event
-    loop (its writes are coroutines; a process of its own stores the files: see
-    writer.py)."""
+    loop. Its writes are coroutines: the files are stored by threads of the journal's
+    own, so that the loop goes on sending requests while a file is fsynced."""
 
-    def __init__(
-        self, path: Path, summary: RunSummary, clock: Clock, files: writer.Writer | None = None
-    ) -> None:
+    def __init__(self, path: Path, summary: RunSummary, clock: Clock) -> None:
         self.path = path
         self._summary = summary
         self._clock = clock
         self._entries: dict[str, JournalEntry] = {}  # by organization_id
         self._names: set[str] = set()
         self._lock = threading.Lock()
-        self._writer = files or writer.Writer()
+        # A pool of its own: an entry a PUT waits for never queues behind other work
+        # of the loop's default executor (name resolution, say).
+        self._disk = ThreadPoolExecutor(WRITING_THREADS, thread_name_prefix="journal")
         self._later: set[asyncio.Task[JournalEntry]] = set()  # finish_later's, until done
 
     @classmethod
@@ -209,10 +215,8 @@ class Journal:
         git_dirty: bool | None,
         rolled_back_run: str | None = None,
         clock: Clock = _now,
-        files: writer.Writer | None = None,
     ) -> Journal:
-        """A new run folder under `base` (made if missing) with its `run.json`. Its
-        entries are written by `files` (a new Writer if None), which it closes.
+        """A new run folder under `base` (made if missing) with its `run.json`.
 
         In a `.policysync` folder, a `.gitignore` of `*` is added if there is none:
         journals hold live policies and belong to no commit.
@@ -245,9 +249,8 @@ class Journal:
             finished_at=None,
             counts=None,
         )
-        journal = cls(base / run_id, summary, clock, files)
+        journal = cls(base / run_id, summary, clock)
         _write_json(journal.path / RUN_FILE, summary)
-        journal._writer.spawn()  # starting while the first organization is read
         return journal
 
     @property
@@ -258,13 +261,10 @@ class Journal:
     def summary(self) -> RunSummary:
         return self._summary
 
-    async def _write(
-        self, entry: JournalEntry, replaces: JournalEntry | None, rank: int = writer.LATER
-    ) -> JournalEntry:
+    async def _write(self, entry: JournalEntry, replaces: JournalEntry | None) -> JournalEntry:
         """Write `entry`, which replaces the organization's entry `replaces` (None for a
-        new one). Checked, recorded and serialized on the event loop; stored by the
-        journal's writer process, so that the loop goes on while it fsyncs. Only entries
-        a PUT waits for are `writer.URGENT`."""
+        new one). Checked, recorded and serialized on the event loop; stored durably by
+        one of the journal's threads, which the loop does not wait for."""
         organization_id, name = entry.organization_id, entry_name(entry.organization_id)
         with self._lock:
             if self._summary.finished_at is not None:
@@ -276,7 +276,9 @@ class Journal:
             self._entries[organization_id] = entry
             self._names.add(name)
         try:
-            await self._writer.replace(self.path / name, _json_bytes(entry), rank)
+            data = _json_bytes(entry)
+            store = functools.partial(durable.replace, self.path / name, data, _PRIVATE)
+            await asyncio.get_running_loop().run_in_executor(self._disk, store)
         except BaseException:
             with self._lock:  # what is recorded is what is on disk
                 if replaces is None:
@@ -329,7 +331,7 @@ class Journal:
         entry = self._entry(
             organization_id, file, "pending", prior, desired, None, prior_fingerprint
         )
-        return await self._write(entry, None, writer.URGENT)
+        return await self._write(entry, None)
 
     async def finish_org(
         self, entry: JournalEntry, state: FinalState, error: OrgError | None = None
@@ -384,7 +386,7 @@ class Journal:
             counts = RunCounts(**{state: tally[state] for state in RunCounts.model_fields})
             finished: dict[str, Any] = {"finished_at": _timestamp(self._clock()), "counts": counts}
             self._summary = RunSummary.model_validate({**dict(self._summary), **finished})
-        self._writer.close()
+        self._disk.shutdown()  # nothing is left to write: settle() came first
         _write_json(self.path / RUN_FILE, self._summary)
         return self._summary
 

@@ -4,6 +4,7 @@ every out-of-band change made with the official `stytch` SDK."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import stytch
 from clientkit import Counting
 from clirun import run
+from planted import OUTSIDE, plant_links
 
 from policysync import schemas
 from policysync.config import Limits
@@ -343,6 +345,19 @@ def test_report_file_markdown_and_schema(
     assert [o["organization_id"] for o in report["unmanaged"]] == [CYBERDYNE]
     # the committed schema is the one the model generates
     assert (ROOT / "schemas" / "drift.schema.json").read_text() == schemas.render("drift")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_the_report_goes_through_durable_replace_never_through_a_planted_link(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = plant_links(monkeypatch, workdir / "outside.txt")
+    code, _, err = drift(capsys, "--report", "drift.json")
+    assert code == 1
+    assert "--report drift.json: cannot write it" in err
+    assert [link.name for link in planted] == [".drift.json.guessed.tmp"]
+    assert (workdir / "outside.txt").read_bytes() == OUTSIDE
+    assert not (workdir / "drift.json").exists()
 
 
 def test_an_unreadable_organization_is_an_error_and_the_rest_is_still_reported(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 import stytch
 from clirun import run
 from emulated import PROJECT_ID, SECRET, SEED, emulator
+from planted import OUTSIDE, plant_links
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 
+from policysync import durable
 from policysync.canonical import same_policy, same_project
 from policysync.emulator.server import EmulatorThread
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicyFile
@@ -72,6 +75,27 @@ def test_export_refreshes_the_files_keeping_names_and_schema(
     assert code == 0, out
     code, out, err = run(["plan", "--detailed-exitcode"], capsys)
     assert code == 0, out + err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_export_writes_through_durable_replace_never_through_a_planted_link(
+    live: EmulatorThread, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, real_name = snapshot(), durable.temporary_name
+    outside = Path("outside.txt").resolve()
+    planted = plant_links(monkeypatch, outside)
+    code, _, err = run(["export"], capsys)
+    assert code == 1
+    assert "acme.json: cannot write it" in err  # the first file to change, by name
+    assert [link.name for link in planted] == [".acme.json.guessed.tmp"]
+    assert outside.read_bytes() == OUTSIDE
+    assert snapshot() == before  # nothing written
+    monkeypatch.setattr(durable, "temporary_name", real_name)
+    for link in planted:
+        link.unlink()
+    assert run(["export"], capsys)[0] == 0
+    assert snapshot() != before
+    assert not [p for p in Path("policies").rglob(".*") if p.name.endswith(".tmp")]
 
 
 def test_re_export_of_unchanged_data_is_byte_identical(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import re
@@ -11,13 +10,16 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from planted import OUTSIDE, plant_links
 
-from policysync import __version__, writer
+from policysync import __version__
 from policysync.canonical import fingerprint
 from policysync.errors import UsageError
 from policysync.journal import (
@@ -209,31 +211,43 @@ def test_close_counts_entries_left_pending(tmp_path: Path) -> None:
         journal.close()
 
 
-def test_only_the_entry_a_put_waits_for_is_urgent(
+def test_entries_are_stored_by_durable_replace_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pending entry is written before the PUT, which waits for it: URGENT. The
-    outcome and the organizations never written hold nothing up: LATER."""
-    ranks: dict[str, int] = {}
-    real_replace = writer.Writer.replace
+    """Every file goes through the one atomic write (`durable.replace`), private to its
+    owner; an entry is stored by a thread, so that the loop is free meanwhile: here a
+    slow fsync lets another coroutine run to its end before `begin` returns."""
+    from policysync import durable
 
-    async def replace(self: writer.Writer, path: Path, data: bytes, rank: int = -1) -> None:
-        ranks[json.loads(data)["state"]] = rank
-        await real_replace(self, path, data, rank)
+    calls: list[tuple[str, int, bool]] = []
+    real_replace = durable.replace
+    loop_thread = threading.get_ident()
 
-    monkeypatch.setattr(writer.Writer, "replace", replace)
+    def replace(path: Path, data: bytes, mode: int = 0o666) -> None:
+        calls.append((path.name, mode, threading.get_ident() == loop_thread))
+        if path.name != "run.json":
+            time.sleep(0.2)  # a slow disk
+        real_replace(path, data, mode)
+
+    monkeypatch.setattr(durable, "replace", replace)
     journal = create(tmp_path)
+    ticks: list[int] = []
+
+    async def ticking() -> None:
+        for i in range(5):
+            ticks.append(i)
+            await asyncio.sleep(0)
 
     async def go() -> None:
-        entry = await journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
-        await journal.finish_org(entry, "applied")
-        await journal.record(
-            "globex", file=None, state="failed", prior=None, desired=DESIRED, error=NOT_FOUND
-        )
+        ticker = asyncio.ensure_future(ticking())
+        await journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED)
+        assert ticks == [0, 1, 2, 3, 4]  # ran while the entry was being stored
+        await ticker
 
     asyncio.run(go())
     journal.close()
-    assert ranks == {"pending": writer.URGENT, "applied": writer.LATER, "failed": writer.LATER}
+    acme = entry_name("acme")
+    assert calls == [("run.json", 0o600, True), (acme, 0o600, False), ("run.json", 0o600, True)]
 
 
 def test_entries_follow_their_states(tmp_path: Path) -> None:
@@ -258,8 +272,8 @@ def test_entries_follow_their_states(tmp_path: Path) -> None:
 def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An entry is stored by the writer process's `writer.serve`, run.json by the
-    journal itself: both sync the file, rename it, then sync its folder."""
+    """An entry (stored by a thread) and run.json alike: the file is synced, renamed,
+    then its folder synced; the pending entry before `begin` returns."""
     journal = create(tmp_path)
     events: list[tuple[str, int | str]] = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -276,20 +290,19 @@ def test_every_write_is_fsynced_then_renamed_then_its_folder_fsynced(
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     name = entry_name("a/../b")
-    path = os.fsencode(journal.path / name)
-    frame = writer._REQUEST.pack(1, len(path), 2, writer.URGENT) + path + b"{}"
-    writer.serve(io.BytesIO(frame), io.BytesIO())  # the writer process's part
+    asyncio.run(journal.begin("a/../b", file=None, prior=PRIOR, desired=DESIRED))
+    folder = [("dir", journal.path.stat().st_ino)] if os.name != "nt" else []
     assert events == [
         ("file", (journal.path / name).stat().st_ino),  # the renamed file is the synced one
         ("replace", name),
-        ("dir", journal.path.stat().st_ino),
+        *folder,
     ]
     events.clear()
     journal.close()
     assert events == [
         ("file", (journal.path / "run.json").stat().st_ino),
         ("replace", "run.json"),
-        ("dir", journal.path.stat().st_ino),
+        *folder,
     ]
 
 
@@ -312,7 +325,7 @@ def test_create_makes_the_new_folders_durable(
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
-    """The writer process's error comes back as the OSError it was (errno kept)."""
+    """The thread's error comes back as the OSError it was (errno kept)."""
     journal = create(tmp_path)
     blocker = journal.path / entry_name("acme")
     blocker.mkdir()  # the entry cannot be written: a folder is in the way
@@ -322,6 +335,19 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     assert sorted(p.name for p in journal.path.iterdir()) == ["run.json"]  # no temp file
     entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))  # not taken
     assert load_run(tmp_path, journal.run_id)[1] == [entry]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_an_entry_is_never_written_through_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = create(tmp_path / "journal")
+    planted = plant_links(monkeypatch, tmp_path / "outside.txt")
+    with pytest.raises(FileExistsError):
+        asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
+    assert [link.name for link in planted] == [f".{entry_name('acme')}.guessed.tmp"]
+    assert (tmp_path / "outside.txt").read_bytes() == OUTSIDE
+    assert not (journal.path / entry_name("acme")).exists()
 
 
 def test_entry_names_are_distinct_safe_and_stable() -> None:

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from clientkit import Counting
 from clirun import run
+from planted import OUTSIDE, plant_links
 
 from policysync import planfile
 from policysync.canonical import fingerprint
@@ -97,6 +98,22 @@ def test_saved_plan_has_a_checksum_and_is_refused_when_edited(
     out_file.write_text(out_file.read_text().replace('"delete"', '"create"', 1))
     with pytest.raises(UsageError, match="checksum mismatch"):
         planfile.load(out_file, PROJECT_ID)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_plan_out_writes_through_durable_replace_never_through_a_planted_link(
+    live: Counting,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planted = plant_links(monkeypatch, workdir / "outside.txt")
+    code, _, err = run(["plan", "--out", "plan.json"], capsys)
+    assert code == 1
+    assert "plan.json: cannot save the plan there" in err
+    assert [link.name for link in planted] == [".plan.json.guessed.tmp"]
+    assert (workdir / "outside.txt").read_bytes() == OUTSIDE
+    assert not (workdir / "plan.json").exists()
 
 
 def test_an_invalid_tree_stops_the_plan_before_any_organization_is_read(
