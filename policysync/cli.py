@@ -24,9 +24,6 @@ from policysync.views.plan import PLAN_RENDERERS
 from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
-    from policysync.applying import RunResult
-    from policysync.journal import JournalEntry
-    from policysync.plan import Plan
     from policysync.providers.base import Provider
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -254,7 +251,9 @@ def apply(
     when every planned change was applied; 1 otherwise.
     """
 
-    from policysync import applying, planfile
+    from policysync import planfile
+    from policysync.commands.apply import apply as run_apply
+    from policysync.guards import check_guards
     from policysync.views.plan import render_text
     from policysync.views.run import RUN_RENDERERS
 
@@ -278,11 +277,11 @@ def apply(
     click.echo(render_text(the_plan), err=True)
     if not the_plan.changes:
         return EXIT_OK
-    applying.check_guards(the_plan, allow_delete, force, settings.apply)
+    check_guards(the_plan, allow_delete, force, settings.apply)
     if the_plan.summary.changed and plan_file is None and not auto_approve:
         _confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
-    result = _run(_apply(provider, the_plan, base, parallelism), provider)
+    result = _run(run_apply(provider, the_plan, base, parallelism), provider)
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
 
@@ -312,7 +311,8 @@ def rollback(
     organization was restored or had nothing to undo; 1 otherwise.
     """
 
-    from policysync.applying import rollback_entries
+    from policysync.commands.rollback import rollback as run_rollback
+    from policysync.commands.rollback import rollback_entries
     from policysync.journal import load_run
     from policysync.views.run import RUN_RENDERERS
 
@@ -328,7 +328,7 @@ def rollback(
         )
     policies = Path(settings.policies)
     result = _run(
-        _rollback(provider, base, summary.run_id, wanted, policies, parallelism), provider
+        run_rollback(provider, base, summary.run_id, wanted, policies, parallelism), provider
     )
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
@@ -377,8 +377,8 @@ def drift(
     not be read included).
     """
 
+    from policysync.commands.drift import drift_live, write_report
     from policysync.commands.plan import Options
-    from policysync.drifting import drift_live, write_report
     from policysync.views.drift import DRIFT_RENDERERS
 
     settings = _settings(config, policies)
@@ -447,7 +447,7 @@ def export(
     when everything asked for was exported; 1 otherwise.
     """
 
-    from policysync.exporting import Request, export_live
+    from policysync.commands.export import Request, export_live
     from policysync.views.export import EXPORT_RENDERERS
 
     settings = _settings(config, policies)
@@ -468,54 +468,6 @@ def _confirm(question: str) -> None:
     answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", err=True)
     if answer.strip() != "yes":
         raise UsageError("not confirmed: nothing was written")
-
-
-async def _apply(
-    provider: Provider,
-    plan: Plan,
-    base: Path,
-    parallelism: int,
-) -> RunResult:
-    from policysync.applying import apply_plan
-    from policysync.journal import Journal
-
-    def journal() -> Journal:
-        return Journal.create(
-            base,
-            kind="apply",
-            project_id=provider.project_id,
-            git_commit=plan.git_commit,
-            git_dirty=plan.git_dirty,
-        )
-
-    return await apply_plan(provider, plan, journal, parallelism)
-
-
-async def _rollback(
-    provider: Provider,
-    base: Path,
-    run_id: str,
-    wanted: list[JournalEntry],
-    policies: Path,
-    parallelism: int,
-) -> RunResult:
-    from policysync.applying import rollback_run
-    from policysync.git import head_state
-    from policysync.journal import Journal
-
-    git = head_state(policies)
-
-    def journal(rolled_back: str) -> Journal:
-        return Journal.create(
-            base,
-            kind="rollback",
-            project_id=provider.project_id,
-            git_commit=git.commit,
-            git_dirty=git.dirty,
-            rolled_back_run=rolled_back,
-        )
-
-    return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
 
 
 @contextlib.contextmanager

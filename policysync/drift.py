@@ -8,7 +8,7 @@ exists, a `project.json` out of date with the live project policy, and (`--all-o
 organizations that hold org-specific roles but have no file.
 
 The report is pure data (its JSON Schema is published as `schemas/drift.schema.json`),
-made here by pure functions; drifting.py reads live state for it, views/drift.py
+made here by pure functions; commands/drift.py reads live state for it, views/drift.py
 formats it, the CLI chooses the exit code.
 """
 

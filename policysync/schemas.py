@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from policysync.applying import RunResult
 from policysync.drift import DriftReport
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
+from policysync.result import RunResult
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -1,4 +1,4 @@
-"""applying: how apply_plan goes through the organizations of a plan, against the
+"""commands.apply: how apply_plan goes through the organizations of a plan, against the
 emulator in-process (httpx.ASGITransport). The end-to-end behaviour (journal, guards,
 stale plans, rollback, faults) is in test_apply_cli.py and test_apply_faults.py."""
 
@@ -12,7 +12,7 @@ import httpx
 from clientkit import PROJECT_ID, SECRET, Recorder, demo_seed, demo_store, endpoint
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from policysync.applying import IN_PROGRESS_PER_SLOT, apply_plan
+from policysync.commands.apply import IN_PROGRESS_PER_SLOT, apply_plan
 from policysync.client import StytchClient
 from policysync.config import Limits
 from policysync.emulator.server import build

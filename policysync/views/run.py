@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import PurePath
 
-from policysync.applying import OrgResult, RunResult
+from policysync.result import OrgResult, RunResult
 from policysync.views.common import plural, visible
 
 RunRenderer = Callable[[RunResult], str]

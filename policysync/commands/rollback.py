@@ -1,0 +1,94 @@
+"""`policysync rollback RUN_ID`, as a function: put back the priors an earlier run
+replaced, organization by organization, where live is still what that run wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from policysync import git
+from policysync.canonical import fingerprint
+from policysync.commands.apply import IN_PROGRESS_PER_SLOT, Expected, finish, write_org
+from policysync.errors import UsageError
+from policysync.journal import Journal, JournalEntry, RunSummary
+from policysync.pacing import each
+from policysync.providers.base import Provider
+from policysync.result import OrgResult, RunResult
+
+
+async def rollback(
+    provider: Provider,
+    base: Path,
+    run_id: str,
+    wanted: list[JournalEntry],
+    policies: Path,
+    parallelism: int,
+) -> RunResult:
+    """Roll back run `run_id` (its entries `wanted`) through `provider`, journaled as a
+    run of its own under `base`; `policies` is the folder whose git state is recorded."""
+    state = git.head_state(policies)
+
+    def journal(rolled_back: str) -> Journal:
+        return Journal.create(
+            base,
+            kind="rollback",
+            project_id=provider.project_id,
+            git_commit=state.commit,
+            git_dirty=state.dirty,
+            rolled_back_run=rolled_back,
+        )
+
+    return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
+
+
+def rollback_entries(
+    summary: RunSummary, entries: list[JournalEntry], project_id: str, only: Sequence[str]
+) -> list[JournalEntry]:
+    """The entries of a journaled run (`journal.load_run`) that a rollback of it, limited
+    to the organizations `only` (all when empty), is about; a UsageError when it cannot
+    be rolled back here. Checked before anything is asked or written."""
+    if summary.project_id != project_id:
+        raise UsageError(
+            f"run {summary.run_id} wrote to project {summary.project_id}, not "
+            f"{project_id}: check STYTCH_PROJECT_ID"
+        )
+    unknown = sorted(set(only) - {e.organization_id for e in entries})
+    if unknown:
+        raise UsageError(f"--org {', '.join(unknown)}: run {summary.run_id} did not write it")
+    return [e for e in entries if not only or e.organization_id in only]
+
+
+async def rollback_run(
+    provider: Provider,
+    run_id: str,
+    project_id: str,
+    wanted: list[JournalEntry],
+    journal: Callable[[str], Journal],
+    parallelism: int,
+) -> RunResult:
+    """Put back the priors of run `run_id` (its `rollback_entries`), where live is still
+    what that run wrote."""
+    written = [e for e in wanted if e.state in ("applied", "pending") and e.prior is not None]
+    run = journal(run_id) if written else None
+
+    async def one(entry: JournalEntry) -> OrgResult:
+        # Live still the prior: nothing to undo (a pending PUT that never landed, too);
+        # live what the run wrote: put the prior back; anything else: changed since.
+        assert run is not None
+        assert entry.prior is not None
+        expected = Expected(entry.desired, fingerprint(entry.desired))
+        return await write_org(
+            provider, run, entry.organization_id, entry.file, entry.prior, expected, run_id
+        )
+
+    results = {
+        r.organization_id: r for r in await each(written, one, IN_PROGRESS_PER_SLOT * parallelism)
+    }
+    if run is not None:
+        await run.settle()
+    for entry in wanted:
+        if entry.organization_id not in results:  # the run wrote nothing there
+            results[entry.organization_id] = OrgResult(
+                organization_id=entry.organization_id, result="unchanged", error=None
+            )
+    return finish("rollback", project_id, run, results)
