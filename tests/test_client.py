@@ -669,8 +669,8 @@ def test_rate_limit_over_http_never_draws_a_429() -> None:
     one-second window at the server holds more than R arrivals.
 
     Two in flight, not more: here the server shares the test's process, and the GIL makes
-    a queue of concurrent arrivals wait for each other (up to ~70 ms on a loaded machine,
-    more than the limiter's guard), so arrival times would stop telling start times.
+    a queue of concurrent arrivals wait for each other (on a loaded machine, longer than
+    the limiter's guard), so arrival times would stop telling start times.
     The fake-clock test above checks the limiter at full parallelism, exactly.
     """
     rate, count = 10, 21

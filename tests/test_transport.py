@@ -5,6 +5,7 @@ trusted, a name that does not resolve) raised at once with what to check."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from clientkit import FakeClock, assert_secret_free, endpoint
 
 from policysync import client as client_module
 from policysync.client import MAX_ANSWER_BYTES, StytchClient
-from policysync.errors import StytchApiError, StytchError, StytchTransportError
+from policysync.errors import ConfigError, StytchApiError, StytchError, StytchTransportError
 from policysync.models import OrgPolicy
 from policysync.pacing import Backoff
 
@@ -126,6 +127,12 @@ def test_requests_on_the_wire_and_one_kept_alive_connection_per_slot() -> None:
     assert get_line == b"GET /base/v1/b2b/rbac/organizations/acme HTTP/1.1"
     assert b"content-length" not in get_headers
     assert get_body == b""
+
+
+def test_a_base_url_that_would_break_the_request_line_is_refused_at_once() -> None:
+    for url in ("http://127.0.0.1/a\r\nX-Injected: 1", "http://127.0.0.1/\x00"):
+        with pytest.raises(ConfigError, match="non-printable"):
+            StytchClient(endpoint(url))
 
 
 def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
@@ -273,6 +280,33 @@ def test_a_body_growing_past_the_cap_over_a_socket(monkeypatch: pytest.MonkeyPat
         async with server(handler) as url:
             await get_acme(url, clock)
 
+    with pytest.raises(StytchApiError, match="its body is over 100000 bytes"):
+        within(10, go())
+    assert clock.sleeps == []
+
+
+def test_a_compressed_body_is_read_decoded_and_capped_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """policysync asks for no encoding, yet a server (or a proxy) may send one: the body is
+    decoded as it comes and counted decoded, so a small body that grows past the cap when
+    decoded is refused too."""
+    monkeypatch.setattr(client_module, "MAX_ANSWER_BYTES", 100_000)
+    small = gzip.compress(EMPTY)
+    bomb = gzip.compress(b" " * 1_000_000)  # valid JSON whitespace, a few kB compressed
+    assert len(bomb) < 100_000
+    answers = iter([small, bomb])
+
+    async def one_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await replying(answer(next(answers), b"Content-Encoding: gzip"))(reader, writer)
+
+    clock = FakeClock()
+
+    async def go() -> OrgPolicy:
+        async with server(one_each) as url:
+            return await get_acme(url, clock)
+
+    assert within(10, go()) == OrgPolicy(roles=())
     with pytest.raises(StytchApiError, match="its body is over 100000 bytes"):
         within(10, go())
     assert clock.sleeps == []
