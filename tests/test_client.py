@@ -27,6 +27,7 @@ from clientkit import (
     demo_store,
     endpoint,
     most_in_one_window,
+    without_proxy_variables,
 )
 from pydantic import ValidationError
 from starlette.types import ASGIApp
@@ -50,6 +51,11 @@ REQUEST_ID = re.compile(
     r"request-id-test-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 FAST = Backoff(attempts=12, base=0.01, cap=0.2)  # for real faults, waited for real
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_proxy_variables(monkeypatch)
 
 
 def app_of(store: Store, faults: Faults | None = None, **options: Any) -> ASGIApp:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from clientkit import Counting
+from clientkit import Counting, without_proxy_variables
 from clirun import run
 from emulated import PROJECT_ID, SECRET, SEED
 
@@ -23,7 +23,6 @@ from policysync.config import Limits
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te"}
 
 
@@ -97,9 +96,7 @@ def proxy() -> Iterator[Proxy]:
 @pytest.fixture
 def emulator(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Counting]]:
     """The emulator, its STYTCH_* variables set, and no proxy variable but the test's."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    without_proxy_variables(monkeypatch)
     store = Store()
     store.load(SEED)
     app = Counting(build(store, PROJECT_ID, SECRET, Limits(), None))

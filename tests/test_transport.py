@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-from clientkit import FakeClock, assert_secret_free, endpoint
+from clientkit import FakeClock, assert_secret_free, endpoint, without_proxy_variables
 
 from policysync import client as client_module
 from policysync.client import MAX_ANSWER_BYTES, StytchClient
@@ -25,16 +25,12 @@ from policysync.models import OrgPolicy
 from policysync.pacing import Backoff
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 EMPTY = b'{"org_policy":{"roles":[]}}'
 
 
 @pytest.fixture(autouse=True)
 def no_proxy_from_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These servers are reached directly, whatever proxy the shell running the tests has."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    without_proxy_variables(monkeypatch)
 
 
 def within(seconds: float, test: Awaitable[Any]) -> Any:
