@@ -1,12 +1,20 @@
 """The Stytch B2B RBAC API as policysync speaks it (the wire contract: stytch-api.md).
 
-Every attempt of every request first takes one of `parallelism` slots (the size of the
-keep-alive pool too, so no request ever waits for a connection), then passes the rate
-limiter: the moment it leaves the limiter is the moment it starts. Answers 429 and 5xx,
-timeouts and connection faults are retried with backoff; GET, PUT and search are all
-safe to send twice (PUT replaces the whole org policy, so a repeat changes nothing).
-Success is exactly 200. Whatever failed is raised as a ProviderError naming the
-organization, with the secret scrubbed from every text that came from elsewhere.
+Every attempt of every request first takes one of `parallelism` slots, then passes the
+rate limiter: the moment it leaves the limiter is the moment it starts. A slot is an
+httpx client of its own holding one keep-alive connection, so no request ever waits for
+a connection nor searches a shared pool for a free one (httpcore scans its whole pool on
+every request, which costs more the more connections it holds). Each is set up from the
+environment as httpx does it: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY choose a
+proxy per URL, SSL_CERT_FILE or SSL_CERT_DIR the CA bundle.
+
+Answers 429 and 5xx, timeouts and connection faults are retried with backoff; GET, PUT
+and search are all safe to send twice (PUT replaces the whole org policy, so a repeat
+changes nothing). A certificate that cannot be verified and a name that does not
+resolve are not: another attempt would meet them again. Answers are read up to
+MAX_ANSWER_BYTES, and a longer one is an error, not retried. Success is exactly 200.
+Whatever failed is raised as a ProviderError naming the organization, with the secret
+scrubbed from every text that came from elsewhere.
 """
 
 from __future__ import annotations
@@ -14,10 +22,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.client
+import http.cookiejar
 import json
+import os
 import random
+import socket
+import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import quote
@@ -28,9 +42,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from policysync import __version__
 from policysync.canonical import same_policy
-from policysync.connection import Connection, Lane, TransportLane
 from policysync.endpoint import Endpoint
-from policysync.errors import ApiError, ProviderError, TransportError, UsageError
+from policysync.errors import ApiError, ConfigError, ProviderError, TransportError, UsageError
 from policysync.models import Organization, OrgPolicy, ProjectPolicy
 from policysync.pacing import Backoff, Clock, RateLimiter, Sleep
 
@@ -40,6 +53,9 @@ POLICY_PATH = "/v1/b2b/rbac/policy"
 ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
 SEARCH_PATH = "/v1/b2b/organizations/search"
 DEFAULT_BACKOFF = Backoff()
+# The longest body read. An org policy is a few KiB; a search page of 1,000 organizations
+# with their roles stays well under it; what is longer is not an answer to read.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 # Faults that may pass: a refused, reset or dropped connection, a slow answer. Not among
 # them: an unsupported URL scheme or a request httpx cannot even write.
@@ -57,6 +73,15 @@ HINTS = {
     "timeout": "check STYTCH_BASE_URL and the network, or try again later",
     "connection_error": "check STYTCH_BASE_URL and the network, or try again later",
 }
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than policysync reads: its body past MAX_ANSWER_BYTES (`status`
+    known), or its head past what httpcore buffers (`status` None: not yet parsed)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def _org_policy_input(raw: Any) -> Any:
@@ -122,7 +147,7 @@ class _OrgPolicyAnswer(_Answer):
 
 class _ExactOrgPolicyAnswer(_OrgPolicyAnswer):
     """The usual answer, every field there and no null: read by pydantic's core alone,
-    twice as fast as with the lenient reading's Python in the way (tried first)."""
+    without the lenient reading's Python in the way (tried first)."""
 
     org_policy: OrgPolicy
 
@@ -140,7 +165,7 @@ class _SearchAnswer(_Answer):
 
 
 AnswerT = TypeVar("AnswerT", bound=_Answer)
-Outcome = httpx.Response | httpx.TransportError
+Outcome = httpx.Response | httpx.TransportError | AnswerTooLarge
 
 
 class StytchClient:
@@ -171,38 +196,44 @@ class StytchClient:
         self.project_id = endpoint.project_id
         secret = endpoint.secret.get_secret_value()
         token = base64.b64encode(f"{endpoint.project_id}:{secret}".encode()).decode()
-        self._headers = {
-            "Authorization": f"Basic {token}",
-            "User-Agent": USER_AGENT,
-            "Content-Type": "application/json",
-        }
-        # One keep-alive connection per slot (see connection.py); one TLS context for
-        # all (loading the CA bundle takes ~30 ms); plain http, loopback only, needs none.
-        base_url = endpoint.base_url
-        lanes: list[Lane]
-        if transport is None:
-            https = base_url.startswith("https://")
-            context = httpx.create_ssl_context() if https else None
-            lanes = [
-                Connection(base_url, self._headers, timeout, context) for _ in range(parallelism)
-            ]
-        else:
-            lanes = [TransportLane(transport, base_url, self._headers, timeout)] * parallelism
-        self._connections = tuple(dict.fromkeys(lanes))  # each one once, to close
-        self._lanes: asyncio.Queue[Lane] = asyncio.Queue()
-        for lane in lanes:
-            self._lanes.put_nowait(lane)
+        # Exactly these (httpx adds Host and Content-Length): requests are built here, not
+        # by the clients, whose default headers (Accept-Encoding among them) stay out.
+        self._headers = httpx.Headers(
+            {
+                "Authorization": f"Basic {token}",
+                "User-Agent": USER_AGENT,
+                "Content-Type": "application/json",
+            }
+        )
+        self._url = endpoint.base_url.rstrip("/")
+        try:  # what httpx refuses (a control character) it would refuse on every request
+            httpx.URL(self._url)
+        except httpx.InvalidURL as exc:
+            message = f"base URL {self._url!r}: {exc}; set STYTCH_BASE_URL to a URL"
+            raise ConfigError(message) from None
+        self._pacing = (parallelism, timeout, transport, rate_limit, clock, sleep)
+        self._clients: tuple[httpx.AsyncClient, ...] = ()
+        self._slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._limiter: RateLimiter | None = None
         self._base_url = endpoint.base_url
         self._redact = _redactor(endpoint.project_id, secret)
-        self._limiter = (
-            None if rate_limit is None else RateLimiter.per_second(rate_limit, clock, sleep)
-        )
         self._backoff = backoff
         self._rng = rng or random.Random()
         self._sleep = sleep
 
     async def __aenter__(self) -> StytchClient:
-        return self  # connections open when first used
+        """Open the slots (their connections open when first used). A client may be
+        entered again once exited, in another event loop too (apply plans in one run of
+        the loop, asks, then writes in another)."""
+        parallelism, timeout, transport, rate_limit, clock, sleep = self._pacing
+        slots = _slots(parallelism, timeout, transport)
+        self._clients = tuple(dict.fromkeys(slots))  # each one once, to close
+        self._slots = asyncio.Queue()
+        for slot in slots:
+            self._slots.put_nowait(slot)
+        if rate_limit is not None:
+            self._limiter = RateLimiter.per_second(rate_limit, clock, sleep)
+        return self
 
     async def __aexit__(
         self,
@@ -210,8 +241,9 @@ class StytchClient:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for lane in self._connections:
-            await lane.aclose()
+        clients, self._clients = self._clients, ()
+        for client in clients:
+            await client.aclose()
 
     # The API --------------------------------------------------------------------------
 
@@ -306,22 +338,49 @@ class StytchClient:
                     return settled
 
     async def _attempt(self, method: str, path: str, content: bytes | None) -> Outcome:
-        lane = await self._lanes.get()  # a slot first: a request queued for one has not started
+        if not self._clients:
+            raise RuntimeError("use the client as `async with StytchClient(...) as client:`")
+        slot = await self._slots.get()  # a slot first: a request queued for one has not started
         try:
             if self._limiter is not None:
                 await self._limiter.acquire()
-            return await lane.send(method, path, content)
-        except httpx.TransportError as exc:
+            return await self._send(slot, method, path, content)
+        except httpx.RemoteProtocolError as exc:
+            return AnswerTooLarge(None) if _head_too_long(exc) else exc
+        except (httpx.TransportError, AnswerTooLarge) as exc:
             return exc
         finally:
-            self._lanes.put_nowait(lane)
+            self._slots.put_nowait(slot)
+
+    async def _send(
+        self, slot: httpx.AsyncClient, method: str, path: str, content: bytes | None
+    ) -> httpx.Response:
+        """One request on `slot`; its answer read whole, as long as it is not too long."""
+        request = httpx.Request(method, self._url + path, headers=self._headers, content=content)
+        response = await slot.send(request, stream=True)
+        try:
+            if _length_known_within_cap(response):
+                await response.aread()  # httpcore reads no more than the length declared
+                return response
+            body = await _read_body(response)
+        finally:
+            await response.aclose()
+        # The body is decoded already: its Content-Encoding would have it decoded twice.
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=response.extensions,
+        )
 
     def _retry_delay(self, outcome: Outcome, count: int, throttled: bool) -> float | None:
         if isinstance(outcome, httpx.Response):
             if outcome.status_code != 429 and outcome.status_code < 500:
                 return None
             return self._backoff.delay(count, self._rng, _retry_after(outcome), throttled)
-        if isinstance(outcome, RETRYABLE_TRANSPORT):
+        if isinstance(outcome, RETRYABLE_TRANSPORT) and not _lasting(outcome):
             return self._backoff.delay(count, self._rng, None)
         return None
 
@@ -349,12 +408,38 @@ class StytchClient:
         after = f" (gave up after {failures} attempts)" if failures > 1 else ""
         if isinstance(outcome, httpx.Response):
             return self._answer_error(outcome, organization_id, after)
-        kind = "timeout" if isinstance(outcome, httpx.TimeoutException) else "connection_error"
+        if isinstance(outcome, AnswerTooLarge):
+            part = "head" if outcome.status is None else f"body is over {MAX_ANSWER_BYTES} bytes"
+            message = (
+                f"the answer from {self._base_url} to {method} {path} is too long "
+                f"(its {part}), so policysync did not read it"
+            )
+            return self._api_error(
+                outcome.status, "unexpected_response", message, None, organization_id
+            )
+        kind, hint = self._transport_fault(outcome)
         detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
         message = f"no answer from {self._base_url} to {method} {path}: {detail}{after}"
         return TransportError(
-            None, kind, self._redact(message), None, organization_id, HINTS[kind], PROVIDER
+            None, kind, self._redact(message), None, organization_id, hint, PROVIDER
         )
+
+    def _transport_fault(self, fault: httpx.TransportError) -> tuple[str, str]:
+        """The error type of a fault, and what to do about it."""
+        if _caused_by(fault, ssl.SSLCertVerificationError):
+            return "certificate_error", (
+                "the server's certificate could not be verified against the CA bundle in "
+                f"use ({_ca_bundle()}); if a CA of your own signs it (a company proxy's), "
+                "set SSL_CERT_FILE (a file) or SSL_CERT_DIR (a folder) to its bundle"
+            )
+        if _caused_by(fault, socket.gaierror):
+            host = httpx.URL(self._base_url).host
+            proxied = " (or the proxy's, when one is set)" if _env_proxies() else ""
+            return "name_resolution_error", (
+                f"the name {host}{proxied} does not resolve: check STYTCH_BASE_URL and DNS"
+            )
+        kind = "timeout" if isinstance(fault, httpx.TimeoutException) else "connection_error"
+        return kind, HINTS[kind]
 
     def _answer_error(
         self, response: httpx.Response, organization_id: str | None, after: str
@@ -377,7 +462,7 @@ class StytchClient:
 
     def _api_error(
         self,
-        status: int,
+        status: int | None,
         error_type: str,
         message: str,
         request_id: Any,
@@ -390,9 +475,107 @@ class StytchClient:
             self._redact(message),
             self._redact(request_id) if isinstance(request_id, str) else None,
             organization_id,
-            HINTS.get(error_type, "server error: try again later" if status >= 500 else ""),
+            HINTS.get(error_type, "server error: try again later" if (status or 0) >= 500 else ""),
             PROVIDER,
         )
+
+
+def _slots(
+    parallelism: int, timeout: float, transport: httpx.AsyncBaseTransport | None
+) -> list[httpx.AsyncClient]:
+    """One client per slot, each with a pool of one connection (and one per proxy it may
+    use); or, for tests, one client over `transport` for every slot."""
+    if transport is not None:
+        return [httpx.AsyncClient(transport=transport, timeout=timeout)] * parallelism
+    # One TLS context for all: each client would load the CA bundle again otherwise.
+    # httpx reads SSL_CERT_FILE and SSL_CERT_DIR here, and proxies per client.
+    context = httpx.create_ssl_context(trust_env=True)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return [
+        httpx.AsyncClient(
+            verify=context,
+            limits=limits,
+            timeout=timeout,
+            trust_env=True,
+            cookies=_NoCookies(),
+        )
+        for _ in range(parallelism)
+    ]
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: the API sets no cookie policysync needs, and requests are
+    built without the clients' cookies anyway; httpx would parse every answer for them."""
+
+    def extract_cookies(
+        self, response: http.client.HTTPResponse, request: urllib.request.Request
+    ) -> None:
+        pass
+
+
+def _length_known_within_cap(response: httpx.Response) -> bool:
+    """Whether the body is as long as its Content-Length says, at most MAX_ANSWER_BYTES:
+    not encoded (a compressed body grows decoded), and its length declared and in range.
+    AnswerTooLarge when the length declared is past the cap."""
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or "content-encoding" in response.headers:
+        return False
+    if int(declared) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(response.status_code)
+    return True
+
+
+async def _read_body(response: httpx.Response) -> bytes:
+    """The body, decoded; AnswerTooLarge past MAX_ANSWER_BYTES, counted as it comes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what led to it: httpx raises its errors from httpcore's, raised in turn
+    from the socket's or the TLS layer's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        yield current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+
+
+def _caused_by(fault: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _chain(fault))
+
+
+def _lasting(fault: httpx.TransportError) -> bool:
+    """A fault that another attempt would meet again: a certificate that cannot be
+    verified, a name that does not resolve."""
+    return _caused_by(fault, ssl.SSLCertVerificationError) or _caused_by(fault, socket.gaierror)
+
+
+def _head_too_long(fault: httpx.RemoteProtocolError) -> bool:
+    """Whether the server's head was longer than httpcore buffers: h11, under httpcore,
+    says so with the status a server would answer to such a head (431)."""
+    return any(getattr(e, "error_status_hint", None) == 431 for e in _chain(fault))
+
+
+def _ca_bundle() -> str:
+    """Where httpx's TLS context takes its CAs from, in create_ssl_context's order."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if os.environ.get(name):
+            return f"{name}={os.environ[name]}"
+    return "certifi's, httpx's default: SSL_CERT_FILE and SSL_CERT_DIR are not set"
+
+
+def _env_proxies() -> bool:
+    """Whether the environment names a proxy, read as httpx reads it (urllib's getproxies)."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _outcome_unknown(outcome: Outcome) -> bool:
@@ -405,8 +588,8 @@ def _outcome_unknown(outcome: Outcome) -> bool:
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
     """A request body as httpx encodes `json=`: compact UTF-8 (bodies hold no floats).
-    pydantic's encoder is 2x faster than json's; what UTF-8 cannot carry (a lone
-    surrogate) goes to json's, which raises the error it always did."""
+    pydantic's encoder, the faster one; what UTF-8 cannot carry (a lone surrogate) goes
+    to json's, which raises the error it always did."""
     try:
         return pydantic_core.to_json(body)
     except pydantic_core.PydanticSerializationError:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,16 @@ PROJECT_ID, SECRET = DEFAULT_PROJECT_ID, DEFAULT_SECRET
 SEED_FILE = Path(__file__).parent.parent / "policies" / "emulator-seed.json"
 # Basic auth's token: the form in which the secret travels.
 TOKEN = base64.b64encode(f"{PROJECT_ID}:{SECRET}".encode()).decode()
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def without_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the shell running the tests: httpx would send loopback through it."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 def demo_seed() -> Seed:

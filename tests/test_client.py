@@ -27,6 +27,7 @@ from clientkit import (
     demo_store,
     endpoint,
     most_in_one_window,
+    without_proxy_variables,
 )
 from pydantic import ValidationError
 from starlette.types import ASGIApp
@@ -50,6 +51,11 @@ REQUEST_ID = re.compile(
     r"request-id-test-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 FAST = Backoff(attempts=12, base=0.01, cap=0.2)  # for real faults, waited for real
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_proxy_variables(monkeypatch)
 
 
 def app_of(store: Store, faults: Faults | None = None, **options: Any) -> ASGIApp:
@@ -669,8 +675,8 @@ def test_rate_limit_over_http_never_draws_a_429() -> None:
     one-second window at the server holds more than R arrivals.
 
     Two in flight, not more: here the server shares the test's process, and the GIL makes
-    a queue of concurrent arrivals wait for each other (up to ~70 ms on a loaded machine,
-    more than the limiter's guard), so arrival times would stop telling start times.
+    a queue of concurrent arrivals wait for each other (on a loaded machine, longer than
+    the limiter's guard), so arrival times would stop telling start times.
     The fake-clock test above checks the limiter at full parallelism, exactly.
     """
     rate, count = 10, 21
@@ -870,3 +876,19 @@ def test_a_complete_answer_is_read_exactly_and_a_lenient_one_the_same_way() -> N
         policy("r", "s"),
         OrgPolicy(roles=(Role(role_id="r", permissions=()),)),
     ]
+
+
+def test_a_client_may_be_entered_again_in_another_event_loop() -> None:
+    """apply without a saved plan plans in one run of the event loop, asks, then writes
+    in another: the same provider serves both, its slots opened anew each time."""
+    recorder = Recorder(app_of(demo_store()))
+    client = StytchClient(endpoint(), transport=httpx.ASGITransport(app=recorder))
+
+    async def read() -> ProjectPolicy:
+        async with client:
+            return await client.read_catalog()
+
+    assert asyncio.run(read()) == asyncio.run(read())
+    assert len(recorder.arrivals) == 2
+    with pytest.raises(RuntimeError, match="async with"):
+        asyncio.run(client.read_catalog())
