@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from policysync.emulator.seed import Seed
 from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET
 from policysync.emulator.store import Store
-from policysync.endpoint import Endpoint
+from policysync.providers.stytch import Endpoint
 
 PROJECT_ID, SECRET = DEFAULT_PROJECT_ID, DEFAULT_SECRET
 SEED_FILE = Path(__file__).parent.parent / "policies" / "emulator-seed.json"

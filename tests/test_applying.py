@@ -12,13 +12,13 @@ import httpx
 from clientkit import PROJECT_ID, SECRET, Recorder, demo_seed, demo_store, endpoint
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from policysync.client import StytchClient
 from policysync.commands.apply import IN_PROGRESS_PER_SLOT, apply_plan
 from policysync.config import Limits
 from policysync.emulator.server import build
 from policysync.journal import Journal, JournalEntry
 from policysync.models import OrgPolicy
 from policysync.plan import Plan, PlanEntry, assemble, plan_org
+from policysync.providers.stytch import StytchClient
 
 ORG_IDS = [org.organization_id for org in demo_seed().organizations]
 

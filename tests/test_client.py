@@ -33,8 +33,6 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from policysync import __version__
-from policysync import client as client_module
-from policysync.client import StytchClient
 from policysync.config import Limits
 from policysync.emulator.faults import FaultInjector, Faults
 from policysync.emulator.seed import Seed, SeedOrganization
@@ -42,7 +40,9 @@ from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.errors import ApiError, TransportError, UsageError
 from policysync.models import Organization, OrgPolicy, Permission, ProjectPolicy, Role
-from policysync.pacing import Backoff
+from policysync.providers import stytch as client_module
+from policysync.providers.pacing import Backoff
+from policysync.providers.stytch import StytchClient
 
 SEED = demo_seed()
 ORGS = {o.organization_slug: o for o in SEED.organizations}

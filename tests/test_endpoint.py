@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from policysync.endpoint import Endpoint, endpoint_from_env
 from policysync.errors import ConfigError
+from policysync.providers.stytch import Endpoint, endpoint_from_env
 
 TEST_ID = "project-test-11111111-2222-4333-8444-555555555555"
 LIVE_ID = "project-live-11111111-2222-4333-8444-555555555555"

@@ -10,7 +10,7 @@ from clientkit import FakeClock, most_in_one_window
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from policysync.pacing import ARRIVAL_GUARD, Backoff, RateLimiter
+from policysync.providers.pacing import ARRIVAL_GUARD, Backoff, RateLimiter
 
 
 def starts_of(arrivals: list[float], count: int, period: float) -> list[float]:

@@ -18,11 +18,12 @@ import pytest
 import trustme
 from clientkit import FakeClock, assert_secret_free, endpoint, without_proxy_variables
 
-from policysync import client as client_module
-from policysync.client import MAX_ANSWER_BYTES, StytchClient
 from policysync.errors import ApiError, ConfigError, ProviderError, TransportError
 from policysync.models import OrgPolicy
-from policysync.pacing import Backoff
+from policysync.providers import http as client_module
+from policysync.providers.http import MAX_ANSWER_BYTES
+from policysync.providers.pacing import Backoff
+from policysync.providers.stytch import StytchClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 EMPTY = b'{"org_policy":{"roles":[]}}'

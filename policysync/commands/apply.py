@@ -19,10 +19,10 @@ from policysync.canonical import fingerprint
 from policysync.errors import ProviderError
 from policysync.journal import Journal, JournalEntry
 from policysync.models import OrgPolicy
-from policysync.pacing import each
 from policysync.plan import OrgError, OrgPlan, Plan
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, Result, RunResult
+from policysync.workers import each
 
 # Organizations in progress per request slot of the client (`parallelism` of them):
 # while one waits for its journal entry to reach the disk, its slot reads the next one,

@@ -15,11 +15,11 @@ from policysync.drift import DriftReport, UnmanagedOrg, build_report, project_dr
 from policysync.errors import ProviderError, UsageError
 from policysync.loader import load_project
 from policysync.models import Organization
-from policysync.pacing import Progress
 from policysync.plan import OrgError
 from policysync.providers.base import Provider
 from policysync.report import ValidationReport
 from policysync.selection import Shard
+from policysync.workers import Progress
 
 MAX_PAGE_SIZE = 1000  # Stytch's ceiling for one page of organization search
 

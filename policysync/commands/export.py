@@ -31,9 +31,9 @@ from policysync.export import (
 )
 from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
 from policysync.models import Organization, OrgPolicy
-from policysync.pacing import each
 from policysync.plan import OrgError
 from policysync.providers.base import Provider
+from policysync.workers import each
 
 
 class Request(NamedTuple):

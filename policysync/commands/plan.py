@@ -23,13 +23,13 @@ from policysync.errors import ProviderError, UsageError
 from policysync.layout import ORGS_DIR
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.pacing import Progress, each
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
 from policysync.selection import Shard, select
 from policysync.validate import validate_root
+from policysync.workers import Progress, each
 
 
 class PlanRun(NamedTuple):

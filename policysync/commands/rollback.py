@@ -11,9 +11,9 @@ from policysync.canonical import fingerprint
 from policysync.commands.apply import IN_PROGRESS_PER_SLOT, Expected, finish, write_org
 from policysync.errors import UsageError
 from policysync.journal import Journal, JournalEntry, RunSummary
-from policysync.pacing import each
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
+from policysync.workers import each
 
 
 async def rollback(

@@ -1,20 +1,384 @@
-"""Stytch B2B RBAC (wire contract: stytch-api.md): the client and its endpoint."""
+"""Stytch B2B RBAC, as policysync speaks it (the wire contract: stytch-api.md): where
+Stytch is and the credentials presented there (read from the environment under the
+names Stytch's own tools use), the answers' shapes, Stytch's error bodies and what to do
+about them. HTTP itself (slots, retries, the rate limit, redaction) is `http.py`'s.
+
+GET, PUT and search are all safe to send twice (PUT replaces the whole org policy, so a
+repeat changes nothing). Whatever failed is raised as a ProviderError naming the
+organization, with the secret scrubbed from every text that came from elsewhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, cast
 
-from policysync.client import StytchClient
-from policysync.endpoint import endpoint_from_env
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+from policysync import __version__
+from policysync.canonical import same_policy
+from policysync.errors import ApiError, ConfigError, ProviderError
+from policysync.models import Organization, OrgPolicy, ProjectPolicy
+from policysync.providers.http import (
+    DEFAULT_BACKOFF,
+    HttpClient,
+    Rejected,
+    Site,
+    basic_token,
+    check_base_url,
+    json_object,
+    redactor,
+    retry_after,
+    segment,
+)
+from policysync.providers.pacing import Backoff, Clock, Sleep
 
 if TYPE_CHECKING:
     from policysync.providers import Pacing
-    from policysync.providers.base import Provider
+
+PROVIDER = "Stytch"  # who answered, in messages
+SITE = Site(PROVIDER, "STYTCH_BASE_URL")
+USER_AGENT = f"policysync/{__version__}"
+POLICY_PATH = "/v1/b2b/rbac/policy"
+ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
+SEARCH_PATH = "/v1/b2b/organizations/search"
+
+# What to do about an error, by error_type (the default: read Stytch's message).
+HINTS = {
+    "unauthorized_credentials": "check STYTCH_PROJECT_ID and STYTCH_SECRET (and STYTCH_BASE_URL)",
+    "enterprise_endpoint": "org-specific RBAC policies are in private beta: ask Stytch "
+    "support to enable them for this project",
+    "organization_not_found": "check the organization's id, slug or external id",
+    "too_many_requests": "lower --rate-limit",
+    "unexpected_response": "check STYTCH_BASE_URL; if it is right, this policysync may be "
+    "older than Stytch's API: upgrade it",
+}
 
 
-def from_env(environ: Mapping[str, str], pacing: Pacing) -> Provider:
+LIVE_URL = "https://api.stytch.com/"
+TEST_URL = "https://test.stytch.com/"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Stytch project and the URL of its API. The secret is a SecretStr, so that a
+    repr, a log line or a traceback's locals show `**********` instead of it."""
+
+    project_id: str
+    secret: SecretStr
+    base_url: str
+
+    def __post_init__(self) -> None:
+        check_base_url(self.base_url, "STYTCH_BASE_URL", TEST_URL)
+
+
+def endpoint_from_env(environ: Mapping[str, str]) -> Endpoint:
     """STYTCH_PROJECT_ID, STYTCH_SECRET and, optionally, STYTCH_BASE_URL."""
+    project_id = environ.get("STYTCH_PROJECT_ID", "").strip()
+    secret = environ.get("STYTCH_SECRET", "").strip()
+    missing = [
+        n for n, v in (("STYTCH_PROJECT_ID", project_id), ("STYTCH_SECRET", secret)) if not v
+    ]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: set "
+            "STYTCH_PROJECT_ID and STYTCH_SECRET to the project's API credentials (Stytch "
+            "dashboard, API keys), or to those `policysync emulator` prints"
+        )
+    base_url = environ.get("STYTCH_BASE_URL", "").strip() or default_base_url(project_id)
+    return Endpoint(project_id, SecretStr(secret), base_url.rstrip("/") + "/")
+
+
+def default_base_url(project_id: str) -> str:
+    """The host Stytch's SDKs pick: live for live projects, test for all others."""
+    return LIVE_URL if project_id.startswith("project-live-") else TEST_URL
+
+
+def from_env(environ: Mapping[str, str], pacing: Pacing) -> StytchClient:
+    """The provider, built once by the CLI: credentials and endpoint from `environ`."""
     return StytchClient(
         endpoint_from_env(environ), parallelism=pacing.parallelism, rate_limit=pacing.rate_limit
     )
+
+
+def _org_policy_input(raw: Any) -> Any:
+    """Stytch may omit (or send null for) empty lists and empty descriptions."""
+    if raw is None:
+        return {"roles": []}
+    roles = (raw.get("roles") or []) if isinstance(raw, dict) else None
+    if not isinstance(roles, list):
+        return raw  # for the model to report
+    return {**raw, "roles": [_role_input(role) for role in roles]}
+
+
+def _custom_roles_input(roles: Any) -> Any:
+    """An Organization's `custom_roles` are the roles of its org policy."""
+    return _org_policy_input({"roles": roles})
+
+
+def _role_input(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    permissions = raw.get("permissions") or []
+    if isinstance(permissions, list):
+        permissions = [
+            {**p, "actions": p.get("actions") or []} if isinstance(p, dict) else p
+            for p in permissions
+        ]
+    return {**raw, "description": raw.get("description") or "", "permissions": permissions}
+
+
+LenientOrgPolicy = Annotated[OrgPolicy, BeforeValidator(_org_policy_input)]
+
+
+class _ListedOrganization(BaseModel):
+    """An organization as search returns it, reduced to what policysync uses. Unknown
+    fields are ignored (an Organization carries dozens of settings); unknown fields in
+    its roles are not: a PUT would delete what policysync cannot represent."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    organization_id: str
+    organization_name: str = ""
+    organization_slug: str
+    organization_external_id: str | None = None
+    org_policy: Annotated[OrgPolicy, BeforeValidator(_custom_roles_input)] = Field(
+        default=OrgPolicy(roles=()), validation_alias="custom_roles"
+    )
+
+
+class _Answer(BaseModel):
+    """A success body, of which only the fields named are read (not `request_id`,
+    `status_code`, nor whatever Stytch adds to its envelopes later)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class _PolicyAnswer(_Answer):
+    policy: ProjectPolicy
+
+
+class _OrgPolicyAnswer(_Answer):
+    org_policy: LenientOrgPolicy
+
+
+class _ExactOrgPolicyAnswer(_OrgPolicyAnswer):
+    """The usual answer, every field there and no null: read by pydantic's core alone,
+    without the lenient reading's Python in the way (tried first)."""
+
+    org_policy: OrgPolicy
+
+
+_TRIED_FIRST: dict[type[_Answer], type[_Answer]] = {_OrgPolicyAnswer: _ExactOrgPolicyAnswer}
+
+
+class _ResultsMetadata(_Answer):
+    next_cursor: str | None = None
+
+
+class _SearchAnswer(_Answer):
+    organizations: tuple[_ListedOrganization, ...]
+    results_metadata: _ResultsMetadata
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+class StytchClient:
+    """An async Stytch client; use it as `async with StytchClient(endpoint) as client:`.
+    It may be entered again once exited, in another event loop too.
+
+    `rate_limit` is a ceiling in requests per second (None: none); `transport`, `rng`,
+    `sleep` and `clock` are for tests (an in-process ASGI app, reproducible jitter, a
+    fake clock).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        parallelism: int = 16,
+        rate_limit: float | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.project_id = endpoint.project_id
+        secret = endpoint.secret.get_secret_value()
+        token = basic_token(endpoint.project_id, secret)
+        headers = {
+            "Authorization": f"Basic {token}",
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+        }
+        self._http = HttpClient(
+            endpoint.base_url,
+            headers,
+            redactor(secret, token),
+            SITE,
+            parallelism=parallelism,
+            rate_limit=rate_limit,
+            backoff=backoff,
+            timeout=timeout,
+            transport=transport,
+            rng=rng,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(kind, value, traceback)
+
+    # The API --------------------------------------------------------------------------
+
+    async def read_catalog(self) -> ProjectPolicy:
+        """GET /v1/b2b/rbac/policy."""
+        return (await self._call(_PolicyAnswer, "GET", POLICY_PATH)).policy
+
+    async def read_org(self, organization_id: str) -> OrgPolicy:
+        """The org policy of an organization named by its id, slug or external id."""
+        path = ORG_POLICY_PATH + segment(organization_id)
+        return (await self._call(_OrgPolicyAnswer, "GET", path, organization_id)).org_policy
+
+    async def write_org(
+        self, organization_id: str, policy: OrgPolicy, prior: OrgPolicy | None = None
+    ) -> OrgPolicy:
+        """Replace every org-specific role of the organization; returns what Stytch stored.
+        (One PUT replaces them all: `prior`, what was read before, is not needed.)
+
+        When a PUT may have been carried out but no answer came (a connection dropped
+        after sending, a 5xx), live is read before sending it again: if it already
+        equals `policy`, the PUT took effect and is not repeated."""
+        path = ORG_POLICY_PATH + segment(organization_id)
+        body = {"org_policy": policy.model_dump(mode="json")}
+
+        async def settle() -> bool:
+            try:
+                live = await self.read_org(organization_id)
+            except ProviderError:
+                return False  # still unknown: sending the PUT again is safe
+            return same_policy(live, policy)
+
+        try:
+            response = await self._http.send("PUT", path, body, organization_id, settle)
+        except Rejected as rejected:
+            raise self._answer_error(rejected.response, organization_id, rejected.after) from None
+        if response is None:  # an earlier attempt took effect: live is `policy`
+            return policy
+        return self._parse(_OrgPolicyAnswer, response, organization_id).org_policy
+
+    async def list_orgs(self, limit: int = 1000) -> AsyncIterator[Organization]:
+        """Every organization of the project, `limit` per page, in Stytch's order."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            body: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+            answer = await self._call(_SearchAnswer, "POST", SEARCH_PATH, body=body)
+            for o in answer.organizations:
+                yield Organization(
+                    o.organization_id,
+                    o.organization_name,
+                    o.organization_slug,
+                    o.organization_external_id,
+                    o.org_policy,
+                )
+            cursor = answer.results_metadata.next_cursor
+            if not cursor:
+                return
+            if cursor in seen:  # a server bug would otherwise be an endless loop
+                message = "organization search returned a cursor a second time"
+                raise self._api_error(200, "unexpected_response", message, None, None)
+            seen.add(cursor)
+
+    # Answers and errors ---------------------------------------------------------------
+
+    async def _call(
+        self,
+        answer: type[AnswerT],
+        method: str,
+        path: str,
+        organization_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> AnswerT:
+        """The request's 200, read as `answer`; Stytch's error otherwise."""
+        try:
+            response = await self._http.send(method, path, body, organization_id)
+        except Rejected as rejected:
+            raise self._answer_error(rejected.response, organization_id, rejected.after) from None
+        assert response is not None  # nothing to settle: no answer is None
+        return self._parse(answer, response, organization_id)
+
+    def _parse(
+        self, answer: type[AnswerT], response: httpx.Response, organization_id: str | None
+    ) -> AnswerT:
+        exact = _TRIED_FIRST.get(answer)
+        if exact is not None:
+            with contextlib.suppress(ValidationError):
+                return cast(AnswerT, exact.model_validate_json(response.content))
+        try:
+            return answer.model_validate_json(response.content)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in error["loc"]) or "the body"
+            message = f"a 200 answer policysync cannot read: {where}: {error['msg']}"
+            request_id = json_object(response).get("request_id")
+            raise self._api_error(
+                200, "unexpected_response", message, request_id, organization_id
+            ) from None
+
+    def _answer_error(
+        self, response: httpx.Response, organization_id: str | None, after: str
+    ) -> ApiError:
+        """Stytch's error body; or, when something else answered, what it said."""
+        status, body = response.status_code, json_object(response)
+        error_type, message = body.get("error_type"), body.get("error_message")
+        if isinstance(error_type, str) and isinstance(message, str):
+            wait = retry_after(response)
+            if wait is not None and wait > self._http.backoff.max_retry_after:
+                after = f" (asked to retry after {wait:g} s: too long to wait)"
+            request_id = body.get("request_id")
+            return self._api_error(status, error_type, message + after, request_id, organization_id)
+        text = f"HTTP {status} {response.reason_phrase}, not a Stytch answer"
+        if response.headers.get("location"):
+            text += f" (redirected to {response.headers['location']})"
+        snippet = " ".join(response.text[:200].split())
+        text += (f": {snippet!r}" if snippet else "") + after
+        return self._api_error(status, "unexpected_response", text, None, organization_id)
+
+    def _api_error(
+        self,
+        status: int | None,
+        error_type: str,
+        message: str,
+        request_id: Any,
+        organization_id: str | None,
+    ) -> ApiError:
+        """The error, with every text that came from the server scrubbed of the secret."""
+        return ApiError(
+            status,
+            self._http.redact(error_type),
+            self._http.redact(message),
+            self._http.redact(request_id) if isinstance(request_id, str) else None,
+            organization_id,
+            HINTS.get(error_type, "server error: try again later" if (status or 0) >= 500 else ""),
+            PROVIDER,
+        )

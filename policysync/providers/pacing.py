@@ -1,6 +1,5 @@
-"""Pacing requests to Stytch: a ceiling on how many start per second, the waits
-between attempts of a request that failed in a way worth retrying, and a fixed pool of
-workers to go through many organizations.
+"""Pacing requests to a provider: a ceiling on how many start per second, and the
+waits between attempts of a request that failed in a way worth retrying.
 
 Both take their clock, sleep and random source as arguments, so that tests run them on
 a fake clock instead of waiting.
@@ -12,15 +11,11 @@ import asyncio
 import math
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-Progress = Callable[[int], None]  # called with 1 for each item done
-T = TypeVar("T")
-R = TypeVar("R")
 
 # Requests start here but are counted where they arrive; arrival delays vary by a few
 # milliseconds on loopback (more across the internet). Widening the window by this much
@@ -103,25 +98,3 @@ class Backoff:
             return None
         ceiling = min(self.cap, self.base * 2.0 ** min(failures - 1, 64))
         return max(rng.uniform(0.0, ceiling), retry_after or 0.0)
-
-
-async def each(
-    items: Sequence[T],
-    work: Callable[[T], Awaitable[R]],
-    parallelism: int,
-    tick: Progress | None = None,
-) -> list[R]:
-    """`work` on every item, `parallelism` at a time, results in the order they finish.
-    A fixed pool of workers sharing one iterator (not a task per item) keeps memory
-    flat for tens of thousands of organizations."""
-    results: list[R] = []
-    pending = iter(items)
-
-    async def worker() -> None:
-        for item in pending:  # each worker takes the next item
-            results.append(await work(item))
-            if tick is not None:
-                tick(1)
-
-    await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(items))))))
-    return results

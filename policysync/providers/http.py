@@ -1,0 +1,487 @@
+"""HTTP as every provider speaks it: httpx, request slots, the rate limit, retries with
+backoff, answers of bounded size, and texts scrubbed of the secret.
+
+Every attempt of every request first takes one of `parallelism` slots, then passes the
+rate limiter: the moment it leaves the limiter is the moment it starts. A slot is an
+httpx client of its own holding one keep-alive connection, so no request ever waits for
+a connection nor searches a shared pool for a free one (httpcore scans its whole pool on
+every request, which costs more the more connections it holds). Each is set up from the
+environment as httpx does it: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY choose a
+proxy per URL, SSL_CERT_FILE or SSL_CERT_DIR the CA bundle.
+
+Answers 429 and 5xx, timeouts and connection faults are retried with backoff. A
+certificate that cannot be verified and a name that does not resolve are not: another
+attempt would meet them again. Answers are read up to MAX_ANSWER_BYTES, and a longer one
+is an error, not retried. Success is exactly 200; an answer that stays an error is
+handed to the provider (`Rejected`), which reads its own error bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import http.cookiejar
+import ipaddress
+import json
+import os
+import random
+import socket
+import ssl
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pydantic_core
+
+from policysync.errors import ApiError, ConfigError, TransportError, UsageError
+from policysync.providers.pacing import Backoff, Clock, RateLimiter, Sleep
+
+DEFAULT_BACKOFF = Backoff()
+# The longest answer read. An org policy is a few KiB; a page of 1,000 organizations with
+# their roles stays well under it; what is longer is not an answer to read.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+# Faults that may pass: a refused, reset or dropped connection, a slow answer. Not among
+# them: an unsupported URL scheme or a request httpx cannot even write.
+RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than policysync reads: its body past MAX_ANSWER_BYTES (`status`
+    known), or its head past what httpcore buffers (`status` None: not yet parsed)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Rejected(Exception):
+    """The last answer to a request that was not a success, retries done: the provider
+    reads the error in it. `after` says how many attempts it took, for the message."""
+
+    def __init__(self, response: httpx.Response, after: str) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+        self.after = after
+
+
+Outcome = httpx.Response | httpx.TransportError | AnswerTooLarge
+Settle = Callable[[], Awaitable[bool]]
+
+
+class Site(NamedTuple):
+    """Who is asked, for messages: the provider's name, and the variable that sets its
+    URL (hints say what to check)."""
+
+    provider: str
+    url_variable: str
+
+
+class HttpClient:
+    """Requests to one API; use it as `async with HttpClient(...) as http:`. It may be
+    entered again once exited, in another event loop too (apply plans in one run of the
+    loop, asks, then writes in another).
+
+    `rate_limit` is a ceiling in requests per second (None: none); `transport`, `rng`,
+    `sleep` and `clock` are for tests (an in-process ASGI app, reproducible jitter, a
+    fake clock).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        redact: Callable[[str], str],
+        site: Site,
+        *,
+        parallelism: int = 16,
+        rate_limit: float | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if parallelism < 1:
+            raise UsageError(f"parallelism must be at least 1, not {parallelism}")
+        if rate_limit is not None and not rate_limit > 0:
+            raise UsageError(f"a rate limit must be above 0 requests per second, not {rate_limit}")
+        self.base_url = base_url
+        self.site = site
+        self.redact = redact
+        self.backoff = backoff
+        # Exactly these (httpx adds Host and Content-Length): requests are built here, not
+        # by the clients, whose default headers (Accept-Encoding among them) stay out.
+        self._headers = httpx.Headers(dict(headers))
+        self._url = base_url.rstrip("/")
+        try:  # what httpx refuses (a control character) it would refuse on every request
+            httpx.URL(self._url)
+        except httpx.InvalidURL as exc:
+            message = f"base URL {self._url!r}: {exc}; set {site.url_variable} to a URL"
+            raise ConfigError(message) from None
+        self._pacing = (parallelism, timeout, transport, rate_limit, clock, sleep)
+        self._clients: tuple[httpx.AsyncClient, ...] = ()
+        self._slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._limiter: RateLimiter | None = None
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+    async def __aenter__(self) -> Self:
+        """Open the slots (their connections open when first used)."""
+        parallelism, timeout, transport, rate_limit, clock, sleep = self._pacing
+        slots = _slots(parallelism, timeout, transport)
+        self._clients = tuple(dict.fromkeys(slots))  # each one once, to close
+        self._slots = asyncio.Queue()
+        for slot in slots:
+            self._slots.put_nowait(slot)
+        if rate_limit is not None:
+            self._limiter = RateLimiter.per_second(rate_limit, clock, sleep)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        clients, self._clients = self._clients, ()
+        for client in clients:
+            await client.aclose()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        organization_id: str | None = None,
+        settle: Settle | None = None,
+    ) -> httpx.Response | None:
+        """Send until a 200 comes or retrying is no longer worth it; the 200. `settle`,
+        for a request that changes state, is called before sending it again after an
+        attempt whose outcome is unknown: True means the first attempt did take effect,
+        and None is returned. Rejected when an error answer stays; ApiError or
+        TransportError when no answer can be read."""
+        content = None if body is None else _json_bytes(body)
+        failures = throttles = 0
+        while True:
+            outcome = await self._attempt(method, path, content)
+            if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
+                return outcome
+            throttled = isinstance(outcome, httpx.Response) and outcome.status_code == 429
+            if throttled:
+                throttles += 1
+            else:
+                failures += 1
+            count = throttles if throttled else failures
+            delay = self._retry_delay(outcome, count, throttled)
+            if delay is None:
+                attempts = failures + throttles
+                after = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+                if isinstance(outcome, httpx.Response):
+                    raise Rejected(outcome, after)
+                raise self._failure(outcome, method, path, organization_id, after)
+            await self._sleep(delay)
+            if settle is not None and _outcome_unknown(outcome) and await settle():
+                return None
+
+    async def _attempt(self, method: str, path: str, content: bytes | None) -> Outcome:
+        if not self._clients:
+            raise RuntimeError("use the client as `async with client:`")
+        slot = await self._slots.get()  # a slot first: a request queued for one has not started
+        try:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            return await self._send(slot, method, path, content)
+        except httpx.RemoteProtocolError as exc:
+            return AnswerTooLarge(None) if _head_too_long(exc) else exc
+        except (httpx.TransportError, AnswerTooLarge) as exc:
+            return exc
+        finally:
+            self._slots.put_nowait(slot)
+
+    async def _send(
+        self, slot: httpx.AsyncClient, method: str, path: str, content: bytes | None
+    ) -> httpx.Response:
+        """One request on `slot`; its answer read whole, as long as it is not too long."""
+        request = httpx.Request(method, self._url + path, headers=self._headers, content=content)
+        response = await slot.send(request, stream=True)
+        try:
+            if _length_known_within_cap(response):
+                await response.aread()  # httpcore reads no more than the length declared
+                return response
+            body = await _read_body(response)
+        finally:
+            await response.aclose()
+        # The body is decoded already: its Content-Encoding would have it decoded twice.
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=response.extensions,
+        )
+
+    def _retry_delay(self, outcome: Outcome, count: int, throttled: bool) -> float | None:
+        if isinstance(outcome, httpx.Response):
+            if outcome.status_code != 429 and outcome.status_code < 500:
+                return None
+            return self.backoff.delay(count, self._rng, retry_after(outcome), throttled)
+        if isinstance(outcome, RETRYABLE_TRANSPORT) and not _lasting(outcome):
+            return self.backoff.delay(count, self._rng, None)
+        return None
+
+    def _failure(
+        self,
+        outcome: httpx.TransportError | AnswerTooLarge,
+        method: str,
+        path: str,
+        organization_id: str | None,
+        after: str,
+    ) -> ApiError | TransportError:
+        provider = self.site.provider
+        if isinstance(outcome, AnswerTooLarge):
+            part = "head" if outcome.status is None else f"body is over {MAX_ANSWER_BYTES} bytes"
+            message = (
+                f"the answer from {self.base_url} to {method} {path} is too long "
+                f"(its {part}), so policysync did not read it"
+            )
+            hint = f"check {self.site.url_variable}"
+            return ApiError(
+                outcome.status,
+                "unexpected_response",
+                message,
+                None,
+                organization_id,
+                hint,
+                provider,
+            )
+        kind, hint = self._transport_fault(outcome)
+        detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
+        message = f"no answer from {self.base_url} to {method} {path}: {detail}{after}"
+        return TransportError(
+            None, kind, self.redact(message), None, organization_id, hint, provider
+        )
+
+    def _transport_fault(self, fault: httpx.TransportError) -> tuple[str, str]:
+        """The error type of a fault, and what to do about it."""
+        variable = self.site.url_variable
+        if _caused_by(fault, ssl.SSLCertVerificationError):
+            return "certificate_error", (
+                "the server's certificate could not be verified against the CA bundle in "
+                f"use ({_ca_bundle()}); if a CA of your own signs it (a company proxy's), "
+                "set SSL_CERT_FILE (a file) or SSL_CERT_DIR (a folder) to its bundle"
+            )
+        if _caused_by(fault, socket.gaierror):
+            host = httpx.URL(self.base_url).host
+            proxied = " (or the proxy's, when one is set)" if _env_proxies() else ""
+            return "name_resolution_error", (
+                f"the name {host}{proxied} does not resolve: check {variable} and DNS"
+            )
+        kind = "timeout" if isinstance(fault, httpx.TimeoutException) else "connection_error"
+        return kind, f"check {variable} and the network, or try again later"
+
+
+def redactor(secret: str, *credentials: str) -> Callable[[str], str]:
+    """A function removing the secret from a text, raw or as it travels (each of
+    `credentials`, a header value's token such as Basic auth's base64, and
+    percent-encoding), for texts made elsewhere: server answers, httpx errors."""
+    raw = {secret, *credentials}
+    # Longest first: a shorter form may be part of a longer one.
+    forms = sorted(raw | {quote(form, safe="") for form in raw}, key=len)[::-1]
+
+    def redact(text: str) -> str:
+        for form in forms:
+            text = text.replace(form, "***")
+        return text
+
+    return redact
+
+
+def basic_token(user: str, password: str) -> str:
+    """The token of an `Authorization: Basic` header."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def segment(value: str) -> str:
+    """A path segment: percent-encoded with nothing kept safe (`/` is `%2F`). A segment
+    of dots is encoded too, or URL normalization would resolve it (`..` is the parent)."""
+    if not value:
+        raise UsageError("an organization id, slug or external id cannot be empty")
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds; None when absent or an HTTP date (the backoff applies)."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; {} for anything else."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def check_base_url(url: str, variable: str, example: str) -> None:
+    """Raise ConfigError unless credentials may be sent to `url`, which `variable` sets
+    (`example`: a URL it could be)."""
+    if "@" in url:  # before anything that would echo the URL: it may hold a password
+        raise ConfigError(
+            f"the base URL holds credentials (an '@'): remove them from {variable}; "
+            "credentials go in their own variables"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigError(f"base URL {url!r}: {exc}; set {variable} to a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {url!r} is not an http(s) URL: set {variable} to one, "
+            f"e.g. {example} (or unset it for the default)"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"base URL {url!r}: plain http:// would send the secret unencrypted; it is "
+            f"accepted only for loopback hosts (127.0.0.0/8, ::1, localhost): set {variable} "
+            "to an https:// URL"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _slots(
+    parallelism: int, timeout: float, transport: httpx.AsyncBaseTransport | None
+) -> list[httpx.AsyncClient]:
+    """One client per slot, each with a pool of one connection (and one per proxy it may
+    use); or, for tests, one client over `transport` for every slot."""
+    if transport is not None:
+        return [httpx.AsyncClient(transport=transport, timeout=timeout)] * parallelism
+    # One TLS context for all: each client would load the CA bundle again otherwise.
+    # httpx reads SSL_CERT_FILE and SSL_CERT_DIR here, and proxies per client.
+    context = httpx.create_ssl_context(trust_env=True)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return [
+        httpx.AsyncClient(
+            verify=context,
+            limits=limits,
+            timeout=timeout,
+            trust_env=True,
+            cookies=_NoCookies(),
+        )
+        for _ in range(parallelism)
+    ]
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: the APIs set no cookie policysync needs, and requests are
+    built without the clients' cookies anyway; httpx would parse every answer for them."""
+
+    def extract_cookies(
+        self, response: http.client.HTTPResponse, request: urllib.request.Request
+    ) -> None:
+        pass
+
+
+def _length_known_within_cap(response: httpx.Response) -> bool:
+    """Whether the body is as long as its Content-Length says, at most MAX_ANSWER_BYTES:
+    not encoded (a compressed body grows decoded), and its length declared and in range.
+    AnswerTooLarge when the length declared is past the cap."""
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or "content-encoding" in response.headers:
+        return False
+    if int(declared) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(response.status_code)
+    return True
+
+
+async def _read_body(response: httpx.Response) -> bytes:
+    """The body, decoded; AnswerTooLarge past MAX_ANSWER_BYTES, counted as it comes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what led to it: httpx raises its errors from httpcore's, raised in turn
+    from the socket's or the TLS layer's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        yield current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+
+
+def _caused_by(fault: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _chain(fault))
+
+
+def _lasting(fault: httpx.TransportError) -> bool:
+    """A fault that another attempt would meet again: a certificate that cannot be
+    verified, a name that does not resolve."""
+    return _caused_by(fault, ssl.SSLCertVerificationError) or _caused_by(fault, socket.gaierror)
+
+
+def _head_too_long(fault: httpx.RemoteProtocolError) -> bool:
+    """Whether the server's head was longer than httpcore buffers: h11, under httpcore,
+    says so with the status a server would answer to such a head (431)."""
+    return any(getattr(e, "error_status_hint", None) == 431 for e in _chain(fault))
+
+
+def _ca_bundle() -> str:
+    """Where httpx's TLS context takes its CAs from, in create_ssl_context's order."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if os.environ.get(name):
+            return f"{name}={os.environ[name]}"
+    return "certifi's, httpx's default: SSL_CERT_FILE and SSL_CERT_DIR are not set"
+
+
+def _env_proxies() -> bool:
+    """Whether the environment names a proxy, read as httpx reads it (urllib's getproxies)."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _outcome_unknown(outcome: Outcome) -> bool:
+    """Whether the server may have carried out a request that failed so: not when the
+    connection was never made, nor when it answered 429 (it turned the request away)."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code >= 500
+    return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    """A request body as httpx encodes `json=`: compact UTF-8 (bodies hold no floats).
+    pydantic's encoder, the faster one; what UTF-8 cannot carry (a lone surrogate) goes
+    to json's, which raises the error it always did."""
+    try:
+        return pydantic_core.to_json(body)
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
