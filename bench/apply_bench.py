@@ -3,7 +3,7 @@
 Writes a policy tree of N generated organization files and an emulator seed in which
 every organization differs from its file (a role missing live, an extra role live, or a
 role whose actions differ), so that every apply writes all N, deletions included. Then,
-in interleaved rounds, for each parallelism P (16 and 64), and again with uvloop blocked
+in five interleaved rounds, for each parallelism P (16 and 64), and again with uvloop blocked
 (`import uvloop` fails, as where it is not installed):
 
 1. start `policysync emulator --latency-ms 60` afresh (seeded again: each apply finds
@@ -22,7 +22,7 @@ requests in flight is N x 2L / P (1,000 x 120 ms / 16 = 7.5 s). Printed alongsid
 CPU time of the apply process (and of the children it waited for: the journal's writer)
 per HTTP request (2N), and the emulator's.
 
-    .venv/bin/python bench/apply_bench.py [--orgs 1000] [--latency-ms 60] [--repeat 3]
+    .venv/bin/python bench/apply_bench.py [--orgs 1000] [--latency-ms 60] [--repeat 5]
     .venv/bin/python bench/apply_bench.py --profile apply.prof  # one more apply, cProfile'd
                                           [--parallelism 16,64] [--no-asyncio] [--json FILE]
 
@@ -238,7 +238,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--parallelism", type=rig.int_list, default=[16, 64], help="apply --parallelism (16,64)"
     )
-    p.add_argument("--repeat", type=int, default=3, help="rounds of timed applies (3)")
+    p.add_argument("--repeat", type=int, default=5, help="rounds of timed applies (5)")
     p.add_argument(
         "--no-asyncio",
         dest="compare_loops",

@@ -11,7 +11,7 @@ its request arrived: a realistic round trip to Stytch's API), and times, wall cl
     extrapolated linearly, and the output says so;
 (b) `policysync plan --format json --parallelism P`, the whole command as a user runs it
     (start-up, validation, the reads, planning, rendering), for each P (16 and 64), in
-    interleaved rounds; and the same command with uvloop blocked (`import uvloop` fails,
+    five interleaved rounds; and the same command with uvloop blocked (`import uvloop` fails,
     as where it is not installed), to show what uvloop is worth at this latency;
 (c) this emulator's floor: the same reads by a bare-socket client (P keep-alive
     connections, no JSON parsed), which shows how far the emulator sits from the bound.
@@ -334,7 +334,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--parallelism", type=rig.int_list, default=[16, 64], help="plan --parallelism (16,64)"
     )
-    p.add_argument("--repeat", type=int, default=3, help="rounds of timed plans (3)")
+    p.add_argument("--repeat", type=int, default=5, help="rounds of timed plans (5)")
     p.add_argument(
         "--no-asyncio",
         dest="compare_loops",
