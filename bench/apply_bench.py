@@ -128,7 +128,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
     if not rig.has_uvloop():
         loops = ["asyncio"]  # there is nothing to compare
     fixture = rig.make_fixture(n, args.seed, 1.0)
-    rig.write_tree(base / "tree", fixture, n)
+    rig.write_tree(base / "tree", fixture.orgs)
     rig.write_seed(base / "seed.json", fixture, n)
     expected = fixture.expected(n)
     puts = {  # the floor's PUTs: each organization's file, as apply sends it

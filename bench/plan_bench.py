@@ -51,6 +51,9 @@ from typing import Any
 
 import rig
 
+# tests/test_apply_faults.py imports these from here
+from rig import Fixture, make_fixture, seed_document
+
 TARGET_SDK_RATIO = 12.0  # SDK loop / plan at P=16, at least
 TARGET_BOUND = {16: 1.10, 64: 1.35}  # plan / (N x L / P), at most, by parallelism
 TARGET_PEAK_MB = 200.0  # at --mem-orgs, below (MB = 10^6 bytes)
@@ -113,7 +116,7 @@ class SdkResult:
         return self.seconds / self.timed_orgs * 1000
 
 
-def run_sdk(endpoint: rig.Endpoint, fixture: rig.Fixture, n: int, sample: int) -> SdkResult:
+def run_sdk(endpoint: rig.Endpoint, fixture: Fixture, n: int, sample: int) -> SdkResult:
     k = min(n, sample) if sample > 0 else n
     desired = [d["org_policy"] for d in fixture.docs[:k]]
     ctx = multiprocessing.get_context("spawn")
@@ -189,10 +192,11 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
     loops = ["uvloop", "asyncio"] if args.compare_loops else ["uvloop"]
     if not rig.has_uvloop():
         loops = ["asyncio"]  # there is nothing to compare
-    fixture = rig.make_fixture(max(n, args.mem_orgs), args.seed, args.change_share)
+    fixture = make_fixture(max(n, args.mem_orgs), args.seed, args.change_share)
     tree = base / f"n{n}"
-    rig.write_tree(tree, fixture, n)
-    seed_file = rig.write_seed(base / f"seed-n{n}.json", fixture, n)
+    rig.write_tree(tree, fixture.orgs[:n])
+    seed_file = base / f"seed-n{n}.json"
+    seed_file.write_text(json.dumps(seed_document(fixture, n)), encoding="utf-8")
     expected = fixture.expected(n)
     print(
         f"tree: {n:,} organization files + project.json, seed {args.seed}; live differs in "
@@ -279,8 +283,9 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
     memory: rig.Run | None = None
     if args.mem_orgs:
         m = args.mem_orgs
-        rig.write_tree(base / f"n{m}", fixture, m)
-        mem_seed = rig.write_seed(base / f"seed-n{m}.json", fixture, m)
+        rig.write_tree(base / f"n{m}", fixture.orgs[:m])
+        mem_seed = base / f"seed-n{m}.json"
+        mem_seed.write_text(json.dumps(seed_document(fixture, m)), encoding="utf-8")
         with rig.Emulator(mem_seed, base / "emu-mem") as emulator:
             argv = plan_argv(loops[0], base / f"n{m}", pars[0])
             memory = rig.run(argv, base, base / "plan.json", emulator.endpoint.env(), True)

@@ -210,18 +210,20 @@ def make_fixture(count: int, seed: int, share: float = 0.0) -> Fixture:
     return Fixture(orgs, docs, live, kinds)
 
 
-def write_tree(root: Path, fixture: Fixture, n: int) -> list[Path]:
-    """`root/project.json` and the first n files in `root/orgs/`; their paths from root."""
-    (root / "orgs").mkdir(parents=True)
-    shutil.copyfile(PROJECT_JSON, root / "project.json")
+def write_tree(
+    root: Path, orgs: Sequence[tuple[str, str]], project_json: Path = PROJECT_JSON
+) -> list[Path]:
+    """`root/project.json` and `root/orgs/*.json`; the org files' paths from root."""
+    (root / "orgs").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(project_json, root / "project.json")
     paths = []
-    for name, text in fixture.orgs[:n]:
+    for name, text in orgs:
         (root / "orgs" / name).write_text(text, encoding="utf-8")
         paths.append(Path("orgs") / name)
     return paths
 
 
-def write_seed(path: Path, fixture: Fixture, n: int) -> Path:
+def seed_document(fixture: Fixture, n: int) -> dict[str, Any]:
     """An emulator seed: project.json's policy, the first n organizations as live."""
     organizations = [
         {
@@ -232,8 +234,11 @@ def write_seed(path: Path, fixture: Fixture, n: int) -> Path:
         }
         for i, (doc, live) in enumerate(zip(fixture.docs[:n], fixture.live[:n], strict=True))
     ]
-    document = {"policy": project_policy(), "organizations": organizations}
-    path.write_text(json.dumps(document), encoding="utf-8")
+    return {"policy": project_policy(), "organizations": organizations}
+
+
+def write_seed(path: Path, fixture: Fixture, n: int) -> Path:
+    path.write_text(json.dumps(seed_document(fixture, n)), encoding="utf-8")
     return path
 
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rig
+from rig import write_tree  # tests/test_apply_faults.py imports it from here
 
 TARGET_RATIO = 8.0  # check-jsonschema / policysync, at least
 LINEAR_R2 = 0.98
@@ -91,7 +92,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
     n = args.files
     sizes = sorted(set(args.sizes))
     fixture = rig.make_fixture(max(n, *sizes), args.seed)
-    trees = {size: rig.write_tree(base / f"n{size}", fixture, size) for size in {n, *sizes}}
+    trees = {size: write_tree(base / f"n{size}", fixture.orgs[:size]) for size in {n, *sizes}}
     roles = sum(len(d["org_policy"]["roles"]) for d in fixture.docs[:n])
     print(
         f"tree: {n:,} organization files + project.json, {roles:,} roles, "
@@ -106,7 +107,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
 
     # both reject a broken file (neither is timing a no-op)
     broken_root = base / "broken"
-    broken_file = rig.write_tree(broken_root, fixture, 1)[0]
+    broken_file = write_tree(broken_root, fixture.orgs[:1])[0]
     broken = fixture.docs[0] | {"org_policy": {"roles": [{"role_id": 7, "permissions": []}]}}
     (broken_root / broken_file).write_text(json.dumps(broken), encoding="utf-8")
     timed([[*policysync, "validate", "broken"]], base, expect=1)
