@@ -1,22 +1,22 @@
 """Benchmark behind `make bench`: how many GETs per second `policysync emulator` serves.
 
-Writes a seed of N generated organizations (2,000 by default; 0 to 6 roles each over the
-demo project policy), starts the emulator on it as a process of its own
-(`policysync emulator --port 0 --seed FILE`, no faults, its URL read from its first line
-of output), and loads GET /v1/b2b/rbac/organizations/{id} from separate client processes
-(no GIL shared with the server), each holding keep-alive connections with one request in
-flight on each (a closed loop), for a fixed duration after a warm-up. Prints requests/s,
-latency p50/p99, the error count, and the CPU time the server and the clients spent per
-request. Then the load generator's own ceiling: the same load against a trivial HTTP
-server (a fixed answer of the same size), so that a miss can be told apart from a slow
-client.
+The plan and apply benchmarks keep up to 64 requests in flight against an emulator that
+answers each 60 ms after it arrived: about 1,070 requests per second, which the emulator
+must serve with room to spare, on the same two cores as the client, for the bound to be
+reachable. This benchmark seeds it with N generated organizations (2,000 by default),
+starts it as a process of its own without latency or faults, and loads
+GET /v1/b2b/rbac/organizations/{id} from separate client processes (no GIL shared with
+the server), each holding keep-alive connections with one request in flight on each (a
+closed loop), for a fixed duration after a warm-up. Prints requests/s, latency p50/p99,
+the error count, and the CPU time the server and the clients spent per request. Then
+the load generator's own ceiling: the same load against a trivial HTTP server (a fixed
+answer of the same size), so that a miss can be told apart from a slow client.
 
     .venv/bin/python bench/emulator_bench.py [--orgs 2000] [--duration 10] [--json FILE]
     .venv/bin/python bench/emulator_bench.py --profile emulator.prof   # server under cProfile
 
-Target: at least 2,000 GETs/s, and no errors. Standard library only (the emulator itself
-runs from the installed policysync). Exit status 0 when the target is met, 1 when it is
-missed, 2 when the benchmark itself could not run.
+Target: at least 2,000 GETs/s, and no errors. Exit status 0 when the target is met, 1 when
+it is missed, 2 when the benchmark itself could not run.
 """
 
 from __future__ import annotations
@@ -24,175 +24,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import importlib.metadata
-import importlib.util
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
-import platform
-import pstats
 import random
-import re
-import selectors
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from generate import make_org
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO_SEED = REPO / "policies" / "emulator-seed.json"
+import rig
 
 TARGET_RPS = 2_000.0
-DEFAULT_SEED = 20_240_601
-# The emulator's built-in test credentials (policysync.emulator.server); it prints them.
-PROJECT_ID = "project-test-00000000-0000-4000-8000-000000000000"
-SECRET = "secret-test-emulator-only-not-a-real-secret"
 ORG_PATH = "/v1/b2b/rbac/organizations/"
-URL_LINE = re.compile(r" at (http://127\.0\.0\.1:(\d+)/)\s*$")
-STARTUP_TIMEOUT = 60.0
 
 
-class BenchError(Exception):
-    """The benchmark could not run (as opposed to: it ran and missed its target)."""
-
-
-# --- the seed ---------------------------------------------------------------------------
-
-
-def make_seed(count: int, seed: int) -> tuple[dict[str, Any], list[str]]:
-    """A seed document of `count` organizations over the demo project policy, and their ids."""
-    rng = random.Random(seed)
-    policy = json.loads(DEMO_SEED.read_text(encoding="utf-8"))["policy"]
-    resources = {r["resource_id"]: list(r["actions"]) for r in policy["resources"]}
-    organizations = []
-    for i in range(count):
-        org = make_org(rng, resources)
-        organizations.append(
-            {
-                "organization_id": org["organization_id"],
-                "organization_name": f"Bench {i}",
-                "organization_slug": f"bench-{i:05d}",
-                "org_policy": org["org_policy"],
-            }
-        )
-    return {"policy": policy, "organizations": organizations}, [
-        o["organization_id"] for o in organizations
-    ]
-
-
-# --- the servers ------------------------------------------------------------------------
-
-
-def emulator_command(seed_file: Path, profile: Path | None) -> list[str]:
-    args = ["emulator", "--host", "127.0.0.1", "--port", "0", "--seed", str(seed_file)]
-    if profile is not None:
-        return [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "policysync", *args]
-    script = Path(sys.executable).parent / "policysync"
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-m", "policysync", *args]
-
-
-class Emulator:
-    """`policysync emulator` as a child process; stderr kept in a file."""
-
-    def __init__(self, command: list[str], workdir: Path) -> None:
-        self.command = command
-        self.stderr_path = workdir / "emulator.stderr"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def __enter__(self) -> Emulator:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STYTCH_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        with self.stderr_path.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        assert self.process.stdout is not None
-        line = _readline(self.process.stdout, STARTUP_TIMEOUT)
-        match = URL_LINE.search(line)
-        if match is None:
-            self.__exit__(None, None, None)
-            raise BenchError(f"the emulator did not print its URL: {line!r}; {self.stderr()}")
-        self.port = int(match[2])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # uvicorn shuts down, cProfile writes
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace").strip()
-        except OSError:
-            return ""
-
-    def cpu_seconds(self) -> float | None:
-        return _cpu_seconds(self.process.pid) if self.process else None
-
-
-def _readline(stream: Any, timeout: float) -> str:
-    """One line of a child's stdout, waiting at most `timeout` seconds."""
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    data = b""
-    try:
-        while not data.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise BenchError(f"the emulator printed no URL within {timeout:.0f} s")
-            chunk = os.read(stream.fileno(), 1)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        selector.close()
-    return data.decode(errors="replace")
-
-
-def _machine_cpu() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat (Linux)."""
-    try:
-        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    except OSError:
-        return None
-    ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
-    idle = ticks[3] + ticks[4]
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(ticks) - idle) / tick, sum(ticks) / tick
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# --- the trivial server ------------------------------------------------------------
 
 
 class _Trivial(asyncio.Protocol):
@@ -245,6 +94,7 @@ class Plan:
     measure_from: float  # end of the warm-up
     end: float
     seed: int
+    authorization: str  # the Authorization header's value
 
 
 @dataclass
@@ -309,11 +159,10 @@ class _Worker:
         self.plan = plan
         self.result = WorkerResult()
         rng = random.Random(plan.seed)
-        token = base64.b64encode(f"{PROJECT_ID}:{SECRET}".encode()).decode()
         host = f"127.0.0.1:{plan.port}"
         requests = [
             (
-                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {plan.authorization}\r\n"
                 "User-Agent: policysync-emulator-bench\r\n\r\n"
             ).encode()
             for path in plan.paths
@@ -401,6 +250,7 @@ def generate_load(
     target: str,
     port: int,
     paths: list[str],
+    authorization: str,
     args: argparse.Namespace,
     duration: float,
     server_pid: int | None,
@@ -410,7 +260,9 @@ def generate_load(
     end = measure_from + duration
     pipes, processes = [], []
     for i in range(args.processes):
-        plan = Plan(port, paths, args.connections, start, measure_from, end, args.seed + i)
+        plan = Plan(
+            port, paths, args.connections, start, measure_from, end, args.seed + i, authorization
+        )
         receiver, sender = ctx.Pipe(duplex=False)
         process = ctx.Process(target=load_worker, args=(plan, sender), daemon=True)
         process.start()
@@ -418,19 +270,19 @@ def generate_load(
         pipes.append(receiver)
         processes.append(process)
     time.sleep(max(0.0, measure_from - time.monotonic()))
-    server_cpu_start = _cpu_seconds(server_pid) if server_pid else None
-    machine_start = _machine_cpu()
+    server_cpu_start = rig.cpu_seconds(server_pid) if server_pid else None
+    machine_start = rig.machine_cpu()
     time.sleep(max(0.0, end - time.monotonic()))
-    server_cpu_end = _cpu_seconds(server_pid) if server_pid else None
-    machine_end = _machine_cpu()
+    server_cpu_end = rig.cpu_seconds(server_pid) if server_pid else None
+    machine_end = rig.machine_cpu()
     results = []
     for receiver, process in zip(pipes, processes, strict=True):
         if not receiver.poll(30):
-            raise BenchError(f"a load process sent no result (exit code {process.exitcode})")
+            raise rig.BenchError(f"a load process sent no result (exit code {process.exitcode})")
         data = receiver.recv()
         process.join(10)
         if "error" in data:
-            raise BenchError(f"a load process failed: {data['error']}")
+            raise rig.BenchError(f"a load process failed: {data['error']}")
         results.append(WorkerResult(**data))
     latencies = sorted(x for r in results for x in r.latencies)
     statuses: dict[str, int] = {}
@@ -440,7 +292,7 @@ def generate_load(
     connection_errors = sum(r.connection_errors for r in results)
     errors = sum(n for s, n in statuses.items() if s != "200") + connection_errors
     if not latencies:
-        raise BenchError(f"no request to {target} completed in the measured window")
+        raise rig.BenchError(f"no request to {target} completed in the measured window")
 
     def percentile(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
@@ -476,38 +328,6 @@ def generate_load(
 # --- the run ----------------------------------------------------------------------------
 
 
-def server_stack() -> dict[str, str]:
-    """What uvicorn picks with loop="auto", http="auto" in this environment."""
-
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "-"
-
-    has = {name: importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")}
-    return {
-        "policysync": version("policysync"),
-        "uvicorn": version("uvicorn"),
-        "starlette": version("starlette"),
-        "loop": f"uvloop {version('uvloop')}" if has["uvloop"] else "asyncio",
-        "http": f"httptools {version('httptools')}"
-        if has["httptools"]
-        else f"h11 {version('h11')}",
-        "python": platform.python_version(),
-    }
-
-
-def background_load(seconds: float = 1.0) -> float | None:
-    """How many cores the machine keeps busy without this benchmark, over `seconds`."""
-    start = _machine_cpu()
-    time.sleep(seconds)
-    end = _machine_cpu()
-    if start is None or end is None:
-        return None
-    return (end[0] - start[0]) / (end[1] - start[1]) * (os.cpu_count() or 1)
-
-
 def show(result: LoadResult) -> None:
     server = result.server_us_per_request()
     server_text = f"{server:.0f} us/request" if server is not None else "n/a"
@@ -536,12 +356,81 @@ def show(result: LoadResult) -> None:
         )
 
 
-def print_profile(path: Path, limit: int) -> None:
-    print(f"\nserver profile ({path}), top {limit} by own time:")
-    stats = pstats.Stats(str(path))
-    stats.sort_stats("tottime").print_stats(limit)
-    print(f"top {limit} by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(limit)
+def bench(args: argparse.Namespace, base: Path) -> bool:
+    ctx = multiprocessing.get_context("spawn")
+    machine = rig.header("policysync emulator benchmark")
+    stack = {name: rig.version(name) for name in ("uvicorn", "starlette", "httptools")}
+    print(", ".join(f"{k} {v}" for k, v in stack.items()))
+    fixture = rig.make_fixture(args.orgs, args.seed)
+    seed_file = rig.write_seed(base / "seed.json", fixture, args.orgs)
+    print(f"seed: {args.orgs:,} organizations, seed {args.seed}")
+    paths = [ORG_PATH + i for i in fixture.ids(args.orgs)]
+
+    profile = args.profile.resolve() if args.profile else None
+    with rig.Emulator(seed_file, base, profile=profile) as emulator:
+        endpoint = emulator.endpoint
+        credentials = f"{endpoint.project_id}:{endpoint.secret}".encode()
+        authorization = "Basic " + base64.b64encode(credentials).decode()
+        port = int(endpoint.url.rstrip("/").rsplit(":", 1)[1])
+        print(
+            f"\nemulator: GET {ORG_PATH}{{id}}, {args.warmup:.0f} s warm-up"
+            + (", under cProfile" if args.profile else "")
+        )
+        result = generate_load(
+            ctx, "emulator", port, paths, authorization, args, args.duration, emulator.pid
+        )
+        show(result)
+
+    ceiling: LoadResult | None = None
+    if args.ceiling_duration > 0:
+        receiver, sender = ctx.Pipe(duplex=False)
+        server = ctx.Process(target=trivial_server, args=(600, sender), daemon=True)
+        server.start()
+        try:
+            if not receiver.poll(30):
+                raise rig.BenchError("the trivial server did not start")
+            port = receiver.recv()
+            print("\nload generator ceiling: the same load against a trivial HTTP server")
+            ceiling = generate_load(
+                ctx, "trivial", port, paths, authorization, args, args.ceiling_duration, server.pid
+            )
+            show(ceiling)
+        finally:
+            server.terminate()
+            server.join(10)
+
+    met = result.rps >= args.target and result.errors == 0
+    print(
+        f"\nemulator: {result.rps:,.0f} GETs/s, p50 {result.p50_ms:.2f} ms, "
+        f"p99 {result.p99_ms:.2f} ms, {result.errors} errors; "
+        f"target >= {args.target:,.0f}/s with no errors: {'PASS' if met else 'MISS'}"
+    )
+    if ceiling is not None:
+        headroom = ceiling.rps / result.rps if result.rps else float("inf")
+        limited_by = "the server" if headroom >= 1.5 else "possibly the load generator"
+        print(
+            f"load generator ceiling {ceiling.rps:,.0f} requests/s "
+            f"({headroom:.1f}x the emulator's): the measurement is limited by {limited_by}"
+        )
+    if profile is not None and profile.exists():
+        rig.print_profile(profile, 25)
+    rig.write_json(
+        args.json,
+        {
+            "benchmark": "emulator",
+            "machine": machine,
+            "stack": stack,
+            "orgs": args.orgs,
+            "seed": args.seed,
+            "warmup_seconds": args.warmup,
+            "target_rps": args.target,
+            "emulator": asdict(result),
+            "ceiling": asdict(ceiling) if ceiling is not None else None,
+            "profiled": args.profile is not None,
+            "met": met,
+        },
+    )
+    return met
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -560,7 +449,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=5.0,
         help="measured seconds against the trivial server; 0 skips it (5)",
     )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="RNG seed of the orgs")
+    p.add_argument("--seed", type=int, default=rig.DEFAULT_SEED, help="RNG seed of the orgs")
     p.add_argument("--profile", type=Path, metavar="FILE", help="run the server under cProfile")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
     args = p.parse_args(argv)
@@ -571,116 +460,5 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="policysync-emulator-bench-"))
-    try:
-        return bench(args, workdir)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def bench(args: argparse.Namespace, workdir: Path) -> int:
-    ctx = multiprocessing.get_context("spawn")
-    stack = server_stack()
-    print(
-        f"policysync emulator benchmark: policysync {stack['policysync']}, "
-        f"uvicorn {stack['uvicorn']} (loop {stack['loop']}, http {stack['http']}), "
-        f"starlette {stack['starlette']}, Python {stack['python']}, "
-        f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
-    )
-    background = background_load()
-    if background is not None:
-        warning = (
-            ": other processes are running, the figures below will be low"
-            if background > 0.25
-            else ""
-        )
-        print(f"background load before the run: {background:.2f} cores busy{warning}")
-    seed, ids = make_seed(args.orgs, args.seed)
-    seed_file = workdir / "seed.json"
-    seed_file.write_text(json.dumps(seed), encoding="utf-8")
-    roles = sum(len(o["org_policy"]["roles"]) for o in seed["organizations"])
-    print(f"seed: {args.orgs:,} organizations, {roles:,} roles, seed {args.seed}")
-    paths = [ORG_PATH + i for i in ids]
-
-    # -- the emulator
-    command = emulator_command(seed_file, args.profile)
-    with Emulator(command, workdir) as emulator:
-        assert emulator.process is not None
-        print(
-            f"\nemulator: GET {ORG_PATH}{{id}}, {args.warmup:.0f} s warm-up"
-            + (", under cProfile" if args.profile else "")
-        )
-        result = generate_load(
-            ctx, "emulator", emulator.port, paths, args, args.duration, emulator.process.pid
-        )
-        show(result)
-        alive = emulator.process.poll() is None
-    # The CLI answers the SIGINT that stops it with click's "Aborted.": not worth showing.
-    stderr = "\n".join(x for x in emulator.stderr().splitlines() if x.strip() != "Aborted.")
-    if not alive:
-        raise BenchError(f"the emulator exited during the run: {stderr}")
-    if stderr:
-        print(f"  emulator stderr: {stderr[:2000]}")
-
-    # -- the load generator alone, against a trivial server
-    ceiling: LoadResult | None = None
-    if args.ceiling_duration > 0:
-        receiver, sender = ctx.Pipe(duplex=False)
-        server = ctx.Process(target=trivial_server, args=(600, sender), daemon=True)
-        server.start()
-        try:
-            if not receiver.poll(30):
-                raise BenchError("the trivial server did not start")
-            port = receiver.recv()
-            print("\nload generator ceiling: the same load against a trivial HTTP server")
-            ceiling = generate_load(
-                ctx, "trivial", port, paths, args, args.ceiling_duration, server.pid
-            )
-            show(ceiling)
-        finally:
-            server.terminate()
-            server.join(10)
-
-    met = result.rps >= args.target and result.errors == 0
-    verdict = "PASS" if met else "MISS"
-    print(
-        f"\nemulator: {result.rps:,.0f} GETs/s, p50 {result.p50_ms:.2f} ms, "
-        f"p99 {result.p99_ms:.2f} ms, {result.errors} errors; "
-        f"target >= {args.target:,.0f}/s with no errors: {verdict}"
-    )
-    if ceiling is not None:
-        headroom = ceiling.rps / result.rps if result.rps else float("inf")
-        limited_by = "the server" if headroom >= 1.5 else "possibly the load generator"
-        print(
-            f"load generator ceiling {ceiling.rps:,.0f} requests/s "
-            f"({headroom:.1f}x the emulator's): the measurement is limited by {limited_by}"
-        )
-    if args.profile is not None and args.profile.exists():
-        print_profile(args.profile, 25)
-    if args.json is not None:
-        document = {
-            "benchmark": "emulator",
-            "stack": stack,
-            "cpus": os.cpu_count(),
-            "background_load_cores": background,
-            "orgs": args.orgs,
-            "seed": args.seed,
-            "warmup_seconds": args.warmup,
-            "target_rps": args.target,
-            "verdict": verdict,
-            "emulator": asdict(result),
-            "ceiling": asdict(ceiling) if ceiling is not None else None,
-            "profiled": args.profile is not None,
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"\nfigures written to {args.json}")
-    return 0 if met else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(rig.main(bench, parse_args(None)))
