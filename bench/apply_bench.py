@@ -3,8 +3,7 @@
 Writes a policy tree of N generated organization files and an emulator seed in which
 every organization differs from its file (a role missing live, an extra role live, or a
 role whose actions differ), so that every apply writes all N, deletions included. Then,
-in five interleaved rounds, for each parallelism P (16 and 64), and again with uvloop blocked
-(`import uvloop` fails, as where it is not installed):
+in five interleaved rounds, for each parallelism P (16 and 64):
 
 1. start `policysync emulator --latency-ms 60` afresh (seeded again: each apply finds
    every organization as seeded);
@@ -14,19 +13,18 @@ in five interleaved rounds, for each parallelism P (16 and 64), and again with u
    the saved plan, then per organization a GET, the journal's pending entry, the PUT,
    the echo check, the final entry), and check its result: N applied;
 4. `policysync plan --detailed-exitcode` (not timed) must find nothing left to change;
-5. on the runs with uvloop, the emulator's floor: the same GETs and PUTs by a bare-socket
+5. the emulator's floor: the same GETs and PUTs by a bare-socket
    client, to show how far this emulator on this machine sits from the bound.
 
 Each organization needs a read, then a write: the lower bound of any client keeping P
 requests in flight is N x 2L / P (1,000 x 120 ms / 16 = 7.5 s). Printed alongside: the
-CPU time of the apply process (and of the children it waited for: the journal's writer)
-per HTTP request (2N), and the emulator's.
+CPU time of the apply process per HTTP request (2N), and the emulator's.
 
     .venv/bin/python bench/apply_bench.py [--orgs 1000] [--latency-ms 60] [--repeat 5]
     .venv/bin/python bench/apply_bench.py --profile apply.prof  # one more apply, cProfile'd
-                                          [--parallelism 16,64] [--no-asyncio] [--json FILE]
+                                          [--parallelism 16,64] [--json FILE]
 
-Targets (medians, uvloop as installed): apply within 1.12x the bound at P=16 and 1.40x at
+Targets (medians): apply within 1.12x the bound at P=16 and 1.40x at
 P=64. Exit status 0 when every target is met, 1 when one is missed (or an apply was
 wrong), 2 when the benchmark itself could not run.
 """
@@ -124,9 +122,7 @@ def one_apply(
 def bench(args: argparse.Namespace, base: Path) -> bool:
     machine = rig.header("policysync apply benchmark")
     n, pars, latency = args.orgs, args.parallelism, args.latency_ms / 1000
-    loops = ["uvloop", "asyncio"] if args.compare_loops else ["uvloop"]
-    if not rig.has_uvloop():
-        loops = ["asyncio"]  # there is nothing to compare
+    loops = ["asyncio"]  # policysync runs on asyncio's event loop
     fixture = rig.make_fixture(n, args.seed, 1.0)
     rig.write_tree(base / "tree", fixture.orgs)
     rig.write_seed(base / "seed.json", fixture, n)
@@ -193,15 +189,6 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
         if p in TARGET_BOUND:
             ratio = series[loops[0], p].median / bound
             targets.append(rig.Target(f"apply P={p} / bound", ratio, TARGET_BOUND[p]))
-    if len(loops) == 2:
-        print("\nuvloop: apply with asyncio's event loop / apply with uvloop's, same rounds")
-        for p in pars:
-            a, u = series["asyncio", p], series["uvloop", p]
-            print(
-                f"  P={p}: wall {a.median / u.median:.3f}x ({a.median:.3f} s against "
-                f"{u.median:.3f} s); CPU {a.cpu / u.cpu:.2f}x ({a.cpu / a.requests * 1000:.3f} "
-                f"against {u.cpu / u.requests * 1000:.3f} ms/request)"
-            )
 
     print()
     rows = [t.row() for t in targets]
@@ -239,12 +226,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--parallelism", type=rig.int_list, default=[16, 64], help="apply --parallelism (16,64)"
     )
     p.add_argument("--repeat", type=int, default=5, help="rounds of timed applies (5)")
-    p.add_argument(
-        "--no-asyncio",
-        dest="compare_loops",
-        action="store_false",
-        help="skip the runs with uvloop blocked",
-    )
     p.add_argument("--seed", type=int, default=rig.DEFAULT_SEED, help="RNG seed of the tree")
     p.add_argument("--profile", type=Path, metavar="FILE", help="one more apply, under cProfile")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")

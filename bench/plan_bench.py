@@ -11,8 +11,7 @@ its request arrived: a realistic round trip to Stytch's API), and times, wall cl
     extrapolated linearly, and the output says so;
 (b) `policysync plan --format json --parallelism P`, the whole command as a user runs it
     (start-up, validation, the reads, planning, rendering), for each P (16 and 64), in
-    five interleaved rounds; and the same command with uvloop blocked (`import uvloop` fails,
-    as where it is not installed), to show what uvloop is worth at this latency;
+    five interleaved rounds;
 (c) this emulator's floor: the same reads by a bare-socket client (P keep-alive
     connections, no JSON parsed), which shows how far the emulator sits from the bound.
 
@@ -29,7 +28,7 @@ workers, sampled from /proc.
     .venv/bin/python bench/plan_bench.py --sdk-sample 0   # the whole SDK loop (2 minutes)
     .venv/bin/python bench/plan_bench.py --profile plan.prof  # one more plan, under cProfile
 
-Targets (medians, uvloop as installed): plan within 1.10x the bound at P=16 and 1.35x at
+Targets (medians): plan within 1.10x the bound at P=16 and 1.35x at
 P=64; at least 12x faster than the SDK loop at P=16 (the default); a peak under 200 MB at
 20,000 organizations. Exit status 0 when every target is met, 1 when one is missed (or a
 plan is wrong), 2 when the benchmark itself could not run.
@@ -189,9 +188,7 @@ def timed_plan(
 def bench(args: argparse.Namespace, base: Path) -> bool:
     machine = rig.header("policysync plan benchmark")
     n, pars, latency = args.orgs, args.parallelism, args.latency_ms / 1000
-    loops = ["uvloop", "asyncio"] if args.compare_loops else ["uvloop"]
-    if not rig.has_uvloop():
-        loops = ["asyncio"]  # there is nothing to compare
+    loops = ["asyncio"]  # policysync runs on asyncio's event loop
     fixture = make_fixture(max(n, args.mem_orgs), args.seed, args.change_share)
     tree = base / f"n{n}"
     rig.write_tree(tree, fixture.orgs[:n])
@@ -270,16 +267,6 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
     label = f"SDK loop{' (extrapolated)' if extrapolated else ''} / plan P={sdk_p}"
     targets.append(rig.Target(label, sdk_ratio, TARGET_SDK_RATIO, at_least=True))
 
-    if len(loops) == 2:
-        print("\nuvloop: plan with asyncio's event loop / plan with uvloop's, same rounds")
-        for p in pars:
-            a, u = series["asyncio", p], series["uvloop", p]
-            print(
-                f"  P={p}: wall {a.median / u.median:.3f}x ({a.median:.3f} s against "
-                f"{u.median:.3f} s); CPU {a.cpu / u.cpu:.2f}x ({a.cpu / a.requests * 1000:.3f} "
-                f"against {u.cpu / u.requests * 1000:.3f} ms/request)"
-            )
-
     memory: rig.Run | None = None
     if args.mem_orgs:
         m = args.mem_orgs
@@ -340,12 +327,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--parallelism", type=rig.int_list, default=[16, 64], help="plan --parallelism (16,64)"
     )
     p.add_argument("--repeat", type=int, default=5, help="rounds of timed plans (5)")
-    p.add_argument(
-        "--no-asyncio",
-        dest="compare_loops",
-        action="store_false",
-        help="skip the runs with uvloop blocked",
-    )
     p.add_argument(
         "--sdk-sample",
         type=int,

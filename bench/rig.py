@@ -256,27 +256,10 @@ def tool(name: str) -> str:
     return found
 
 
-def has_uvloop() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
-
-
 def policysync(loop: str | None = None) -> list[str]:
-    """The command that runs policysync: its console script, as installed. With `loop`,
-    the same script through one launcher for both event loops, so that the two differ in
-    nothing else: "uvloop", as installed (policysync runs on uvloop where it is
-    installed); "asyncio", with `import uvloop` failing, as where it is not installed.
-    The launcher costs ~10 ms of start-up more than the script, counted in every run."""
-    script = tool("policysync")
-    if loop is None:
-        return [script]
-    if loop not in ("uvloop", "asyncio"):
-        raise ValueError(loop)
-    block = "sys.modules['uvloop'] = None; " if loop == "asyncio" else ""
-    code = (
-        f"import runpy, sys; {block}sys.argv[0] = {script!r}; "
-        f"runpy.run_path({script!r}, run_name='__main__')"
-    )
-    return [sys.executable, "-c", code]
+    """The command that runs policysync: its console script, as installed (`loop` names
+    the event loop in labels only: policysync runs on asyncio's)."""
+    return [tool("policysync")]
 
 
 @dataclass
@@ -644,7 +627,6 @@ def machine() -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "policysync": version("policysync"),
         "python": platform.python_version(),
-        "uvloop": version("uvloop") if has_uvloop() else None,
         "cpus": os.cpu_count(),
         "system": f"{platform.system()} {platform.machine()}",
     }
@@ -653,9 +635,8 @@ def machine() -> dict[str, Any]:
 def header(title: str) -> dict[str, Any]:
     """Print what runs where, and how busy the machine is without the benchmark."""
     m = machine()
-    loop = f"uvloop {m['uvloop']}" if m["uvloop"] else "no uvloop"
     print(
-        f"{title}: policysync {m['policysync']}, Python {m['python']} ({loop}), "
+        f"{title}: policysync {m['policysync']}, Python {m['python']}, "
         f"{m['cpus']} CPUs, {m['system']}, {m['date']}"
     )
     start = machine_cpu()

@@ -534,8 +534,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(main: Coroutine[Any, Any, T], provider: Provider | None = None) -> T:
-    """Run a command's coroutine, inside `async with provider` when it has one, on
-    uvloop's event loop where it is installed (everywhere but Windows)."""
+    """Run a command's coroutine, inside `async with provider` when it has one."""
     import asyncio
 
     async def within() -> T:
@@ -544,14 +543,16 @@ def _run(main: Coroutine[Any, Any, T], provider: Provider | None = None) -> T:
         async with provider:
             return await main
 
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(within())
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(within())
+    return asyncio.run(within())
 
 
 def entry() -> None:
-    """The `policysync` command."""
-    main()
+    """The `policysync` command: `main`, then its output flushed. A reader gone
+    (`policysync plan | head`) is no error: what is left to write goes nowhere."""
+    try:
+        main()
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -253,9 +253,9 @@ def test_a_bug_is_an_internal_error_without_traceback_unless_debugging(
         main(["validate", str(SAMPLE)])
 
 
-def test_the_command_flushes_its_output_and_exit_code_when_it_skips_teardown() -> None:
-    """`python -m policysync` and the console script end with os._exit: the output must
-    be complete, the exit code kept, and a reader going away is no error."""
+def test_the_command_flushes_its_output_and_keeps_its_exit_code() -> None:
+    """`python -m policysync` and the console script: the output complete, the exit code
+    kept, and a reader going away is no error."""
     module = [sys.executable, "-m", "policysync"]
     shown = subprocess.run([*module, "--version"], capture_output=True, text=True, timeout=60)
     assert (shown.returncode, shown.stdout.strip()) == (0, "policysync, version 0.1.0")
@@ -294,23 +294,3 @@ def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> Non
     done = subprocess.run([*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert "error" in done.stdout  # the findings, flushed
     assert profile.stat().st_size > 0
-
-
-async def _loop_module() -> str:
-    import asyncio
-
-    return type(asyncio.get_running_loop()).__module__
-
-
-def test_commands_run_on_uvloop_where_it_is_installed() -> None:
-    from policysync import cli
-
-    if sys.platform != "win32":  # a dependency everywhere else
-        assert cli._run(_loop_module()).startswith("uvloop")
-
-
-def test_commands_run_on_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
-    from policysync import cli
-
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop: ImportError
-    assert cli._run(_loop_module()).startswith("asyncio")

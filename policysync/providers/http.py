@@ -3,11 +3,14 @@ backoff, answers of bounded size, and texts scrubbed of the secret.
 
 Every attempt of every request first takes one of `parallelism` slots, then passes the
 rate limiter: the moment it leaves the limiter is the moment it starts. A slot is an
-httpx client of its own holding one keep-alive connection, so no request ever waits for
-a connection nor searches a shared pool for a free one (httpcore scans its whole pool on
-every request, which costs more the more connections it holds). Each is set up from the
-environment as httpx does it: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY choose a
-proxy per URL, SSL_CERT_FILE or SSL_CERT_DIR the CA bundle.
+httpx transport of its own holding one keep-alive connection, so no request ever waits
+for a connection nor searches a shared pool for a free one (httpcore scans its whole
+pool on every request, which costs more the more connections it holds). Requests go to
+the transports directly: a client's layers (redirects, auth, cookies, event hooks) do
+nothing here but cost CPU on every request. The environment is read as httpx reads it:
+HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (through the standard library's
+`getproxies` and `proxy_bypass`, as httpx does) choose the proxy of the base URL, and
+SSL_CERT_FILE or SSL_CERT_DIR the CA bundle.
 
 Answers 429 and 5xx, timeouts and connection faults are retried with backoff. A
 certificate that cannot be verified and a name that does not resolve are not: another
@@ -20,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
-import http.cookiejar
 import ipaddress
 import json
 import os
@@ -125,17 +126,18 @@ class HttpClient:
         except httpx.InvalidURL as exc:
             message = f"base URL {self._url!r}: {exc}; set {site.url_variable} to a URL"
             raise ConfigError(message) from None
-        self._pacing = (parallelism, timeout, transport, rate_limit, clock, sleep)
-        self._clients: tuple[httpx.AsyncClient, ...] = ()
-        self._slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._pacing = (parallelism, transport, rate_limit, clock, sleep)
+        self._clients: tuple[httpx.AsyncBaseTransport, ...] = ()
+        self._slots: asyncio.Queue[httpx.AsyncBaseTransport] = asyncio.Queue()
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._limiter: RateLimiter | None = None
         self._rng = rng or random.Random()
         self._sleep = sleep
 
     async def __aenter__(self) -> Self:
         """Open the slots (their connections open when first used)."""
-        parallelism, timeout, transport, rate_limit, clock, sleep = self._pacing
-        slots = _slots(parallelism, timeout, transport)
+        parallelism, transport, rate_limit, clock, sleep = self._pacing
+        slots = _slots(self._url, parallelism, transport)
         self._clients = tuple(dict.fromkeys(slots))  # each one once, to close
         self._slots = asyncio.Queue()
         for slot in slots:
@@ -206,11 +208,17 @@ class HttpClient:
             self._slots.put_nowait(slot)
 
     async def _send(
-        self, slot: httpx.AsyncClient, method: str, path: str, content: bytes | None
+        self, slot: httpx.AsyncBaseTransport, method: str, path: str, content: bytes | None
     ) -> httpx.Response:
         """One request on `slot`; its answer read whole, as long as it is not too long."""
-        request = httpx.Request(method, self._url + path, headers=self._headers, content=content)
-        response = await slot.send(request, stream=True)
+        request = httpx.Request(
+            method,
+            self._url + path,
+            headers=self._headers,
+            content=content,
+            extensions=self._extensions,
+        )
+        response = await slot.handle_async_request(request)
         try:
             if _length_known_within_cap(response):
                 await response.aread()  # httpcore reads no more than the length declared
@@ -372,36 +380,36 @@ def is_loopback(host: str) -> bool:
 
 
 def _slots(
-    parallelism: int, timeout: float, transport: httpx.AsyncBaseTransport | None
-) -> list[httpx.AsyncClient]:
-    """One client per slot, each with a pool of one connection (and one per proxy it may
-    use); or, for tests, one client over `transport` for every slot."""
+    base_url: str, parallelism: int, transport: httpx.AsyncBaseTransport | None
+) -> list[httpx.AsyncBaseTransport]:
+    """One transport per slot, each with a pool of one connection, through the proxy the
+    environment names for `base_url` if any; or, for tests, `transport` for every slot."""
     if transport is not None:
-        return [httpx.AsyncClient(transport=transport, timeout=timeout)] * parallelism
-    # One TLS context for all: each client would load the CA bundle again otherwise.
-    # httpx reads SSL_CERT_FILE and SSL_CERT_DIR here, and proxies per client.
+        return [transport] * parallelism
+    # One TLS context for all: each transport would load the CA bundle again otherwise.
+    # httpx reads SSL_CERT_FILE and SSL_CERT_DIR here.
     context = httpx.create_ssl_context(trust_env=True)
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    proxy = environment_proxy(base_url)
     return [
-        httpx.AsyncClient(
-            verify=context,
-            limits=limits,
-            timeout=timeout,
-            trust_env=True,
-            cookies=_NoCookies(),
-        )
+        httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
         for _ in range(parallelism)
     ]
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """A jar that keeps nothing: the APIs set no cookie policysync needs, and requests are
-    built without the clients' cookies anyway; httpx would parse every answer for them."""
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url`: HTTP_PROXY or HTTPS_PROXY by its scheme,
+    else ALL_PROXY, unless NO_PROXY covers its host (the lower-case names too)."""
+    parts = httpx.URL(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(_host_port(parts)):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"  # as httpx reads `host:port`
 
-    def extract_cookies(
-        self, response: http.client.HTTPResponse, request: urllib.request.Request
-    ) -> None:
-        pass
+
+def _host_port(url: httpx.URL) -> str:
+    return f"{url.host}:{url.port}" if url.port else url.host
 
 
 def _length_known_within_cap(response: httpx.Response) -> bool:
