@@ -6,85 +6,48 @@ Exit codes follow Terraform: 0 success, 1 error (usage errors included: 2 is kep
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from policysync import __version__
-from policysync.config import Settings, find_config, load_settings
+from policysync.config import Settings, find_config
 from policysync.emulator.command import emulator
 from policysync.errors import PolicysyncError, UsageError
-from policysync.selection import Shard
+from policysync.options import (
+    DRIFT_FORMATS,
+    EXPORT_FORMATS,
+    RUN_FORMATS,
+    Live,
+    auto_approve_option,
+    config_option,
+    format_option,
+    journal_option,
+    live_options,
+    orgs_option,
+    pacing_options,
+    policies_option,
+    settings_of,
+    stack,
+    tree_options,
+)
 from policysync.views.plan import PLAN_RENDERERS
+from policysync.views.terminal import confirm, progress
 from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
+    from policysync.commands.plan import PlanRun
     from policysync.providers.base import Provider
+    from policysync.report import ValidationReport
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-config_option = click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Settings file [default: ./policysync.toml, or [tool.policysync] in ./pyproject.toml].",
-)
-
-
-policies_option = click.option(
-    "--policies",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The policies folder [default: policies].",
-)
-
-
-orgs_option = click.option(
-    "--org", "orgs", multiple=True, metavar="ID", help="Only this organization (repeatable)."
-)
-shard_option = click.option(
-    "--shard", metavar="I/N", help="Only the organizations of shard I of N."
-)
-parallelism_option = click.option(
-    "--parallelism",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Requests in flight at most.",
-)
-rate_limit_option = click.option(
-    "--rate-limit", type=click.FloatRange(min=0, min_open=True), help="Requests/s ceiling."
-)
-journal_option = click.option(
-    "--journal",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The journal folder [default: the journal setting, .policysync/journal].",
-)
-
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-RUN_FORMATS = ("json", "markdown", "text")  # views.run.RUN_RENDERERS (imported lazily)
-DRIFT_FORMATS = ("json", "markdown", "text")  # views.drift.DRIFT_RENDERERS (lazily)
-
-
-def format_option(choices: Iterable[str], help: str | None = None) -> Callable[[F], F]:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(sorted(choices)),
-        default="text",
-        show_default=True,
-        help=help,
-    )
-
-
-auto_approve_option = click.option(
-    "--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI)."
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +91,7 @@ def validate(
     """
     from policysync.commands.validate import run_validate  # its processes: validate's own
 
-    settings = _settings(config, policies)
+    settings = settings_of(config, policies)
     run = run_validate(settings, paths, strict, changed_since, config or find_config(Path()))
     for note in run.notes:
         click.echo(note, err=True)
@@ -137,8 +100,7 @@ def validate(
 
 
 @cli.command(short_help="Show what apply would change in live Stytch.")
-@config_option
-@policies_option
+@tree_options
 @format_option(
     PLAN_RENDERERS,
     "text for people, markdown for pull requests and job summaries, json for programs.",
@@ -155,21 +117,14 @@ def validate(
     help="Offline: plan the files at HEAD against the files at git commit REF as live "
     "(no Stytch credentials needed).",
 )
-@orgs_option
-@shard_option
-@parallelism_option
-@rate_limit_option
+@live_options
 def plan(
-    config: Path | None,
-    policies: Path | None,
+    settings: Settings,
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
     against_ref: str | None,
-    orgs: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
+    live: Live,
 ) -> int:
     """Compare the policy files with live Stytch and print the changes apply would make.
 
@@ -181,24 +136,18 @@ def plan(
     """
     # Imported here: `validate`, which runs in pre-commit hooks, should not pay for httpx.
     from policysync import planfile
-    from policysync.commands.plan import Options, plan_against_ref, plan_live
+    from policysync.commands.plan import plan_against_ref
     from policysync.plan import plan_is_empty
 
-    settings = _settings(config, policies)
-    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
     if against_ref is not None:
         if out is not None:
             raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
-        run = plan_against_ref(settings, against_ref, options)
+        run = plan_against_ref(settings, against_ref, live.options())
     else:
-        provider = _provider(settings, parallelism, rate_limit)
-        with _progress("reading live org policies") as progress:
-            run = _run(plan_live(settings, provider, options, progress), provider)
+        run = _plan_live(settings, _provider(settings, live), live)
     for note in run.notes:
         click.echo(f"note: {note}", err=True)
-    if run.report.diagnostics:
-        click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
-    if run.plan is None:
+    if _shown(run.report) is None or run.plan is None:
         return EXIT_ERROR
     if fmt == "json":  # in pieces: ~100 MB for 20,000 organizations
         for chunk in run.plan.json_chunks():
@@ -216,29 +165,21 @@ def plan(
 
 @cli.command(short_help="Make live Stytch match the policy files, or a saved plan.")
 @click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path))
-@config_option
-@policies_option
+@tree_options
 @format_option(RUN_FORMATS, "How to print the result (the plan goes to stderr).")
 @auto_approve_option
 @click.option("--allow-delete", is_flag=True, help="Allow deleting roles (members lose them).")
 @click.option("--force", is_flag=True, help="Allow a plan changing very many organizations.")
-@orgs_option
-@shard_option
-@parallelism_option
-@rate_limit_option
+@live_options
 @journal_option
 def apply(
     plan_file: Path | None,
-    config: Path | None,
-    policies: Path | None,
+    settings: Settings,
     fmt: str,
     auto_approve: bool,
     allow_delete: bool,
     force: bool,
-    orgs: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
+    live: Live,
     journal: Path | None,
 ) -> int:
     """Write the desired org policies to Stytch, journaling what each write replaces.
@@ -257,21 +198,14 @@ def apply(
     from policysync.views.plan import render_text
     from policysync.views.run import RUN_RENDERERS
 
-    settings = _settings(config, policies)
-    provider = _provider(settings, parallelism, rate_limit)
+    provider = _provider(settings, live)
     if plan_file is not None:
-        if orgs or shard:
+        if live.orgs or live.shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
         the_plan = planfile.load(plan_file, provider.project_id)
     else:
-        from policysync.commands.plan import Options, plan_live  # the validator with it
-
-        options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
-        with _progress("reading live org policies") as progress:
-            run = _run(plan_live(settings, provider, options, progress), provider)
-        if run.report.diagnostics:
-            click.echo(VALIDATE_RENDERERS["text"](run.report), err=True)
-        if run.plan is None:
+        run = _plan_live(settings, provider, live)
+        if _shown(run.report) is None or run.plan is None:
             return EXIT_ERROR
         the_plan = run.plan
     click.echo(render_text(the_plan), err=True)
@@ -279,9 +213,9 @@ def apply(
         return EXIT_OK
     check_guards(the_plan, allow_delete, force, settings.apply)
     if the_plan.summary.changed and plan_file is None and not auto_approve:
-        _confirm(f"Apply these changes to project {provider.project_id}?")
+        confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
-    result = _run(run_apply(provider, the_plan, base, parallelism), provider)
+    result = _run(run_apply(provider, the_plan, base, live.parallelism), provider)
     click.echo(RUN_RENDERERS[fmt](result))
     return EXIT_OK if result.complete else EXIT_ERROR
 
@@ -292,8 +226,7 @@ def apply(
 @format_option(RUN_FORMATS, "How to print the result.")
 @auto_approve_option
 @orgs_option
-@parallelism_option
-@rate_limit_option
+@stack(*pacing_options)
 @journal_option
 def rollback(
     run_id: str,
@@ -316,13 +249,13 @@ def rollback(
     from policysync.journal import load_run
     from policysync.views.run import RUN_RENDERERS
 
-    settings = _settings(config, None)
-    provider = _provider(settings, parallelism, rate_limit)
+    settings = settings_of(config, None)
+    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
     base = journal or Path(settings.journal)
     summary, entries = load_run(base, run_id)  # an unknown run is refused before asking
     wanted = rollback_entries(summary, entries, provider.project_id, orgs)
     if not auto_approve:
-        _confirm(
+        confirm(
             f"Put back the prior policies of up to {len(wanted)} organizations written by "
             f"run {summary.run_id} in project {provider.project_id}?"
         )
@@ -335,8 +268,7 @@ def rollback(
 
 
 @cli.command(short_help="Tell whether live Stytch still matches the policy files.")
-@config_option
-@policies_option
+@tree_options
 @format_option(
     DRIFT_FORMATS, "text for people, markdown for job summaries and issues, json for programs."
 )
@@ -352,21 +284,14 @@ def rollback(
     help="Also search every organization for org-specific roles that no file manages.",
 )
 @click.option("--search-page-size", type=click.IntRange(1, 1000), default=1000, hidden=True)
-@orgs_option
-@shard_option
-@parallelism_option
-@rate_limit_option
+@live_options
 def drift(
-    config: Path | None,
-    policies: Path | None,
+    settings: Settings,
     fmt: str,
     report_file: Path | None,
     all_orgs: bool,
     search_page_size: int,
-    orgs: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
+    live: Live,
 ) -> int:
     """Compare live Stytch with the policy files, for a scheduled job.
 
@@ -378,19 +303,14 @@ def drift(
     """
 
     from policysync.commands.drift import drift_live, write_report
-    from policysync.commands.plan import Options
     from policysync.views.drift import DRIFT_RENDERERS
 
-    settings = _settings(config, policies)
-    provider = _provider(settings, parallelism, rate_limit)
-    options = Options(orgs, Shard.parse(shard) if shard else None, parallelism)
-    with _progress("reading live org policies") as progress:
+    provider, options = _provider(settings, live), live.options()
+    with progress("reading live org policies") as tick:
         run = _run(
-            drift_live(settings, provider, options, all_orgs, search_page_size, progress), provider
+            drift_live(settings, provider, options, all_orgs, search_page_size, tick), provider
         )
-    if run.validation.diagnostics:
-        click.echo(VALIDATE_RENDERERS["text"](run.validation), err=True)
-    if run.report is None:
+    if _shown(run.validation) is None or run.report is None:
         return EXIT_ERROR
     click.echo(DRIFT_RENDERERS[fmt](run.report))
     if report_file is not None:
@@ -401,12 +321,8 @@ def drift(
     return EXIT_CHANGES if run.report.drift_found else EXIT_OK
 
 
-EXPORT_FORMATS = ("json", "text")  # views.export.EXPORT_RENDERERS (imported lazily)
-
-
 @cli.command(short_help="Write live org policies (and the project policy) into the files.")
-@config_option
-@policies_option
+@tree_options
 @format_option(EXPORT_FORMATS, "How to print the result.")
 @click.option(
     "--org",
@@ -423,11 +339,9 @@ EXPORT_FORMATS = ("json", "text")  # views.export.EXPORT_RENDERERS (imported laz
     "the current checkout is left as it is.",
 )
 @click.option("--search-page-size", type=click.IntRange(1, 1000), default=1000, hidden=True)
-@parallelism_option
-@rate_limit_option
+@stack(*pacing_options)
 def export(
-    config: Path | None,
-    policies: Path | None,
+    settings: Settings,
     fmt: str,
     orgs: tuple[str, ...],
     all_orgs: bool,
@@ -450,53 +364,32 @@ def export(
     from policysync.commands.export import Request, export_live
     from policysync.views.export import EXPORT_RENDERERS
 
-    settings = _settings(config, policies)
-    provider = _provider(settings, parallelism, rate_limit)
+    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
     request = Request(orgs, all_orgs, branch, parallelism, search_page_size)
     result = _run(export_live(settings, provider, request), provider)
     click.echo(EXPORT_RENDERERS[fmt](result))
     return EXIT_ERROR if result.problems else EXIT_OK
 
 
-def _confirm(question: str) -> None:
-    """Ask; anything but `yes` stops the run (UsageError) before any write."""
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "no terminal to confirm on, so nothing was written: review the plan, then run "
-            "again with --auto-approve (or apply a saved plan: policysync apply PLANFILE)"
-        )
-    answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", err=True)
-    if answer.strip() != "yes":
-        raise UsageError("not confirmed: nothing was written")
+def _plan_live(settings: Settings, provider: Provider, live: Live) -> PlanRun:
+    from policysync.commands.plan import plan_live  # the validator with it
+
+    with progress("reading live org policies") as tick:
+        return _run(plan_live(settings, provider, live.options(), tick), provider)
 
 
-@contextlib.contextmanager
-def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]] | None]:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    with contextlib.ExitStack() as stack:
-
-        def start(total: int) -> Callable[[int], None]:
-            bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
-            return bar.update
-
-        yield start
+def _shown(report: ValidationReport) -> ValidationReport | None:
+    """The diagnostics of the validation before a plan, on stderr; None when invalid."""
+    if report.diagnostics:
+        click.echo(VALIDATE_RENDERERS["text"](report), err=True)
+    return report if report.valid else None
 
 
-def _provider(settings: Settings, parallelism: int, rate_limit: float | None) -> Provider:
+def _provider(settings: Settings, live: Live) -> Provider:
     """The provider of the settings, built once, from the environment."""
     from policysync.providers import Pacing, build
 
-    return build(settings.provider, os.environ, Pacing(parallelism, rate_limit))
-
-
-def _settings(config: Path | None, policies: Path | None) -> Settings:
-    settings = load_settings(config or find_config(Path()))
-    if policies is not None:
-        settings = settings.model_copy(update={"policies": str(policies)})
-    return settings
+    return build(settings.provider, os.environ, Pacing(live.parallelism, live.rate_limit))
 
 
 cli.add_command(emulator)

@@ -77,6 +77,7 @@ def _for(project_id: str, plan: Plan, path: Path) -> Plan:
     if plan.project_id != project_id:
         raise UsageError(
             f"{path}: the plan was made for project {plan.project_id}, not {project_id}: "
-            "check STYTCH_PROJECT_ID, or make a new plan for this project"
+            "check which project the credentials in the environment name, or make a new plan "
+            "for this project"
         )
     return plan

@@ -50,7 +50,7 @@ def rollback_entries(
     if summary.project_id != project_id:
         raise UsageError(
             f"run {summary.run_id} wrote to project {summary.project_id}, not "
-            f"{project_id}: check STYTCH_PROJECT_ID"
+            f"{project_id}: check which project the credentials in the environment name"
         )
     unknown = sorted(set(only) - {e.organization_id for e in entries})
     if unknown:
