@@ -88,7 +88,7 @@ def relative(top: Path, path: Path) -> str | None:
 @contextlib.contextmanager
 def _repository(path: Path) -> Iterator[tuple[Repo, str]]:
     """The repository holding `path` (a folder, existing or not), and `path` inside it."""
-    import git  # GitPython costs ~0.1 s to import: only commands that need it pay
+    import git  # GitPython is slow to import: only commands that need it pay
 
     start = next((p for p in (path, *path.absolute().parents) if p.is_dir()), Path())
     try:

@@ -96,7 +96,7 @@ def load_org(
 
 def read_org_file(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile | None:
     """The document of an organization file known to be valid (validated moments ago):
-    parsed straight into the model, ~3x faster than `load_org`, which it falls back on
+    parsed straight into the model, faster than `load_org`, which it falls back on
     for anything unusual (a byte order mark, escapes pydantic reads differently). None
     when the file no longer loads."""
     try:

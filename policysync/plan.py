@@ -111,9 +111,8 @@ class PlanDocument(BaseModel):
 class PlanEntry(NamedTuple):
     """One organization of a plan in memory: without changes, its OrgPlan as canonical
     JSON; with changes or an error (what the renderers show), the model itself, its JSON
-    made when written (an apply never needs it). A model of an organization takes
-    ~8 KiB per policy, its JSON ~1 KiB: at 20,000 organizations that is the difference
-    between ~350 MB and ~50 MB."""
+    made when written (an apply never needs it). A model takes several times the memory
+    of its JSON, which matters at tens of thousands of organizations."""
 
     organization_id: str
     action: OrgAction

@@ -126,8 +126,8 @@ async def write_org(
     except ProviderError as exc:
         return await not_written("failed", None, OrgError.of(exc))
     # Live exactly as expected has the fingerprint expected (and, expected being a change,
-    # is not the desired policy): fingerprints, ~40 µs each, are only computed for a live
-    # policy that differs, if only in the order of its roles or actions.
+    # is not the desired policy): fingerprints, which cost far more than comparing models,
+    # are only computed for a live policy that differs, if only in the order of its roles.
     as_expected = live == expected.policy
     live_print = expected.fingerprint if as_expected else fingerprint(live)
     if live == desired or (not as_expected and live_print == fingerprint(desired)):
