@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import stytch
-from clirun import run
-from emulated import PROJECT_ID, SECRET, SEED, emulator
-from planted import OUTSIDE, plant_links
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
+from support.clirun import run
+from support.emulated import PROJECT_ID, SECRET, SEED, emulator
+from support.planted import OUTSIDE, plant_links
 
 from policysync import durable
 from policysync.canonical import same_policy, same_project
