@@ -46,8 +46,8 @@ demo: $(VENV)/.installed
 	@echo "== 1. policysync validate policies    (the sample policies)"
 	@$(PS) validate policies
 	@echo
-	@echo "== 2. policysync validate tests/cases/sample-broken/policies    (a broken copy of them)"
-	@$(PS) validate tests/cases/sample-broken/policies; status=$$?; \
+	@echo "== 2. policysync validate tests/golden/validate/sample-broken/policies    (a broken copy of them)"
+	@$(PS) validate tests/golden/validate/sample-broken/policies; status=$$?; \
 	  echo "exit code $$status: the broken copy is rejected, as intended"; test $$status -eq 1
 	@echo
 	@echo "== 3. policysync plan --out    (against the bundled emulator, seeded with policies/emulator-seed.json)"

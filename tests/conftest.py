@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite expected.txt of the case folders and the golden renderings",
+        help="rewrite the golden files under tests/golden/: the case folders' expected files "
+        "and the renderings",
     )
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from casefiles import CASES, case_dirs
-from clirun import run
+from support.casefiles import CASES, case_dirs
+from support.clirun import run
 
 from policysync.cli import main
 

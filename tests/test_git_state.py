@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from clirun import run
-from emulated import emulator
-from gitkit import add_role, commit_all, edit, git, sample_repo
+from support.clirun import run
+from support.emulated import emulator
+from support.gitkit import add_role, commit_all, edit, git, sample_repo
 
 from policysync.git import GitState, head_state
 from policysync.journal import list_runs, load_run

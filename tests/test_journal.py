@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from planted import OUTSIDE, plant_links
+from support.planted import OUTSIDE, plant_links
 
 from policysync import __version__
 from policysync.canonical import fingerprint

@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plancases import case_state, check_golden, plan_case_dirs, plan_of
+from support.plancases import case_state, check_golden, plan_case_dirs, plan_of
 
 from policysync.canonical import fingerprint, normalize
 from policysync.models import OrgPolicy, Permission, Role

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.casefiles import CASES
 
 from policysync import validate as validate_module
 from policysync.config import Limits, Settings
@@ -37,7 +38,7 @@ def test_parallel_check_reports_exactly_what_the_sequential_one_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree = tmp_path / "policies"
-    shutil.copytree(ROOT / "tests" / "cases" / "sample-broken" / "policies", tree)
+    shutil.copytree(CASES / "sample-broken" / "policies", tree)
     for i in range(30):  # enough files for several chunks, with duplicates across chunks
         shutil.copy(tree / "orgs" / "acme.json", tree / "orgs" / f"copy-{i:02}.json")
     sequential = validate([tree], Settings(), strict=False)

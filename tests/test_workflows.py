@@ -152,7 +152,7 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402  (the fake gh above runs without it)
 import yaml  # noqa: E402
-from gitkit import add_role, commit_all, edit, git  # noqa: E402
+from support.gitkit import add_role, commit_all, edit, git  # noqa: E402
 
 from policysync.config import Limits  # noqa: E402
 from policysync.emulator.seed import Seed  # noqa: E402

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from support.processes import clean_env, emulator_process, run
 
 from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET
 
 from .conftest import SEED_FILE
-from .processes import clean_env, emulator_process, run
 
 GIVEN_SECRET = "secret-test-Zq8v-given-by-the-user-3141592653"
 GIVEN_PROJECT = "project-test-22222222-2222-4222-8222-222222222222"

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from stytch.b2b.api.rbac_organizations import Organizations as SdkOrgPolicies
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from stytch.b2b.models.rbac import Policy as SdkPolicy
+from support.processes import emulator_process, run
 
 from policysync.config import Limits
 from policysync.emulator.app import ERROR_TYPES
@@ -28,7 +29,6 @@ from policysync.emulator.store import Store
 from policysync.models import OrgPolicy
 
 from .conftest import PROJECT_ID, SECRET, SEED_FILE, demo_seed
-from .processes import emulator_process, run
 
 SEED = demo_seed()
 ORGS = SEED.organizations

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clirun import run
-from emulated import emulator
-from gitkit import add_role, commit_all, edit, git, sample_repo
+from support.clirun import run
+from support.emulated import emulator
+from support.gitkit import add_role, commit_all, edit, git, sample_repo
 
 from policysync.models import OrgPolicyFile
 

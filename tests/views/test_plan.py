@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 import jsonschema
 import pytest
-from plancases import PLAN_CASES, case_state, check_golden, plan_case_dirs, plan_of
+from support.plancases import (
+    ALL_CASES,
+    PLAN_CASES,
+    case_state,
+    check_golden,
+    plan_case_dirs,
+    plan_of,
+)
 
 from policysync import planfile
 from policysync.errors import UsageError
@@ -23,8 +30,7 @@ from policysync.views.plan import (
     summary_line,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
-SCHEMA = Path(__file__).parent.parent / "schemas" / "plan.schema.json"
+SCHEMA = Path(__file__).parent.parent.parent / "schemas" / "plan.schema.json"
 SUFFIX = {"text": "txt", "markdown": "md", "json": "json"}
 
 
@@ -51,7 +57,7 @@ def test_case_text(case: Path, update_golden: bool) -> None:
 @pytest.mark.parametrize("fmt", sorted(PLAN_RENDERERS))
 def test_rendering_of_all_cases(fmt: str, update_golden: bool) -> None:
     out = click.unstyle(PLAN_RENDERERS[fmt](all_cases()))
-    check_golden(GOLDEN / f"plan-cases.{SUFFIX[fmt]}", out + "\n", update_golden)
+    check_golden(ALL_CASES / f"rendered.{SUFFIX[fmt]}", out + "\n", update_golden)
 
 
 def test_every_format_has_a_golden_file() -> None:

@@ -14,9 +14,9 @@ from typing import Any
 import jsonschema
 import pytest
 import stytch
-from clirun import run
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
+from support.clirun import run
 
 from policysync.cli import RUN_FORMATS
 from policysync.config import Limits
@@ -27,7 +27,7 @@ from policysync.journal import list_runs, load_run
 from policysync.models import OrgPolicy, OrgPolicyFile
 from policysync.views.run import RUN_RENDERERS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-apply-cli-cXVpdGVzZWNyZXQ"

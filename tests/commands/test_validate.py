@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from clirun import run
-from gitkit import add_role, commit_all, edit, git, sample_repo
+from support.clirun import run
+from support.gitkit import add_role, commit_all, edit, git, sample_repo
 
 from policysync.commands.validate import select
 from policysync.git import kept, parse_name_status
@@ -117,7 +117,7 @@ def test_a_ref_that_names_no_commit_is_an_error_without_traceback(
 def test_outside_a_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copytree(Path(__file__).parent.parent / "policies", tmp_path / "policies")
+    shutil.copytree(Path(__file__).parent.parent.parent / "policies", tmp_path / "policies")
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["validate", "--changed-since", "HEAD"], capsys)
     assert code == 1

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from clientkit import (
+from pydantic import ValidationError
+from starlette.types import ASGIApp
+from support.clientkit import (
     PROJECT_ID,
     SECRET,
     TOKEN,
@@ -29,8 +31,6 @@ from clientkit import (
     most_in_one_window,
     without_proxy_variables,
 )
-from pydantic import ValidationError
-from starlette.types import ASGIApp
 
 from policysync import __version__
 from policysync.config import Limits

@@ -24,7 +24,7 @@ from policysync.emulator.store import Store
 from policysync.providers.stytch import Endpoint
 
 PROJECT_ID, SECRET = DEFAULT_PROJECT_ID, DEFAULT_SECRET
-SEED_FILE = Path(__file__).parent.parent / "policies" / "emulator-seed.json"
+SEED_FILE = Path(__file__).parent.parent.parent / "policies" / "emulator-seed.json"
 # Basic auth's token: the form in which the secret travels.
 TOKEN = base64.b64encode(f"{PROJECT_ID}:{SECRET}".encode()).decode()
 

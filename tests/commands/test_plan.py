@@ -10,9 +10,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from clientkit import Counting
-from clirun import run
-from planted import OUTSIDE, plant_links
+from support.clientkit import Counting
+from support.clirun import run
+from support.planted import OUTSIDE, plant_links
 
 from policysync import planfile
 from policysync.canonical import fingerprint
@@ -24,7 +24,7 @@ from policysync.emulator.store import Store
 from policysync.errors import UsageError
 from policysync.models import OrgPolicy
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-plan-cli-Zm9vYmFyYmF6"

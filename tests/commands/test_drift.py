@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 import stytch
-from clientkit import Counting
-from clirun import run
-from planted import OUTSIDE, plant_links
+from support.clientkit import Counting
+from support.clirun import run
+from support.planted import OUTSIDE, plant_links
 
 from policysync import schemas
 from policysync.config import Limits
@@ -23,7 +23,7 @@ from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.models import OrgPolicy
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-drift-cli-ZHJpZnRzZWNyZXQ"

@@ -15,9 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from clientkit import Counting, without_proxy_variables
-from clirun import run
-from emulated import PROJECT_ID, SECRET, SEED
+from support.clientkit import Counting, without_proxy_variables
+from support.clirun import run
+from support.emulated import PROJECT_ID, SECRET, SEED
 
 from policysync.config import Limits
 from policysync.emulator.server import EmulatorThread, build

@@ -11,13 +11,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from clirun import run
-from gitkit import add_role, commit_all, edit, git, sample_repo
+from support.clirun import run
+from support.gitkit import add_role, commit_all, edit, git, sample_repo
 
 from policysync.canonical import fingerprint
 from policysync.models import OrgPolicyFile
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 ORGS = Path("policies/orgs")
 PLAN_SCHEMA = json.loads((ROOT / "schemas/plan.schema.json").read_text())
 

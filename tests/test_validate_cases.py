@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from casefiles import case_dirs, expected_lines, run_case
+from support.casefiles import case_dirs, expected_lines, run_case
 
 from policysync.diagnostics import CODES
 

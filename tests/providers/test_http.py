@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-from clientkit import FakeClock, assert_secret_free, endpoint, without_proxy_variables
+from support.clientkit import FakeClock, assert_secret_free, endpoint, without_proxy_variables
 
 from policysync.errors import ApiError, ConfigError, ProviderError, TransportError
 from policysync.models import OrgPolicy

@@ -1,4 +1,4 @@
-"""The data-driven validation cases under tests/cases/.
+"""The data-driven validation cases under tests/golden/validate/.
 
 Each case is a folder holding `policies/` (a policy tree), optionally `policysync.toml`
 (settings, e.g. lowered limits) and `expected.txt`: one line per diagnostic,
@@ -14,7 +14,7 @@ from policysync.config import Settings, load_settings
 from policysync.report import ValidationReport
 from policysync.validate import validate
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).parent.parent / "golden" / "validate"
 
 
 def case_dirs() -> list[Path]:

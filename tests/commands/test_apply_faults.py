@@ -1,6 +1,6 @@
 """`policysync apply` of 500 organizations under faults and through a crash: nothing lost.
 
-Every organization of the tree differs live from its file (bench/plan_bench.py's fixture:
+Every organization of the tree differs live from its file (bench/rig.py's fixture:
 a role missing live, an extra live role to delete, or a role whose actions differ), so
 every run writes all of them and needs --allow-delete and --force. policysync runs as a
 process of its own, as in CI, bounded in time and killed in any case; the emulator
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import stytch
-from emulator.processes import emulator_process
+from support.processes import emulator_process
 
 from policysync.canonical import fingerprint
 from policysync.config import Limits
@@ -43,11 +43,10 @@ from policysync.emulator.store import Store
 from policysync.journal import JournalEntry, list_runs, load_run
 from policysync.models import OrgPolicy
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 sys.path.insert(0, str(ROOT / "bench"))  # the benchmarks' generators, not a package
 
-from plan_bench import Fixture, make_fixture, seed_document  # noqa: E402
-from validate_bench import write_tree  # noqa: E402
+from rig import Fixture, make_fixture, seed_document, write_tree  # noqa: E402
 
 # The SDK's own deprecations (pydantic `.dict()`) are not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

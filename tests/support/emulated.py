@@ -11,7 +11,7 @@ from policysync.emulator.seed import Seed
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-git-export-c2VjcmV0LWdpdA"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from clientkit import PROJECT_ID, SECRET, Recorder, demo_seed, demo_store, endpoint
 from starlette.types import ASGIApp, Receive, Scope, Send
+from support.clientkit import PROJECT_ID, SECRET, Recorder, demo_seed, demo_store, endpoint
 
 from policysync.commands.apply import IN_PROGRESS_PER_SLOT, apply_plan
 from policysync.config import Limits

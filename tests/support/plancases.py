@@ -1,4 +1,4 @@
-"""The data-driven planner cases under tests/plan_cases/.
+"""The data-driven planner cases under tests/golden/plan/.
 
 Each case is one organization, its file named after the case:
 - `desired.json`: the organization file;
@@ -6,7 +6,9 @@ Each case is one organization, its file named after the case:
   `{"error": {...}}` (an `OrgError`) for an organization it could not read;
 - `expected.json`: the organization's planned `action` and `role_changes`;
 - `expected.txt`: the text rendering, without colour, of a plan of that organization.
-`pytest --update-golden` rewrites the expected files; review the diff before committing.
+`all-cases/` is not a case: its `rendered.{txt,md,json}` are the renderings, in each format,
+of one plan of every case. `pytest --update-golden` rewrites the expected and rendered
+files; review the diff before committing.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from policysync.models import OrgPolicy, OrgPolicyFile
 from policysync.plan import OrgError, OrgState, Plan, PlanEntry, assemble, plan_org
 
-PLAN_CASES = Path(__file__).parent / "plan_cases"
+PLAN_CASES = Path(__file__).parent.parent / "golden" / "plan"
+ALL_CASES = PLAN_CASES / "all-cases"
 
 
 def plan_case_dirs() -> list[Path]:
-    return sorted(p for p in PLAN_CASES.iterdir() if p.is_dir())
+    return sorted(p for p in PLAN_CASES.iterdir() if p.is_dir() and p != ALL_CASES)
 
 
 def case_state(case: Path) -> OrgState:

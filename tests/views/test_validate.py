@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.casefiles import CASES
 
 from policysync.cli import main
 from policysync.views.validate import VALIDATE_RENDERERS
 
-ROOT = Path(__file__).parent.parent
-GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parent.parent.parent
+SAMPLE_BROKEN = CASES / "sample-broken"
 SUFFIX = {"text": "txt", "json": "json", "github": "github.txt"}
 
 
@@ -23,10 +24,10 @@ def test_rendering_of_the_broken_sample(
 ) -> None:
     monkeypatch.chdir(ROOT)  # paths are printed as given: relative to the repository
     with pytest.raises(SystemExit) as exited:
-        main(["validate", "tests/cases/sample-broken/policies", "--format", fmt])
+        main(["validate", "tests/golden/validate/sample-broken/policies", "--format", fmt])
     assert exited.value.code == 1
     out = capsys.readouterr().out
-    golden = GOLDEN / f"validate-sample-broken.{SUFFIX[fmt]}"
+    golden = SAMPLE_BROKEN / f"rendered.{SUFFIX[fmt]}"
     if update_golden:
         golden.write_text(out, encoding="utf-8")
     assert out == golden.read_text(encoding="utf-8")

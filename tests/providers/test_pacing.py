@@ -6,9 +6,9 @@ import asyncio
 import random
 
 import pytest
-from clientkit import FakeClock, most_in_one_window
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.clientkit import FakeClock, most_in_one_window
 
 from policysync.providers.pacing import ARRIVAL_GUARD, Backoff, RateLimiter
 
