@@ -49,8 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import rig
-
-# tests/test_apply_faults.py imports these from here
 from rig import Fixture, make_fixture, seed_document
 
 TARGET_SDK_RATIO = 12.0  # SDK loop / plan at P=16, at least

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rig
-from rig import write_tree  # tests/test_apply_faults.py imports it from here
+from rig import write_tree
 
 TARGET_RATIO = 8.0  # check-jsonschema / policysync, at least
 LINEAR_R2 = 0.98

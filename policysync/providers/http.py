@@ -403,7 +403,8 @@ def environment_proxy(url: str) -> str | None:
     parts = httpx.URL(url)
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(_host_port(parts)):
+    everywhere = "*" in (host.strip() for host in proxies.get("no", "").split(","))
+    if not proxy or everywhere or urllib.request.proxy_bypass(_host_port(parts)):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"  # as httpx reads `host:port`
 
