@@ -42,6 +42,7 @@ from policysync.providers.pacing import Backoff, Clock, Sleep
 
 if TYPE_CHECKING:
     from policysync.providers import Pacing
+    from policysync.providers.base import Provider
 
 PROVIDER = "Stytch"  # who answered, in messages
 SITE = Site(PROVIDER, "STYTCH_BASE_URL")
@@ -101,8 +102,9 @@ def default_base_url(project_id: str) -> str:
     return LIVE_URL if project_id.startswith("project-live-") else TEST_URL
 
 
-def from_env(environ: Mapping[str, str], pacing: Pacing) -> StytchClient:
-    """The provider, built once by the CLI: credentials and endpoint from `environ`."""
+def from_env(environ: Mapping[str, str], pacing: Pacing) -> Provider:
+    """The provider, built once by the CLI: credentials and endpoint from `environ`.
+    (Typed as the protocol, so that the type checker holds the client to it.)"""
     return StytchClient(
         endpoint_from_env(environ), parallelism=pacing.parallelism, rate_limit=pacing.rate_limit
     )
