@@ -431,10 +431,13 @@ def _run(main: Coroutine[Any, Any, T], provider: Provider | None = None) -> T:
     import asyncio
 
     async def within() -> T:
-        if provider is None:
-            return await main
-        async with provider:
-            return await main
+        try:
+            if provider is None:
+                return await main
+            async with provider:
+                return await main
+        finally:
+            main.close()  # not started when the provider could not be entered
 
     return asyncio.run(within())
 

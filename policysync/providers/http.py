@@ -386,15 +386,42 @@ def _slots(
     environment names for `base_url` if any; or, for tests, `transport` for every slot."""
     if transport is not None:
         return [transport] * parallelism
-    # One TLS context for all: each transport would load the CA bundle again otherwise.
-    # httpx reads SSL_CERT_FILE and SSL_CERT_DIR here.
-    context = httpx.create_ssl_context(trust_env=True)
+    context = _tls_context()
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     proxy = environment_proxy(base_url)
-    return [
-        httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
-        for _ in range(parallelism)
-    ]
+    try:
+        return [
+            httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
+            for _ in range(parallelism)
+        ]
+    except (ValueError, ImportError, httpx.InvalidURL) as exc:  # a proxy httpx cannot use
+        raise ConfigError(
+            f"the proxy {_shown(proxy)} that the environment names (HTTPS_PROXY, HTTP_PROXY "
+            f"or ALL_PROXY) cannot be used: {exc}; set it to http://host:port, or name "
+            "the host in NO_PROXY"
+        ) from None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for all slots (each would load the CA bundle again otherwise),
+    from SSL_CERT_FILE or SSL_CERT_DIR when set, as httpx reads them."""
+    try:
+        return httpx.create_ssl_context(trust_env=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the CA bundle cannot be loaded ({_ca_bundle()}): {exc}; point SSL_CERT_FILE at "
+            "a file of PEM certificates or SSL_CERT_DIR at a folder of them, or unset them"
+        ) from None
+
+
+def _shown(proxy: str | None) -> str:
+    """A proxy URL without what may be a password in it."""
+    try:
+        parts = urlsplit(proxy or "")
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    except ValueError:
+        return "(as set)"
 
 
 def environment_proxy(url: str) -> str | None:

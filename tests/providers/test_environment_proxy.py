@@ -3,9 +3,15 @@ proxy on loopback is test_proxy.py)."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import warnings
+from pathlib import Path
 
-from policysync.providers.http import environment_proxy
+import pytest
+from support.clirun import run
+
+from policysync.errors import ConfigError
+from policysync.providers.http import HttpClient, Site, environment_proxy
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -41,3 +47,46 @@ def test_no_proxy_covers_the_host(monkeypatch: pytest.MonkeyPatch, no_proxy: str
     assert environment_proxy("https://api.example.com/") == (
         None if no_proxy == "*" else "http://proxy:3128"
     )
+
+
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("ftp://user:hunter2@proxy:21", "ftp://proxy:21"),  # a scheme httpx has no proxy for
+        ("socks5://user:hunter2@proxy:1080", "socks5://proxy:1080"),  # no socksio installed
+        (":::", "(as set)"),
+    ],
+)
+def test_a_proxy_httpx_cannot_use_is_a_config_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, proxy: str, shown: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    client = HttpClient("https://api.example.com/", {}, str, Site("Example", "EXAMPLE_URL"))
+    with pytest.raises(ConfigError, match="cannot be used") as caught:
+        asyncio.run(client.__aenter__())
+    assert f"the proxy {shown} " in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_ca_bundle_that_cannot_be_loaded_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    client = HttpClient("https://api.example.com/", {}, str, Site("Example", "EXAMPLE_URL"))
+    with pytest.raises(ConfigError, match=r"SSL_CERT_FILE=.*missing\.pem"):
+        asyncio.run(client.__aenter__())
+
+
+def test_the_command_says_so_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "ftp://proxy:21")
+    monkeypatch.setenv("STYTCH_PROJECT_ID", "project-test-11111111-1111-4111-8111-111111111111")
+    monkeypatch.setenv("STYTCH_SECRET", "secret-test-proxy")
+    monkeypatch.setenv("STYTCH_BASE_URL", "http://127.0.0.1:9/")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" among them
+        code, out, err = run(["plan"], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: the proxy ftp://proxy:21 ")
+    assert "Traceback" not in err
