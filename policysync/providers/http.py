@@ -131,13 +131,15 @@ class HttpClient:
         self._slots: asyncio.Queue[httpx.AsyncBaseTransport] = asyncio.Queue()
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         self._limiter: RateLimiter | None = None
+        self._proxy: str | None = None
         self._rng = rng or random.Random()
         self._sleep = sleep
 
     async def __aenter__(self) -> Self:
         """Open the slots (their connections open when first used)."""
         parallelism, transport, rate_limit, clock, sleep = self._pacing
-        slots = _slots(self._url, parallelism, transport)
+        self._proxy = None if transport is not None else environment_proxy(self._url)
+        slots = _slots(parallelism, transport, self._proxy)
         self._clients = tuple(dict.fromkeys(slots))  # each one once, to close
         self._slots = asyncio.Queue()
         for slot in slots:
@@ -272,7 +274,8 @@ class HttpClient:
             )
         kind, hint = self._transport_fault(outcome)
         detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
-        message = f"no answer from {self.base_url} to {method} {path}: {detail}{after}"
+        through = f" through the proxy {_shown(self._proxy)}" if self._proxy else ""
+        message = f"no answer from {self.base_url}{through} to {method} {path}: {detail}{after}"
         return TransportError(
             None, kind, self.redact(message), None, organization_id, hint, provider
         )
@@ -293,7 +296,8 @@ class HttpClient:
                 f"the name {host}{proxied} does not resolve: check {variable} and DNS"
             )
         kind = "timeout" if isinstance(fault, httpx.TimeoutException) else "connection_error"
-        return kind, f"check {variable} and the network, or try again later"
+        proxy = ", the proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)" if self._proxy else ""
+        return kind, f"check {variable}{proxy} and the network, or try again later"
 
 
 def redactor(secret: str, *credentials: str) -> Callable[[str], str]:
@@ -380,15 +384,14 @@ def is_loopback(host: str) -> bool:
 
 
 def _slots(
-    base_url: str, parallelism: int, transport: httpx.AsyncBaseTransport | None
+    parallelism: int, transport: httpx.AsyncBaseTransport | None, proxy: str | None
 ) -> list[httpx.AsyncBaseTransport]:
-    """One transport per slot, each with a pool of one connection, through the proxy the
-    environment names for `base_url` if any; or, for tests, `transport` for every slot."""
+    """One transport per slot, each with a pool of one connection, through `proxy` if
+    any; or, for tests, `transport` for every slot."""
     if transport is not None:
         return [transport] * parallelism
     context = _tls_context()
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    proxy = environment_proxy(base_url)
     try:
         return [
             httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)

@@ -4,14 +4,16 @@ proxy on loopback is test_proxy.py)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import warnings
 from pathlib import Path
 
 import pytest
 from support.clirun import run
 
-from policysync.errors import ConfigError
+from policysync.errors import ConfigError, TransportError
 from policysync.providers.http import HttpClient, Site, environment_proxy
+from policysync.providers.pacing import Backoff
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -90,3 +92,25 @@ def test_the_command_says_so_and_nothing_else(
     assert (code, out) == (1, "")
     assert err.startswith("error: the proxy ftp://proxy:21 ")
     assert "Traceback" not in err
+
+
+def test_a_proxy_that_does_not_answer_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on once closed
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:hunter2@127.0.0.1:{port}")
+    site = Site("Example", "EXAMPLE_URL")
+    client = HttpClient("http://127.0.0.1:9/", {}, str, site, backoff=Backoff(attempts=1))
+
+    async def send() -> None:
+        async with client:
+            await client.send("GET", "/anything")
+
+    with pytest.raises(TransportError) as caught:
+        asyncio.run(send())
+    message = str(caught.value)
+    assert f"through the proxy http://127.0.0.1:{port} " in message
+    assert "HTTPS_PROXY, HTTP_PROXY, NO_PROXY" in message
+    assert "hunter2" not in message
