@@ -147,7 +147,7 @@ def plan(
         run = _plan_live(settings, _provider(settings, live), live)
     for note in run.notes:
         click.echo(f"note: {note}", err=True)
-    if _shown(run.report) is None or run.plan is None:
+    if not _valid(run.report) or run.plan is None:
         return EXIT_ERROR
     if fmt == "json":  # in pieces: a large plan is never one string in memory
         for chunk in run.plan.json_chunks():
@@ -205,7 +205,7 @@ def apply(
         the_plan = planfile.load(plan_file, provider.project_id)
     else:
         run = _plan_live(settings, provider, live)
-        if _shown(run.report) is None or run.plan is None:
+        if not _valid(run.report) or run.plan is None:
             return EXIT_ERROR
         the_plan = run.plan
     click.echo(render_text(the_plan), err=True)
@@ -310,7 +310,7 @@ def drift(
         run = _run(
             drift_live(settings, provider, options, all_orgs, search_page_size, tick), provider
         )
-    if _shown(run.validation) is None or run.report is None:
+    if not _valid(run.validation) or run.report is None:
         return EXIT_ERROR
     click.echo(DRIFT_RENDERERS[fmt](run.report))
     if report_file is not None:
@@ -378,11 +378,11 @@ def _plan_live(settings: Settings, provider: Provider, live: Live) -> PlanRun:
         return _run(plan_live(settings, provider, live.options(), tick), provider)
 
 
-def _shown(report: ValidationReport) -> ValidationReport | None:
-    """The diagnostics of the validation before a plan, on stderr; None when invalid."""
+def _valid(report: ValidationReport) -> bool:
+    """Whether the files were valid; the diagnostics of their validation on stderr."""
     if report.diagnostics:
         click.echo(VALIDATE_RENDERERS["text"](report), err=True)
-    return report if report.valid else None
+    return report.valid
 
 
 def _provider(settings: Settings, live: Live) -> Provider:

@@ -61,10 +61,6 @@ class ProviderError(PolicysyncError):
         request = f" (request id {request_id})" if request_id else ""
         super().__init__(f"{where}{answer}: {message}{request}" + (f"; {hint}" if hint else ""))
 
-    @property
-    def not_found(self) -> bool:
-        return self.error_type == ORGANIZATION_NOT_FOUND
-
 
 class ApiError(ProviderError):
     """Any answer but success: the provider's error body, or what stood in for it (a

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policysync import durable
+from policysync.canonical import canonical_json
 from policysync.errors import UsageError
 from policysync.plan import Plan, PlanDocument
 
@@ -22,8 +23,8 @@ from policysync.plan import Plan, PlanDocument
 def checksum(document: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a plan document, its own checksum left out."""
     body = {k: v for k, v in document.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    text = canonical_json(body).encode("utf-8", "surrogatepass")
+    return "sha256:" + hashlib.sha256(text).hexdigest()
 
 
 def save(plan: Plan, path: Path) -> None:

@@ -11,7 +11,7 @@ import click
 
 from policysync.errors import UsageError
 
-Progress = Callable[[int], Callable[[int], None]]  # total -> the per-item callback
+ProgressStart = Callable[[int], Callable[[int], None]]  # total -> the per-item callback
 
 
 def confirm(question: str) -> None:
@@ -27,7 +27,7 @@ def confirm(question: str) -> None:
 
 
 @contextlib.contextmanager
-def progress(label: str) -> Iterator[Progress | None]:
+def progress(label: str) -> Iterator[ProgressStart | None]:
     """A progress bar on stderr when it is a terminal; None otherwise."""
     if not sys.stderr.isatty():
         yield None
