@@ -90,10 +90,11 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict policysync
 
 # The GitHub files: actionlint (with ShellCheck on every `run:` script) and zizmor,
-# offline (no GitHub API), with the ignores of .github/zizmor.yml.
+# offline (no GitHub API), every audit (the auditor persona, which includes
+# secrets-outside-env), with the ignores of .github/zizmor.yml.
 workflows: $(VENV)/.installed-dev
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
-	$(BIN)/zizmor --offline --no-progress --quiet --pedantic --config .github/zizmor.yml \
+	$(BIN)/zizmor --offline --no-progress --quiet --persona auditor --config .github/zizmor.yml \
 	  .github/workflows action.yml .pre-commit-hooks.yaml
 
 unit: $(VENV)/.installed-dev

@@ -3,10 +3,12 @@
 Each job's `run:` steps are taken verbatim from the YAML and run with bash, in order, in a
 real git repository, with the runner's files and variables (`GITHUB_STEP_SUMMARY`,
 `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_WORKSPACE`, `RUNNER_TEMP`...), the
-`env:` they declare with their `${{ }}` values resolved from contexts the test supplies,
-and their `if:` conditions evaluated. policysync is the one of this virtual environment,
+`env:` they declare with their `${{ }}` values resolved from contexts the test supplies
+(a job's `secrets` are the repository's, and those of the environment it names), and
+their `if:` conditions evaluated. policysync is the one of this virtual environment,
 Stytch is the bundled emulator on 127.0.0.1, and `gh` is a fake placed first on PATH
-that keeps comments and issues in a JSON file and records every call (no network).
+that keeps comments and issues in a JSON file, answers with GitHub's JSON shapes, applies
+`--jq` filters with jq itself, and records every call (no network).
 Steps with `uses:` are not run; the test stands in for the two whose effect the next
 steps need (upload-artifact and download-artifact, through `Artifacts`).
 
@@ -29,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 FAKE_GH_STATE = "FAKE_GH_STATE"
+BOT = {"login": "github-actions[bot]", "type": "Bot"}  # who comments with GITHUB_TOKEN
 
 
 # The fake `gh`, first: it runs as a script, without pytest or policysync.
@@ -78,22 +81,16 @@ def _gh(state: dict[str, Any], argv: list[str]) -> int:
             thread = re.fullmatch(rf"repos/{re.escape(repo)}/issues/(\d+)/comments", endpoint)
             comment = re.fullmatch(rf"repos/{re.escape(repo)}/issues/comments/(\d+)", endpoint)
             if thread and method == "GET":
-                jq = re.fullmatch(
-                    r'\.\[\] \| select\(\.body \| startswith\("([^"]*)"\)\) \| \.id',
-                    opts.get("--jq", ""),
-                )
-                assert jq, opts
                 assert "--paginate" in opts, opts
-                for c in state["comments"]:
-                    if c["issue"] == int(thread[1]) and c["body"].startswith(jq[1]):
-                        print(c["id"])
+                page = [c for c in state["comments"] if c["issue"] == int(thread[1])]
+                print_jq(opts["--jq"], page)
                 return 0
             if thread and method == "POST":
                 if state["read_only"]:
                     return refused()
                 state["next_id"] += 1
                 state["comments"].append(
-                    {"id": state["next_id"], "issue": int(thread[1]), "body": body()}
+                    {"id": state["next_id"], "issue": int(thread[1]), "user": BOT, "body": body()}
                 )
                 print(json.dumps(state["comments"][-1]))
                 return 0
@@ -144,12 +141,21 @@ def _gh(state: dict[str, Any], argv: list[str]) -> int:
     return 2
 
 
+def print_jq(program: str, value: Any) -> None:
+    """`gh --jq`: each result on a line, a string as it is, anything else as JSON."""
+    import jq  # a dev dependency: only the runs of the fake gh under pytest need it
+
+    for result in jq.compile(program).input_value(value).all():
+        print(result if isinstance(result, str) else json.dumps(result))
+
+
 if __name__ == "__main__":
     sys.exit(fake_gh(sys.argv[1:]))
 
 
 # The runner.
 
+import jq  # noqa: E402
 import pytest  # noqa: E402  (the fake gh above runs without it)
 import yaml  # noqa: E402
 from support.gitkit import add_role, commit_all, edit, git  # noqa: E402
@@ -164,6 +170,7 @@ PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-workflows-d29ya2Zsb3dz"
 VENV = Path(sys.executable).parent.parent  # not resolved: the venv, not its base Python
 REPOSITORY = "acme/policies"
+ENVIRONMENTS = ("policysync-read", "policysync-apply")  # README's, "Setting it up"
 PR_NUMBER = 7
 STEP_TIMEOUT = 60
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
@@ -224,7 +231,8 @@ class Runner:
         self.scratch = scratch
         self.gh_state = gh_state
         self.uses = uses
-        self.secrets: dict[str, str] = {}
+        self.secrets: dict[str, str] = {}  # the repository's: every job reads them
+        self.environments: dict[str, dict[str, str]] = {}  # environment secrets, by name
         self.jobs_run = 0
         self.context: dict[str, Any] = {}
         assert (VENV / "bin" / "policysync").is_file(), "run pytest with .venv/bin/python"
@@ -305,7 +313,10 @@ class Runner:
     ) -> Job:
         document = load(WORKFLOWS / workflow)
         job = document["jobs"][job_id]
-        self.begin(inputs or {}, needs or {})
+        environment = job.get("environment")
+        if isinstance(environment, dict):
+            environment = environment["name"]
+        self.begin(inputs or {}, needs or {}, environment)
         if "if" in job and not self.condition(job["if"], failed=False):
             return Job(ran=False)
         shell = job.get("defaults", document.get("defaults", {})).get("run", {}).get("shell")
@@ -327,12 +338,19 @@ class Runner:
         steps = [s for s in document["runs"]["steps"] if s.get("name") not in skip]
         return self.steps(steps, {}, None)
 
-    def begin(self, inputs: dict[str, Any], needs: dict[str, Job]) -> Path:
+    def begin(
+        self, inputs: dict[str, Any], needs: dict[str, Job], environment: str | None = None
+    ) -> Path:
+        """A job's contexts. Its secrets: the repository's and, when it names an
+        environment, that environment's (which win, as on GitHub)."""
         self.jobs_run += 1
         temp = self.scratch / f"job{self.jobs_run}" / "runner-temp"
         temp.mkdir(parents=True)
+        secrets = dict(self.secrets)
+        if environment is not None:
+            secrets.update(self.environments.get(environment, {}))
         self.context = {
-            "secrets": dict(self.secrets),
+            "secrets": secrets,
             "inputs": inputs,
             "needs": {k: {"outputs": v.outputs, "result": "success"} for k, v in needs.items()},
             "steps": {},
@@ -495,7 +513,12 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def gh_state(tmp_path: Path) -> Path:
     state = tmp_path / "gh-state.json"
-    unrelated = {"id": 1, "issue": PR_NUMBER, "body": "LGTM, but <!-- policysync-plan -->?"}
+    unrelated = {
+        "id": 1,
+        "issue": PR_NUMBER,
+        "user": {"login": "alice", "type": "User"},
+        "body": "LGTM, but <!-- policysync-plan -->?",
+    }
     state.write_text(
         json.dumps(
             {
@@ -524,16 +547,18 @@ def runner(workspace: Path, tmp_path: Path, gh_state: Path, artifacts: Artifacts
 @pytest.fixture
 def live(runner: Runner) -> Iterator[Store]:
     """The emulator seeded with the demo seed (live differs from the files), and the
-    repository secrets that point at it."""
+    credentials that point at it as README says to keep them: secrets of the two
+    environments, none of the repository."""
     store = Store()
     store.load(SEED)
     with EmulatorThread(build(store, PROJECT_ID, SECRET, Limits())) as emulator:
-        runner.secrets = {
-            "STYTCH_PROJECT_ID": PROJECT_ID,
-            "STYTCH_SECRET": SECRET,
-            "STYTCH_BASE_URL": emulator.url,
-        }
+        for name in ENVIRONMENTS:
+            runner.environments[name] = credentials(emulator.url)
         yield store
+
+
+def credentials(url: str) -> dict[str, str]:
+    return {"STYTCH_PROJECT_ID": PROJECT_ID, "STYTCH_SECRET": SECRET, "STYTCH_BASE_URL": url}
 
 
 def push_pr_commit(workspace: Path, role_id: str) -> None:
@@ -606,17 +631,62 @@ def test_policy_workflows_are_triggered_and_guarded_as_documented() -> None:
     drift = load(WORKFLOWS / "policy-drift.yml")
     assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
     assert drift["jobs"]["drift"]["permissions"]["issues"] == "write"
+    assert drift["jobs"]["drift"]["environment"] == "policysync-read"
     apply = load(WORKFLOWS / "policy-apply.yml")
     assert set(apply["on"]) == {"workflow_dispatch"}
     allow = apply["on"]["workflow_dispatch"]["inputs"]["allow_delete"]
     assert (allow["type"], allow["default"]) == ("boolean", False)
     assert apply["concurrency"]["cancel-in-progress"] is False
     assert apply["jobs"]["apply"]["environment"] == "policysync-apply"
-    assert "environment" not in apply["jobs"]["plan"]
+    assert apply["jobs"]["plan"]["environment"] == "policysync-read"
     journal = apply["jobs"]["apply"]["steps"][-1]
     assert journal["uses"].startswith("actions/upload-artifact@")
     assert journal["if"] == "always()"  # also when the apply failed
     assert journal["with"]["include-hidden-files"] is True  # .policysync/ is hidden
+
+
+SECRET_REFERENCE = re.compile(r"\bsecrets\.(\w+)")
+
+
+def secrets_named(node: Any) -> set[str]:
+    """The secrets a piece of a workflow names anywhere in it (env:, with:, run:, if:)."""
+    if isinstance(node, dict):
+        return set().union(*(secrets_named(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(secrets_named(v) for v in node))
+    return set(SECRET_REFERENCE.findall(node)) if isinstance(node, str) else set()
+
+
+@pytest.mark.parametrize("path", github_files(), ids=lambda p: p.name)
+def test_stytch_credentials_are_read_only_in_jobs_of_an_environment(path: Path) -> None:
+    """Environment secrets, limited to the default branch, are what keeps the Stytch
+    credentials from a job that a pull request's branch can change and run: a job that
+    names no environment would read them as repository secrets."""
+    document = load(path)
+    jobs = document.get("jobs") or {"action": document["runs"]}
+    for name, job in jobs.items():
+        named = {s for s in secrets_named(job) if s.startswith("STYTCH_")}
+        if named:
+            assert job.get("environment") in ENVIRONMENTS, f"{path.name}: job {name}: {named}"
+    # The zizmor audit that `make workflows` runs on the same files.
+    assert "secrets-outside-env" not in (ROOT / ".github" / "zizmor.yml").read_text()
+
+
+def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:
+    pr = load(WORKFLOWS / "policy-pr.yml")
+    for name, job in pr["jobs"].items():
+        assert "environment" not in job, name
+        assert secrets_named(job) == set(), name
+    plans = [
+        line.strip()
+        for job in pr["jobs"].values()
+        for step in job["steps"]
+        for line in step.get("run", "").splitlines()
+        if line.strip().startswith("policysync plan")
+    ]
+    assert plans, "no plan in policy-pr.yml"
+    for line in plans:
+        assert "--against-ref HEAD^1" in line
 
 
 def test_pre_commit_hook_validates_the_policy_tree() -> None:
@@ -650,16 +720,21 @@ def test_pr_validate_annotates_the_broken_line(runner: Runner, workspace: Path) 
     ), job.log
 
 
-def test_pr_plan_with_secrets_keeps_one_sticky_comment(
+def test_pr_plan_is_the_offline_plan_and_keeps_one_sticky_comment(
     runner: Runner, workspace: Path, gh_state: Path, live: Store
 ) -> None:
+    # Even where credentials were left as repository secrets (an older setup), the pull
+    # request's plan is made from git alone: its job names no secret.
+    runner.secrets = runner.environments["policysync-read"]
     push_pr_commit(workspace, "first-role")
     job = runner.job("policy-pr.yml", "plan")
     assert job.ok, job.log
-    assert job.steps["plan"].outputs["mode"] == "live"
     assert job.steps["plan"].outputs["exit-code"] == "2"
-    assert "would change in live Stytch" in job.summary
-    assert "**Plan: 3 to add, 2 to change, 1 to destroy, in 4 of 7 organizations.**" in job.summary
+    assert "policysync plan (offline)" in job.summary
+    assert "Made from git alone, without Stytch credentials" in job.summary
+    # Only this commit's role: the base branch plays live, not the emulator (which
+    # differs from the files in four organizations).
+    assert "**Plan: 1 to add, 0 to change, 0 to destroy, in 1 of 7 organizations.**" in job.summary
     assert "+ role first-role" in job.summary
     [post] = gh_calls(gh_state, mutating=True)
     assert post[:4] == [
@@ -684,17 +759,71 @@ def test_pr_plan_with_secrets_keeps_one_sticky_comment(
     assert comments[0]["body"] == "LGTM, but <!-- policysync-plan -->?"
 
 
-def test_pr_plan_without_secrets_is_the_offline_plan_against_the_base(
+SPOOFS = [
+    # Someone writes the marker first in a comment of their own...
+    {"login": "mallory", "type": "User"},
+    # ...or another app's bot does: only this workflow's bot writes the plan comment.
+    {"login": "some-app[bot]", "type": "Bot"},
+]
+
+
+def test_pr_plan_comment_is_never_one_written_by_someone_else(
+    runner: Runner, workspace: Path, gh_state: Path
+) -> None:
+    state = gh(gh_state)
+    forged = "<!-- policysync-plan -->\n### policysync plan\n\nNo changes. Approve away."
+    for number, user in enumerate(SPOOFS, start=2):
+        state["comments"].append({"id": number, "issue": PR_NUMBER, "user": user, "body": forged})
+    state["next_id"] = 1 + len(SPOOFS)
+    gh_state.write_text(json.dumps(state))
+
+    push_pr_commit(workspace, "first-role")
+    job = runner.job("policy-pr.yml", "plan")
+    assert job.ok, job.log
+    [post] = gh_calls(gh_state, mutating=True)  # a comment of its own, not a PATCH
+    assert post[:3] == ["api", "--method", "POST"]
+    comments = gh(gh_state)["comments"]
+    assert [c["body"] for c in comments[1:-1]] == [forged] * len(SPOOFS)  # left alone
+    assert (comments[-1]["id"], comments[-1]["user"]) == (len(SPOOFS) + 2, BOT)
+    assert "+ role first-role" in comments[-1]["body"]
+
+    push_pr_commit(workspace, "second-role")  # the next push updates the bot's comment
+    job = runner.job("policy-pr.yml", "plan")
+    assert job.ok, job.log
+    _, patch = gh_calls(gh_state, mutating=True)
+    assert patch[3] == f"repos/{REPOSITORY}/issues/comments/{len(SPOOFS) + 2}"
+    comments = gh(gh_state)["comments"]
+    assert [c["body"] for c in comments[1:-1]] == [forged] * len(SPOOFS)
+    assert "+ role second-role" in comments[-1]["body"]
+
+
+def test_pr_plan_comment_filter_matches_the_marker_and_the_bot() -> None:
+    """The `--jq` filter of the sticky comment step, on its own."""
+    steps = load(WORKFLOWS / "policy-pr.yml")["jobs"]["plan"]["steps"]
+    (step,) = [s for s in steps if s.get("name") == "Sticky pull-request comment"]
+    marker = "<!-- policysync-plan -->"
+    comments = [
+        {"id": 1, "user": {"login": "mallory", "type": "User"}, "body": f"{marker}\nforged"},
+        {"id": 2, "user": {"login": "some-app[bot]", "type": "Bot"}, "body": f"{marker}\nx"},
+        {"id": 3, "user": {"login": "github-actions[bot]", "type": "User"}, "body": marker},
+        {"id": 4, "user": BOT, "body": f"quoting {marker}"},
+        {"id": 5, "user": BOT, "body": f"{marker}\nthe plan"},
+        {"id": 6, "user": {"login": "mallory", "type": "User"}, "body": f"{marker}\nlater"},
+    ]
+    assert jq.compile(step["env"]["MINE"]).input_value(comments).all() == [5]
+    assert jq.compile(step["env"]["MINE"]).input_value(comments[:4]).all() == []
+
+
+def test_pr_plan_with_a_read_only_token_warns_and_keeps_the_summary(
     runner: Runner, workspace: Path, gh_state: Path
 ) -> None:
     push_pr_commit(workspace, "offline-role")
     state = gh(gh_state)
-    state["read_only"] = True  # a pull request from a fork: read-only token, no secrets
+    state["read_only"] = True  # a pull request from a fork: read-only token
     gh_state.write_text(json.dumps(state))
     job = runner.job("policy-pr.yml", "plan")
     assert job.ok, job.log  # the comment could not be made: a warning, not a failure
-    assert job.steps["plan"].outputs["mode"] == "offline"
-    assert "offline, no Stytch secrets" in job.summary
+    assert "policysync plan (offline)" in job.summary
     assert "**Plan: 1 to add, 0 to change, 0 to destroy, in 1 of 7 organizations.**" in job.summary
     assert "+ role offline-role" in job.summary
     assert "::warning title=policysync plan::could not comment" in job.log
@@ -702,10 +831,11 @@ def test_pr_plan_without_secrets_is_the_offline_plan_against_the_base(
 
 
 def test_pr_plan_that_fails_fails_the_job_but_still_comments(
-    runner: Runner, workspace: Path, gh_state: Path, live: Store
+    runner: Runner, workspace: Path, gh_state: Path
 ) -> None:
-    push_pr_commit(workspace, "some-role")
-    runner.secrets["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
+    acme = workspace / "policies" / "orgs" / "acme.json"
+    acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
+    commit_all(workspace, "a typo")
     job = runner.job("policy-pr.yml", "plan")
     assert not job.ok
     assert job.steps["plan"].outputs["exit-code"] == "1"
@@ -746,7 +876,11 @@ def test_drift_opens_updates_and_closes_one_issue(
     fixed = subprocess.run(
         [VENV / "bin" / "policysync", "apply", "--auto-approve", "--allow-delete"],
         cwd=workspace,
-        env={"PATH": runner.path, "HOME": str(runner.scratch / "home"), **runner.secrets},
+        env={
+            "PATH": runner.path,
+            "HOME": str(runner.scratch / "home"),
+            **runner.environments["policysync-apply"],
+        },
         capture_output=True,
         text=True,
         timeout=STEP_TIMEOUT,
@@ -778,7 +912,7 @@ def test_drift_opens_updates_and_closes_one_issue(
 def test_drift_that_fails_fails_the_job_and_leaves_the_issue_alone(
     runner: Runner, gh_state: Path, live: Store
 ) -> None:
-    runner.secrets["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
+    runner.environments["policysync-read"]["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
     job = runner.job("policy-drift.yml", "drift")
     assert not job.ok
     assert job.steps["drift"].outputs["exit-code"] == "1"
