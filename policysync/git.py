@@ -223,20 +223,37 @@ def commit_on_new_branch(path: Path, branch: str, files: Mapping[str, bytes], me
 def materialize(files: Sequence[TreeFile], tree: Path) -> None:
     """Write what the loader reads (`project.json`, the entries of `orgs/`) under `tree`.
     A file too large to read becomes a sparse file of its size: the loader refuses it
-    by its size alone."""
+    by its size alone.
+
+    Nothing is written through a symbolic link: each file and link is created exclusively
+    (an entry already at its name is not followed), and an entry whose folder leads
+    through a link is refused. Git never holds two such entries, but a file system that
+    ignores case takes `orgs/A.json` and `orgs/a.json` for one name: such files are
+    refused (UsageError) rather than laid out through one another."""
     tree.mkdir()
+    root = tree.resolve()
     for file in files:
         top = file.path.split("/", 1)[0]
         if file.path != PROJECT_FILE and top != ORGS_DIR:
             continue
-        target = tree / file.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if file.kind == "dir":
-            target.mkdir(exist_ok=True)
-        elif file.kind == "link":
-            os.symlink(os.fsdecode(file.data or b""), target)
-        elif file.data is None:
-            with open(target, "wb") as out:
-                out.truncate(file.size)
-        else:
-            target.write_bytes(file.data)
+        target = root.joinpath(*file.path.split("/"))
+        try:
+            if target.parent.resolve() != target.parent:
+                raise FileExistsError(file.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if file.kind == "dir":
+                target.mkdir(exist_ok=True)
+            elif file.kind == "link":
+                os.symlink(os.fsdecode(file.data or b""), target)
+            else:
+                with open(target, "xb") as out:
+                    if file.data is None:
+                        out.truncate(file.size)
+                    else:
+                        out.write(file.data)
+        except FileExistsError:
+            raise UsageError(
+                f"{file.path} (committed): on this file system its name is that of another "
+                "committed entry, or its folder is a symbolic link (names that differ only "
+                "in case are one name here); rename it in git"
+            ) from None

@@ -226,8 +226,8 @@ class Journal:
         missing = [folder for folder in (base, *base.parents) if not folder.exists()]
         base.mkdir(parents=True, exist_ok=True)
         ignore = base.parent / ".gitignore"
-        if base.parent.name == ".policysync" and not ignore.exists():
-            ignore.write_text("*\n", encoding="utf-8")
+        if base.parent.name == ".policysync" and not (ignore.exists() or ignore.is_symlink()):
+            durable.replace(ignore, b"*\n")  # a link left there is neither followed nor replaced
         started = clock()
         while True:  # two runs started in the same second differ by their random part
             run_id = f"{started.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"

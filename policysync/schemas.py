@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from policysync import durable
 from policysync.drift import DriftReport
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     if argv == ["--write"]:
         directory.mkdir(exist_ok=True)
         for name in SCHEMA_MODELS:
-            (directory / filename(name)).write_text(render(name), encoding="utf-8")
+            durable.replace(directory / filename(name), render(name).encode("utf-8"))
         return 0
     if argv == ["--check"]:
         out_of_date = stale(directory)
