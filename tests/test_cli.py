@@ -294,3 +294,32 @@ def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> Non
     done = subprocess.run([*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert "error" in done.stdout  # the findings, flushed
     assert profile.stat().st_size > 0
+
+
+@pytest.mark.parametrize("variable", ["STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL"])
+def test_a_credential_that_is_not_utf8_or_breaks_a_header_names_its_variable(
+    variable: str, tree: Path
+) -> None:
+    """Bytes that are not UTF-8 in the environment (which POSIX allows) and a line break
+    (which would inject a header) are config errors naming the variable, the value not
+    shown: not an internal error."""
+    good = {
+        b"STYTCH_PROJECT_ID": b"project-test-11111111-2222-4333-8444-555555555555",
+        b"STYTCH_SECRET": b"secret-test-c2VjcmV0LW5vdC11dGY4",
+        b"STYTCH_BASE_URL": b"http://127.0.0.1:9/",  # never reached
+    }
+    name = variable.encode()
+    for bad, refusal in ((b"\xff\xfe", b"is not valid UTF-8 text"), (b"\r\nX: 1", b"holds a")):
+        value = good[name][:12] + bad + good[name][12:]
+        env = {**os.environb, **good, name: value, b"POLICYSYNC_DEBUG": b""}
+        done = subprocess.run(
+            [sys.executable, "-m", "policysync", "plan"],
+            cwd=tree.parent,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(b"error: " + name + b" " + refusal), done.stderr
+        assert b"internal error" not in done.stderr
+        assert good[name][12:] not in done.stdout + done.stderr
