@@ -5,6 +5,7 @@ output (text, markdown, JSON), `plan --out`, an apply's output or its journal.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +33,21 @@ def page(secret: str) -> str:
 
 
 class EchoingProxy:
-    """In front of the emulator: requests `method` to ACME's org policy are answered 403
-    with `page`, as a load balancer's access rule would."""
+    """In front of the emulator: requests `method` to a path ending in `end` (ACME's org
+    policy) are answered 403 with `body`, as a load balancer's access rule would."""
 
-    def __init__(self, app: Any, method: str, body: str) -> None:
-        self.app, self.method, self.body = app, method, body.encode()
+    def __init__(self, app: Any, method: str, body: str, end: str = "/" + ACME) -> None:
+        self.app, self.method, self.body, self.end = app, method, body.encode(), end
+        self.kind = b"application/json" if body.startswith("{") else b"text/html"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != self.method:
             await self.app(scope, receive, send)
             return
-        if not scope["path"].endswith("/" + ACME):
+        if not scope["path"].endswith(self.end):
             await self.app(scope, receive, send)
             return
-        headers = [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(self.body))]
+        headers = [(b"content-type", self.kind), (b"content-length", b"%d" % len(self.body))]
         await send({"type": "http.response.start", "status": 403, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
@@ -56,10 +58,17 @@ def secret(request: pytest.FixtureRequest) -> str:
     return value
 
 
-def serve(monkeypatch: pytest.MonkeyPatch, secret: str, method: str) -> EmulatorThread:
+def serve(
+    monkeypatch: pytest.MonkeyPatch,
+    secret: str,
+    method: str,
+    body: str | None = None,
+    end: str = "/" + ACME,
+) -> EmulatorThread:
     store = Store()
     store.load(SEED)
-    app = EchoingProxy(build(store, PROJECT_ID, secret, Limits(), None), method, page(secret))
+    emulator_app = build(store, PROJECT_ID, secret, Limits(), None)
+    app = EchoingProxy(emulator_app, method, page(secret) if body is None else body, end)
     emulator = EmulatorThread(app)
     monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
     monkeypatch.setenv("STYTCH_SECRET", secret)
@@ -104,3 +113,33 @@ def test_an_apply_and_its_journal_show_no_part_of_the_secret(
             outputs += [out, err]
     assert list((workdir / ".policysync").rglob("*.json"))  # the journal was written
     assert not leaks("\n".join(outputs) + written(workdir), every_form(PROJECT_ID, secret))
+
+
+FORGING = "denied\nPlan: 0 to add, 0 to change, 0 to destroy, in 7 of 7.\r\x1b[2J\u202e"
+
+
+def test_server_texts_cannot_forge_lines_or_drive_the_terminal(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Stytch error whose message and request id hold line breaks, a terminal escape
+    and a right-to-left mark: escaped in the plan's lines, and in the error that stops a
+    command (the project policy could not be read)."""
+    body = json.dumps(
+        {
+            "status_code": 403,
+            "request_id": f"request-{FORGING}",
+            "error_type": f"forbidden{FORGING}",
+            "error_message": FORGING,
+        }
+    )
+    secret = HOSTILE_SECRETS[0]
+    for end in ("/" + ACME, "/v1/b2b/rbac/policy"):
+        with serve(monkeypatch, secret, "GET", body, end):
+            for fmt in ("text", "markdown"):
+                code, out, err = run(["plan", "--format", fmt], capsys)
+                assert code == 1
+                assert "denied" in out + err
+                for text in (out, err):
+                    assert [c for c in text if not c.isprintable() and c != "\n"] == []
+                    forged = [x for x in text.splitlines() if x.startswith("Plan: 0 to add")]
+                    assert forged == []
