@@ -35,6 +35,7 @@ from policysync.options import (
     stack,
     tree_options,
 )
+from policysync.views.common import error_text, visible
 from policysync.views.plan import PLAN_RENDERERS
 from policysync.views.terminal import confirm, progress
 from policysync.views.validate import VALIDATE_RENDERERS
@@ -94,7 +95,7 @@ def validate(
     settings = settings_of(config, policies)
     run = run_validate(settings, paths, strict, changed_since, config or find_config(Path()))
     for note in run.notes:
-        click.echo(note, err=True)
+        click.echo(visible(note), err=True)
     click.echo(VALIDATE_RENDERERS[fmt](run.report))
     return EXIT_OK if run.report.valid else EXIT_ERROR
 
@@ -146,7 +147,7 @@ def plan(
     else:
         run = _plan_live(settings, _provider(settings, live), live)
     for note in run.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {visible(note)}", err=True)
     if not _valid(run.report) or run.plan is None:
         return EXIT_ERROR
     if fmt == "json":  # in pieces: a large plan is never one string in memory
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         code = EXIT_ERROR
     except PolicysyncError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {error_text(exc)}", err=True)
         code = EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -294,3 +294,68 @@ def test_the_command_exits_the_usual_way_under_a_profiler(tmp_path: Path) -> Non
     done = subprocess.run([*argv, "validate", str(bad)], capture_output=True, text=True, timeout=60)
     assert "error" in done.stdout  # the findings, flushed
     assert profile.stat().st_size > 0
+
+
+@pytest.mark.parametrize("variable", ["STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL"])
+def test_a_credential_that_is_not_utf8_or_breaks_a_header_names_its_variable(
+    variable: str, tree: Path
+) -> None:
+    """Bytes that are not UTF-8 in the environment (which POSIX allows) and a line break
+    (which would inject a header) are config errors naming the variable, the value not
+    shown: not an internal error."""
+    good = {
+        b"STYTCH_PROJECT_ID": b"project-test-11111111-2222-4333-8444-555555555555",
+        b"STYTCH_SECRET": b"secret-test-c2VjcmV0LW5vdC11dGY4",
+        b"STYTCH_BASE_URL": b"http://127.0.0.1:9/",  # never reached
+    }
+    name = variable.encode()
+    for bad, refusal in ((b"\xff\xfe", b"is not valid UTF-8 text"), (b"\r\nX: 1", b"holds a")):
+        value = good[name][:12] + bad + good[name][12:]
+        env = {**os.environb, **good, name: value, b"POLICYSYNC_DEBUG": b""}
+        done = subprocess.run(
+            [sys.executable, "-m", "policysync", "plan"],
+            cwd=tree.parent,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(b"error: " + name + b" " + refusal), done.stderr
+        assert b"internal error" not in done.stderr
+        assert good[name][12:] not in done.stdout + done.stderr
+
+
+HOSTILE_NAMES = (
+    "a\n0 errors, 0 warnings in 1 file: valid.\nb.json",
+    "\x1b[31mred\x1b[0m.json",
+    "\u202enosj.json",
+    "carriage\rreturn.json",
+)
+
+
+def raw_controls(text: str) -> list[str]:
+    """Characters a terminal would act on or that reorder text, but the line breaks."""
+    return [c for c in text if not c.isprintable() and c != "\n"]
+
+
+def test_file_names_with_control_characters_cannot_forge_validate_output(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newline in a file name would forge a summary line; an escape would colour the
+    terminal; a right-to-left mark would reverse what follows it."""
+    bad = '{"organization_id": "x", "org_policy": {"roles": [], "extra\\n::error::x": 1}}'
+    for file_name in HOSTILE_NAMES:
+        (tree / "orgs" / file_name).write_text(bad)
+    for fmt in ("text", "github"):
+        code, out, _ = run(["validate", str(tree), "--format", fmt], capsys)
+        assert code == 1
+        assert raw_controls(out) == []
+        lines = out.splitlines()
+        assert len(lines) == len(HOSTILE_NAMES) + 1  # a line per file, then the summary
+        assert [line for line in lines if line[:1].isdigit()] == [lines[-1]]  # no forged one
+        assert lines[-1].endswith("invalid.")
+        if fmt == "github":
+            assert all(line.startswith("::error file=") for line in lines[:-1])
+    code, out, _ = run(["validate", str(tree), "--format", "json"], capsys)
+    files = {Path(d["file"]).name for d in json.loads(out)["diagnostics"]}
+    assert files == set(HOSTILE_NAMES)  # JSON stays exact

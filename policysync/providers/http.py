@@ -1,5 +1,6 @@
 """HTTP as every provider speaks it: httpx, request slots, the rate limit, retries with
-backoff, answers of bounded size, and texts scrubbed of the secret.
+backoff, answers of bounded size, and texts scrubbed of the secret (by the provider's
+redactor, `redaction.py`).
 
 Every attempt of every request first takes one of `parallelism` slots, then passes the
 rate limiter: the moment it leaves the limiter is the moment it starts. A slot is an
@@ -300,22 +301,6 @@ class HttpClient:
         return kind, f"check {variable}{proxy} and the network, or try again later"
 
 
-def redactor(secret: str, *credentials: str) -> Callable[[str], str]:
-    """A function removing the secret from a text, raw or as it travels (each of
-    `credentials`, a header value's token such as Basic auth's base64, and
-    percent-encoding), for texts made elsewhere: server answers, httpx errors."""
-    raw = {secret, *credentials}
-    # Longest first: a shorter form may be part of a longer one.
-    forms = sorted(raw | {quote(form, safe="") for form in raw}, key=len)[::-1]
-
-    def redact(text: str) -> str:
-        for form in forms:
-            text = text.replace(form, "***")
-        return text
-
-    return redact
-
-
 def basic_token(user: str, password: str) -> str:
     """The token of an `Authorization: Basic` header."""
     return base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -371,6 +356,25 @@ def check_base_url(url: str, variable: str, example: str) -> None:
             f"base URL {url!r}: plain http:// would send the secret unencrypted; it is "
             f"accepted only for loopback hosts (127.0.0.0/8, ::1, localhost): set {variable} "
             "to an https:// URL"
+        )
+
+
+def check_text(variable: str, value: str) -> None:
+    """Raise ConfigError unless `value`, which `variable` sets, is text a header or a URL
+    can carry: UTF-8 (the environment holds other bytes as lone surrogates), on one line,
+    without control or invisible characters. The value is not shown: it may be a secret."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{variable} is not valid UTF-8 text: set it again, as text (its value is not "
+            "shown here)"
+        ) from None
+    if not value.isprintable():
+        raise ConfigError(
+            f"{variable} holds a control or invisible character (a line break, a tab, a "
+            "zero-width or direction mark): set it again without them (its value is not "
+            "shown here)"
         )
 
 

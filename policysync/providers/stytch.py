@@ -33,12 +33,13 @@ from policysync.providers.http import (
     Site,
     basic_token,
     check_base_url,
+    check_text,
     json_object,
-    redactor,
     retry_after,
     segment,
 )
 from policysync.providers.pacing import Backoff, Clock, Sleep
+from policysync.providers.redaction import MIN_SECRET_LENGTH, Redactor
 
 if TYPE_CHECKING:
     from policysync.providers import Pacing
@@ -77,6 +78,20 @@ class Endpoint:
     base_url: str
 
     def __post_init__(self) -> None:
+        secret = self.secret.get_secret_value()
+        for variable, value in (
+            ("STYTCH_PROJECT_ID", self.project_id),
+            ("STYTCH_SECRET", secret),
+            ("STYTCH_BASE_URL", self.base_url),
+        ):
+            check_text(variable, value)
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"STYTCH_SECRET is shorter than {MIN_SECRET_LENGTH} characters: a Stytch secret "
+                "is about 50 (secret-test-… or secret-live-…); set it to the project's secret "
+                "(policysync hides the secret wherever it appears in a message, which a short "
+                "one would mangle)"
+            )
         check_base_url(self.base_url, "STYTCH_BASE_URL", TEST_URL)
 
 
@@ -218,6 +233,7 @@ class StytchClient:
         self.project_id = endpoint.project_id
         secret = endpoint.secret.get_secret_value()
         token = basic_token(endpoint.project_id, secret)
+        self._redact = Redactor(secret, token)
         headers = {
             "Authorization": f"Basic {token}",
             "User-Agent": USER_AGENT,
@@ -226,7 +242,7 @@ class StytchClient:
         self._http = HttpClient(
             endpoint.base_url,
             headers,
-            redactor(secret, token),
+            self._redact,
             SITE,
             parallelism=parallelism,
             rate_limit=rate_limit,
@@ -362,7 +378,7 @@ class StytchClient:
         text = f"HTTP {status} {response.reason_phrase}, not a Stytch answer"
         if response.headers.get("location"):
             text += f" (redirected to {response.headers['location']})"
-        snippet = " ".join(response.text[:200].split())
+        snippet = self._redact.snippet(response.text, 200)  # scrubbed before it is cut
         text += (f": {snippet!r}" if snippet else "") + after
         return self._api_error(status, "unexpected_response", text, None, organization_id)
 
@@ -377,9 +393,9 @@ class StytchClient:
         """The error, with every text that came from the server scrubbed of the secret."""
         return ApiError(
             status,
-            self._http.redact(error_type),
-            self._http.redact(message),
-            self._http.redact(request_id) if isinstance(request_id, str) else None,
+            self._redact(error_type),
+            self._redact(message),
+            self._redact(request_id) if isinstance(request_id, str) else None,
             organization_id,
             HINTS.get(error_type, "server error: try again later" if (status or 0) >= 500 else ""),
             PROVIDER,

@@ -15,6 +15,7 @@ from pathlib import PurePath
 import click
 
 from policysync.diagnostics import q
+from policysync.errors import PolicysyncError, ProviderError
 from policysync.plan import ResourceChange, RoleDiff
 
 Paint = Callable[[str], str]
@@ -39,6 +40,16 @@ def plural(n: int, word: str) -> str:
 def visible(text: str) -> str:
     """`text` on one line, with control and invisible characters escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def error_text(error: PolicysyncError) -> str:
+    """An error's message for the terminal: a provider's on one line (it holds the
+    server's texts), another's line by line (its line breaks are policysync's), with
+    control and invisible characters escaped."""
+    text = str(error)
+    if isinstance(error, ProviderError):
+        return visible(text)
+    return "\n".join(map(visible, text.split("\n")))
 
 
 def name(value: str) -> str:

@@ -57,7 +57,7 @@ def summary_line(report: DriftReport) -> str:
         verb = "no longer exists" if s.missing == 1 else "no longer exist"
         parts.append(f"{plural(s.missing, 'managed organization')} {verb}")
     if s.project_drifted:
-        parts.append(f"{report.project.file} is out of date with the live project policy")
+        parts.append(f"{visible(report.project.file)} is out of date with the live project policy")
     if s.unmanaged:
         parts.append(f"{plural(s.unmanaged, 'unmanaged organization')} with roles and no file")
     if parts:
@@ -141,7 +141,9 @@ def render_text(report: DriftReport) -> str:
         header = click.style(f"organization {_label(org)}", bold=True)
         blocks.append("\n".join([header, *("  " + line for line in drift_lines(org, coloured))]))
     if report.project.drifted:
-        header = click.style(f"project policy {report.project.file} ({_PROJECT_HINT})", bold=True)
+        header = click.style(
+            f"project policy {visible(report.project.file)} ({_PROJECT_HINT})", bold=True
+        )
         lines = project_lines(report.project, coloured)
         blocks.append("\n".join([header, *("  " + line for line in lines)]))
     if report.unmanaged:
@@ -175,7 +177,8 @@ def render_markdown(report: DriftReport) -> str:
     items = []
     if report.project.drifted:
         n = len(report.project.items)
-        summary = f"{report.project.file}: {plural(n, 'item')} {'differs' if n == 1 else 'differ'}"
+        differ = "differs" if n == 1 else "differ"
+        summary = f"{visible(report.project.file)}: {plural(n, 'item')} {differ}"
         items.append(details(f"{summary} ({_PROJECT_HINT})", project_lines(report.project)))
     drifted = _drifted(report)
     items += [details(f"{_label(org)}: {_org_counts(org)}", drift_lines(org)) for org in drifted]

@@ -38,7 +38,7 @@ def summary_line(run: RunResult) -> str:
     where = "" if base == DEFAULT_JOURNAL else f" --journal {base}"
     undoable = run.kind == "apply" and run.applied
     undo = f" Undo with: policysync rollback {run.run_id}{where}" if undoable else ""
-    return f"{verb}: {counts} Journal: {run.journal}.{undo}"
+    return f"{verb}: {counts} Journal: {visible(run.journal or '')}.{undo}"
 
 
 def _listed(run: RunResult) -> list[OrgResult]:

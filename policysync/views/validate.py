@@ -13,7 +13,7 @@ import click
 
 from policysync.diagnostics import Severity
 from policysync.report import DiagnosticRecord, ValidationReport
-from policysync.views.common import plural
+from policysync.views.common import plural, visible
 
 Renderer = Callable[[ValidationReport], str]
 
@@ -35,13 +35,19 @@ def _summary(report: ValidationReport) -> str:
 def render_text(report: ValidationReport) -> str:
     lines = []
     for d in report.diagnostics:
-        place = click.style(f"{d.file}:{d.line}:{d.column}:", bold=True)
+        place = click.style(f"{visible(d.file)}:{d.line}:{d.column}:", bold=True)
         level = click.style(f"{d.severity}[{d.code}]", fg=_COLOURS[d.severity], bold=True)
-        where = f" (at {d.pointer})" if d.pointer else ""
-        lines.append(f"{place} {level} {d.message}{where}")
+        lines.append(f"{place} {level} {_message(d)}")
     colour = "green" if report.valid else "red"
     lines.append(click.style(_summary(report), fg=colour, bold=True))
     return "\n".join(lines)
+
+
+def _message(d: DiagnosticRecord) -> str:
+    """The message and where in the file, on one line: a file name or a key may hold a
+    line break or a terminal's escape."""
+    where = f" (at {d.pointer})" if d.pointer else ""
+    return visible(d.message + where)
 
 
 def render_json(report: ValidationReport) -> str:
@@ -49,6 +55,8 @@ def render_json(report: ValidationReport) -> str:
 
 
 def _escape_data(value: str) -> str:
+    """A workflow command's value as the runner decodes it (%25, %0D, %0A): a line break
+    would end the command."""
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -60,14 +68,13 @@ def _workflow_command(d: DiagnosticRecord) -> str:
     props = ",".join(
         f"{k}={_escape_property(v)}"
         for k, v in (
-            ("file", d.file),
+            ("file", visible(d.file)),
             ("line", str(d.line)),
             ("col", str(d.column)),
             ("title", f"policysync {d.code}"),
         )
     )
-    where = f" (at {d.pointer})" if d.pointer else ""
-    return f"::{d.severity} {props}::{_escape_data(d.message + where)}"
+    return f"::{d.severity} {props}::{_escape_data(_message(d))}"
 
 
 def render_github(report: ValidationReport) -> str:

@@ -31,6 +31,7 @@ from support.clientkit import (
     most_in_one_window,
     without_proxy_variables,
 )
+from support.hostile import HOSTILE_SECRETS, every_form, leaks
 
 from policysync import __version__
 from policysync.config import Limits
@@ -344,10 +345,16 @@ def duplicate_roles() -> OrgPolicy:
 @pytest.mark.parametrize(
     ("call", "options", "status", "error_type", "organization"),
     [
-        (lambda c: c.read_catalog(), {"secret": "wrong"}, 401, "unauthorized_credentials", None),
+        (
+            lambda c: c.read_catalog(),
+            {"secret": "secret-test-wrong-one"},
+            401,
+            "unauthorized_credentials",
+            None,
+        ),
         (
             lambda c: c.read_org("acme"),
-            {"secret": "wrong"},
+            {"secret": "secret-test-wrong-one"},
             401,
             "unauthorized_credentials",
             "acme",
@@ -487,6 +494,29 @@ def test_a_secret_echoed_by_a_server_or_in_httpx_errors_is_scrubbed() -> None:
             run_scripted(Script(answer), lambda c: c.read_org("acme"))
         assert_secret_free(caught.value)
         assert "***" in str(caught.value)
+
+
+@pytest.mark.parametrize("secret", HOSTILE_SECRETS)
+def test_a_page_echoing_a_hostile_secret_in_any_form_shows_none_of_it(secret: str) -> None:
+    """A proxy's page may write the secret escaped (JSON's `\\/`, HTML's `&amp;`,
+    percent-encoding) and long enough that the 200 characters shown end inside it."""
+    forms = every_form(PROJECT_ID, secret)
+    pages = [f"<html><body>{form}</body></html>" for form in forms]
+    pages += ["<p>" + "x" * (200 - 3 - inside) + form for form in forms for inside in (1, 9)]
+    pages.append(json.dumps({"echo": secret, "again": secret.replace("/", "\\/")}))
+    for page in pages:
+        transport = httpx.MockTransport(Script(reply(403, page, {"content-type": "text/html"})))
+
+        async def go(transport: httpx.MockTransport = transport) -> None:
+            async with StytchClient(endpoint(secret=secret), transport=transport) as client:
+                await client.read_org("acme")
+
+        with pytest.raises(ApiError) as caught:
+            asyncio.run(go())
+        error = caught.value
+        assert "not a Stytch answer" in error.message
+        for text in (str(error), repr(error), repr(vars(error))):
+            assert not leaks(text, forms), (page, text)
 
 
 # Retries ------------------------------------------------------------------------------

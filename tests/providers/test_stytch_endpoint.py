@@ -115,3 +115,50 @@ def test_the_secret_is_never_shown() -> None:
     assert SECRET not in repr(endpoint)
     assert SECRET not in str(endpoint)
     assert SECRET not in f"{endpoint.secret}"
+
+
+VARIABLES = ("STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL")
+VALUES = {"STYTCH_BASE_URL": "https://test.stytch.com/", "STYTCH_PROJECT_ID": TEST_ID}
+
+
+def spoiled(variable: str, middle: str) -> dict[str, str]:
+    """The variables, `variable` with `middle` inside its value."""
+    value = VALUES.get(variable, SECRET)
+    return env(STYTCH_BASE_URL=VALUES["STYTCH_BASE_URL"]) | {
+        variable: value[:10] + middle + value[10:]
+    }
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_a_variable_that_is_not_utf8_is_named_not_shown(variable: str) -> None:
+    """On POSIX the environment holds bytes that are not UTF-8 as lone surrogates
+    (os.fsdecode's surrogateescape): \\xff is '\\udcff'."""
+    variables = spoiled(variable, "\udcff\udcfe")
+    with pytest.raises(ConfigError, match=f"^{variable} is not valid UTF-8 text") as caught:
+        endpoint_from_env(variables)
+    assert variables[variable] not in str(caught.value)
+    assert variables[variable][:10] not in str(caught.value).replace(variable, "")
+
+
+@pytest.mark.parametrize("variable", VARIABLES)
+@pytest.mark.parametrize(
+    "middle", ["\r\nX-Injected: 1", "\n", "\x00", "\x1b[31m", "\u202e", "\u200b"]
+)
+def test_a_variable_with_control_or_invisible_characters_is_refused(
+    variable: str, middle: str
+) -> None:
+    """A line break would inject a header; the others are pasting mistakes."""
+    with pytest.raises(ConfigError, match=f"^{variable} holds a control or invisible"):
+        endpoint_from_env(spoiled(variable, middle))
+
+
+def test_a_secret_too_short_to_hide_is_refused() -> None:
+    """The secret is scrubbed wherever its text occurs: a short one would mangle messages."""
+    with pytest.raises(ConfigError, match=r"^STYTCH_SECRET is shorter than 16 characters"):
+        endpoint_from_env(env(STYTCH_SECRET="s" * 15))
+    assert endpoint_from_env(env(STYTCH_SECRET="s" * 16)).secret.get_secret_value() == "s" * 16
+
+
+def test_a_secret_beyond_ascii_or_with_spaces_is_text_a_header_carries() -> None:
+    secret = "secret-test-\u00e9t\u00e9 \u2603 \U0001f600"
+    assert endpoint_from_env(env(STYTCH_SECRET=secret)).secret.get_secret_value() == secret
