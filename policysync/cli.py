@@ -241,20 +241,29 @@ def rollback(
 ) -> int:
     """Put back each organization's prior policy from run RUN_ID's journal, where live
     is still what that run wrote (an organization changed since is reported and left
-    alone). Journaled like an apply, so a rollback can be rolled back. Exit 0 when every
-    organization was restored or had nothing to undo; 1 otherwise.
+    alone). Journaled like an apply, so a rollback can be rolled back. A journal that
+    does not add up (an entry edited, missing, copied) is refused, naming each problem;
+    --org can still roll back the intact entries. Exit 0 when every organization was
+    restored or had nothing to undo; 1 otherwise.
     """
 
     from policysync.commands.rollback import rollback as run_rollback
     from policysync.commands.rollback import rollback_entries
-    from policysync.journal import load_run
+    from policysync.journal import read_run
     from policysync.views.run import RUN_RENDERERS
 
     settings = settings_of(config, None)
     provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
     base = journal or Path(settings.journal)
-    summary, entries = load_run(base, run_id)  # an unknown run is refused before asking
-    wanted = rollback_entries(summary, entries, provider.project_id, orgs)
+    journaled = read_run(base, run_id)  # an unknown run is refused before asking
+    wanted = rollback_entries(journaled, provider.project_id, orgs)
+    summary = journaled.summary
+    if not journaled.has_manifest:
+        click.echo(
+            f"note: run {summary.run_id} has no manifest (it did not finish): its entries "
+            "are checked by their file names and prior fingerprints only",
+            err=True,
+        )
     if not auto_approve:
         confirm(
             f"Put back the prior policies of up to {len(wanted)} organizations written by "

@@ -38,7 +38,9 @@ class ProviderError(PolicysyncError):
     plan's per-organization error); str() is the whole sentence, naming the organization.
 
     `status` is None when no answer came; `message` is the explanation alone; `provider`
-    names who answered, for people.
+    names who answered, for people. `outcome_unknown` is True when the request may have
+    been carried out all the same (an answer lost after sending, a timeout waiting for
+    it, a 5xx, a 200 that cannot be read): for a write, its outcome is not known.
     """
 
     def __init__(
@@ -50,8 +52,11 @@ class ProviderError(PolicysyncError):
         organization_id: str | None = None,
         hint: str = "",
         provider: str = "the provider",
+        *,
+        outcome_unknown: bool = False,
     ) -> None:
         self.status = status
+        self.outcome_unknown = outcome_unknown
         self.error_type = error_type
         self.message = message
         self.request_id = request_id

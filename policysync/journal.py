@@ -4,7 +4,8 @@ A PUT replaces all of an organization's roles, so before each PUT the live polic
 replaces (`prior`) is recorded durably, and `rollback RUN_ID` can put it back even after
 the run was killed. One folder per run, one file per organization:
 
-    <base>/<run-id>/run.json            the run: kind, project, git state, counts
+    <base>/<run-id>/run.json            the run: kind, project, git state, counts, and
+                                        once it finished, its manifest
     <base>/<run-id>/<org-name>.json     one organization: prior, desired, state, error
 
 Every file is written whole by `durable.replace`: to a temporary file in the same
@@ -15,8 +16,21 @@ The states of an organization:
 
     pending   written before the PUT; left so if the run died: the outcome is unknown
     applied   the PUT succeeded (Stytch echoed the desired policy)
-    failed    the PUT, or the read before it, failed: `error` says how
+    unknown   the PUT was sent but its outcome is not known (its answer was lost, a 5xx,
+              an echo other than the policy sent): it may have landed; `error` says how
+    failed    the PUT is known not to have landed (a 4xx, a connection never made), or
+              the read before it failed: `error` says how
     skipped   no PUT was sent (e.g. live changed since the plan): `error` says why
+
+A rollback reads live for every entry whose PUT may have landed (pending, unknown,
+applied) and puts the prior back where live is what the run wrote.
+
+Integrity. Each entry holds its prior's fingerprint, and its file name is the one
+`entry_name` gives its organization. When the run finishes, `run.json` gets a manifest:
+every entry file, whose organization, and the sha256 of its bytes as written (written
+once, at the end: rewriting it as entries come would cost O(N^2) bytes). `read_run`
+checks all of it and names every problem; a run killed before its manifest was written
+is checked by file names and fingerprints only.
 
 Entries hold policies, ids and Stytch's error fields, never credentials: callers pass
 messages already redacted.
@@ -33,11 +47,12 @@ import re
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
@@ -50,8 +65,10 @@ from policysync.plan import OrgError
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
-EntryState = Literal["pending", "applied", "failed", "skipped"]
-FinalState = Literal["applied", "failed", "skipped"]
+EntryState = Literal["pending", "applied", "unknown", "failed", "skipped"]
+FinalState = Literal["applied", "unknown", "failed", "skipped"]
+# States whose PUT was sent, so that live may be what the run wrote.
+MAY_HAVE_LANDED: tuple[EntryState, ...] = ("pending", "unknown", "applied")
 RunKind = Literal["apply", "rollback"]
 Clock = Callable[[], datetime]
 
@@ -96,8 +113,10 @@ class JournalEntry(BaseModel):
         if (self.finished_at is None) != pending:
             raise ValueError("finished_at must be null exactly while the state is pending")
         if (self.error is None) != (self.state in ("pending", "applied")):
-            raise ValueError("an entry has an error exactly when it failed or was skipped")
-        if self.prior is None and self.state in ("pending", "applied"):
+            raise ValueError(
+                "an entry has an error exactly when it failed, was skipped or is unknown"
+            )
+        if self.prior is None and self.state in MAY_HAVE_LANDED:
             raise ValueError(f"an entry in state {self.state} must have its prior policy")
 
 
@@ -110,6 +129,17 @@ class RunCounts(BaseModel):
     failed: int = Field(ge=0)
     skipped: int = Field(ge=0)
     pending: int = Field(ge=0)
+    unknown: int = Field(0, ge=0, description="Absent from journals of format 1.")
+
+
+class ManifestEntry(BaseModel):
+    """One entry file of a finished run, as it was written."""
+
+    model_config = _CONFIG
+
+    file: str = Field(description="The entry's file name in the run folder.")
+    organization_id: str
+    sha256: str = Field(pattern="^[0-9a-f]{64}$", description="Of the file's bytes.")
 
 
 class RunSummary(BaseModel):
@@ -117,7 +147,7 @@ class RunSummary(BaseModel):
 
     model_config = _CONFIG
 
-    format_version: Literal["1"]
+    format_version: Literal["1", "2"] = Field(description="2 since runs have a manifest.")
     run_id: str
     kind: RunKind
     rolled_back_run: str | None = Field(description="The run a rollback undoes; else null.")
@@ -128,6 +158,11 @@ class RunSummary(BaseModel):
     started_at: str = Field(description="ISO 8601, UTC.")
     finished_at: str | None = Field(description="Null while running, or if the run died.")
     counts: RunCounts | None = Field(description="Null until the run finished.")
+    entries: tuple[ManifestEntry, ...] | None = Field(
+        None,
+        description="The manifest: every entry file the run wrote, sorted by file name. "
+        "Null until the run finished, and in format 1.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -135,6 +170,9 @@ class RunSummary(BaseModel):
             raise ValueError("rolled_back_run is set for rollback runs, and only for them")
         if (self.finished_at is None) != (self.counts is None):
             raise ValueError("finished_at and counts are set together, when the run finished")
+        has_manifest = self.format_version == "2" and self.finished_at is not None
+        if (self.entries is not None) != has_manifest:
+            raise ValueError("a run of format 2 has its manifest (entries) once it finished")
         return self
 
 
@@ -170,20 +208,33 @@ def _write_json(path: Path, model: BaseModel) -> None:
     durable.replace(path, _json_bytes(model), _PRIVATE)
 
 
-def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
-    """A journal file as `model`; a damaged one is a UsageError naming it."""
+class _Unreadable(Exception):
+    """A journal file that cannot be read as what it should be; its message says why."""
+
+
+def _parse(data: bytes, model: type[_MODEL]) -> _MODEL:
+    """`data` as `model`; _Unreadable saying why not."""
     try:
-        return model.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, RecursionError) as exc:
+        return model.model_validate(json.loads(data))
+    except (ValueError, RecursionError) as exc:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(map(str, first["loc"]))
             detail = f"{where}: {first['msg']}" if where else first["msg"]
         else:
             detail = str(exc)
+        raise _Unreadable(f"not a readable journal file ({detail})") from None
+
+
+def _read_json(path: Path, model: type[_MODEL]) -> _MODEL:
+    """A journal file as `model`; a damaged one is a UsageError naming it."""
+    try:
+        return _parse(path.read_bytes(), model)
+    except (OSError, _Unreadable) as exc:
+        detail = str(exc) if isinstance(exc, _Unreadable) else f"not readable ({exc})"
         raise UsageError(
-            f"{path}: not a readable journal file ({detail}); restore it as policysync "
-            "wrote it (a rollback needs every file of the run)"
+            f"{path}: {detail}; restore it as policysync wrote it (a rollback needs every "
+            "file of the run)"
         ) from None
 
 
@@ -198,6 +249,7 @@ class Journal:
         self._clock = clock
         self._entries: dict[str, JournalEntry] = {}  # by organization_id
         self._names: set[str] = set()
+        self._written: dict[str, ManifestEntry] = {}  # by file name: what is on disk
         self._lock = threading.Lock()
         # A pool of its own: an entry a PUT waits for never queues behind other work
         # of the loop's default executor (name resolution, say).
@@ -237,7 +289,7 @@ class Journal:
         for folder in [base, *(folder.parent for folder in missing)]:
             durable.fsync_folder(folder)  # the new folders' names are durable too
         summary = RunSummary(
-            format_version="1",
+            format_version="2",
             run_id=run_id,
             kind=kind,
             rolled_back_run=rolled_back_run,
@@ -279,6 +331,11 @@ class Journal:
             data = _json_bytes(entry)
             store = functools.partial(durable.replace, self.path / name, data, _PRIVATE)
             await asyncio.get_running_loop().run_in_executor(self._disk, store)
+            digest = hashlib.sha256(data).hexdigest()
+            with self._lock:
+                self._written[name] = ManifestEntry(
+                    file=name, organization_id=organization_id, sha256=digest
+                )
         except BaseException:
             with self._lock:  # what is recorded is what is on disk
                 if replaces is None:
@@ -375,8 +432,9 @@ class Journal:
         return await self._write(entry, None)
 
     def close(self) -> RunSummary:
-        """Finish `run.json` with the counts of what was journaled; entries still pending
-        (their PUT never finished) count as pending. The journal takes no entry after."""
+        """Finish `run.json` with the counts of what was journaled (entries still pending,
+        their PUT never finished, count as pending) and the manifest of the entry files
+        as written. The journal takes no entry after."""
         if self._later:
             raise ValueError(f"run {self.run_id}: entries are still being written: settle() first")
         with self._lock:
@@ -384,7 +442,12 @@ class Journal:
                 raise ValueError(f"run {self.run_id} is closed")
             tally = Counter[str](entry.state for entry in self._entries.values())
             counts = RunCounts(**{state: tally[state] for state in RunCounts.model_fields})
-            finished: dict[str, Any] = {"finished_at": _timestamp(self._clock()), "counts": counts}
+            manifest = tuple(self._written[name] for name in sorted(self._written))
+            finished: dict[str, Any] = {
+                "finished_at": _timestamp(self._clock()),
+                "counts": counts,
+                "entries": manifest,
+            }
             self._summary = RunSummary.model_validate({**dict(self._summary), **finished})
         self._disk.shutdown()  # nothing is left to write: settle() came first
         _write_json(self.path / RUN_FILE, self._summary)
@@ -419,9 +482,65 @@ def _available(base: Path) -> str:
     return f"runs in {base}, newest first: {', '.join(runs[:10])}{more}"
 
 
-def load_run(base: Path, run_id: str) -> tuple[RunSummary, list[JournalEntry]]:
-    """A run's summary and entries (sorted by organization_id). An id that names no run
-    folder of `base`, or a damaged file, is a UsageError saying what to do."""
+class Problem(NamedTuple):
+    """Something wrong with a run's journal: the file (an organization's entry file
+    concerns that organization alone) and what is wrong with it."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class JournaledRun:
+    """A run as read back (`read_run`): its summary, its intact entries (sorted by
+    organization_id), and the problems that kept the others out."""
+
+    summary: RunSummary
+    entries: list[JournalEntry]
+    problems: list[Problem]
+
+    @property
+    def has_manifest(self) -> bool:
+        """Whether the entries were checked against the run's manifest (else the run
+        died before writing it, or is of format 1: file names and fingerprints only)."""
+        return self.summary.entries is not None
+
+    def problems_of(self, only: Collection[str]) -> list[Problem]:
+        """The problems that concern the organizations `only`: those of their own entry
+        files (every problem when `only` is empty)."""
+        if not only:
+            return list(self.problems)
+        names = {entry_name(organization_id) for organization_id in only}
+        return [problem for problem in self.problems if problem.path.name in names]
+
+
+def _entry_problem(path: Path, entry: JournalEntry) -> str | None:
+    """What is wrong with the entry `entry`, read from `path`, by itself."""
+    own = entry_name(entry.organization_id)
+    if path.name != own:
+        return (
+            f"holds the entry of organization {entry.organization_id}, whose file is {own}: "
+            "copied or renamed"
+        )
+    if entry.prior is None:
+        edited = entry.prior_fingerprint is not None
+    else:
+        edited = fingerprint(entry.prior) != entry.prior_fingerprint
+    if edited:
+        return "its prior does not match its prior_fingerprint: edited since the run wrote it"
+    return None
+
+
+def read_run(base: Path, run_id: str) -> JournaledRun:
+    """A run's summary, its intact entries and what is wrong with the others. An entry
+    is intact when it can be read, its file name is its organization's `entry_name`, its
+    prior matches its fingerprint and, once the run finished, its bytes are those the
+    manifest records. A file the manifest lists but the folder lacks, one it does not
+    list, and counts that do not add up are problems too. An id that names no run folder
+    of `base`, or a `run.json` that cannot be read, is a UsageError."""
     if not _RUN_ID.fullmatch(run_id):
         raise UsageError(
             f"{run_id!r} is not a run id (the name of a folder in {base}: letters, digits, "
@@ -436,16 +555,63 @@ def load_run(base: Path, run_id: str) -> tuple[RunSummary, list[JournalEntry]]:
             f"started, before it wrote anything; {_available(base)}"
         )
     summary = _read_json(folder / RUN_FILE, RunSummary)
-    entries: dict[str, JournalEntry] = {}
+    manifest = None if summary.entries is None else {m.file: m for m in summary.entries}
+    problems: list[Problem] = []
+    entries: list[JournalEntry] = []
+    files = 0
     for path in sorted(folder.iterdir()):
         if path.name == RUN_FILE or path.name.startswith(".") or path.suffix != ".json":
             continue  # dot files: a killed write's temporary file, macOS's `._` copies
-        entry = _read_json(path, JournalEntry)
-        own = entry_name(entry.organization_id)
-        if entry.organization_id in entries:
-            raise UsageError(
-                f"{path}: organization {entry.organization_id} is journaled twice in "
-                f"{folder}; its own file is {own}: remove the other copy"
-            )
-        entries[entry.organization_id] = entry
-    return summary, [entries[key] for key in sorted(entries)]
+        files += 1
+        try:
+            data = path.read_bytes()
+            entry = _parse(data, JournalEntry)
+        except (OSError, _Unreadable) as exc:
+            problems.append(Problem(path, str(exc)))
+            continue
+        listed = None if manifest is None else manifest.get(path.name)
+        wrong = _entry_problem(path, entry)
+        if wrong is None and manifest is not None:
+            if listed is None:
+                wrong = f"not in the manifest of {RUN_FILE}: the run did not write it"
+            elif hashlib.sha256(data).hexdigest() != listed.sha256:
+                wrong = f"changed since the run wrote it (its sha256 is not {RUN_FILE}'s)"
+        if wrong is not None:
+            problems.append(Problem(path, wrong))
+        else:
+            entries.append(entry)
+    present = {path.name for path in folder.iterdir()}
+    for listed in (manifest or {}).values():
+        if listed.file not in present:
+            message = f"missing: {RUN_FILE} lists it as the entry of {listed.organization_id}"
+            problems.append(Problem(folder / listed.file, message))
+    if summary.counts is not None:
+        counted = sum(summary.counts.model_dump().values())
+        holds = files if manifest is None else len(manifest)
+        if counted != holds:
+            where = "folder holds" if manifest is None else "manifest lists"
+            message = f"its counts add up to {counted} entries, but its {where} {holds}"
+            problems.append(Problem(folder / RUN_FILE, message))
+    problems.sort(key=lambda problem: problem.path.name)
+    entries.sort(key=lambda entry: entry.organization_id)
+    return JournaledRun(summary, entries, problems)
+
+
+def refusal(run: JournaledRun, problems: list[Problem]) -> UsageError:
+    """The error refusing a run whose journal does not add up: every problem, and what
+    to do."""
+    lines = "".join(f"\n  {problem}" for problem in problems)
+    return UsageError(
+        f"run {run.summary.run_id}: its journal does not add up, so it is not rolled back "
+        f"(nothing was written):{lines}\nRestore those files as policysync wrote them "
+        "(e.g. from the run's journal artifact), or name the intact organizations with --org"
+    )
+
+
+def load_run(base: Path, run_id: str) -> tuple[RunSummary, list[JournalEntry]]:
+    """A run's summary and entries (sorted by organization_id), all intact (`read_run`);
+    a UsageError naming every problem otherwise."""
+    run = read_run(base, run_id)
+    if run.problems:
+        raise refusal(run, run.problems)
+    return run.summary, run.entries

@@ -11,7 +11,7 @@ from policysync.plan import OrgError
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
-Result = Literal["applied", "unchanged", "stale", "failed"]
+Result = Literal["applied", "unchanged", "stale", "failed", "unknown"]
 
 
 class OrgResult(BaseModel):
@@ -23,9 +23,13 @@ class OrgResult(BaseModel):
     result: Result = Field(
         description="applied: written and echoed back; unchanged: nothing to write (live "
         "already as wanted); stale: left alone, live changed since the plan or the run; "
-        "failed: could not be read or written (see error)."
+        "failed: could not be read or written (see error), known not to have landed; "
+        "unknown: written, but its outcome is not known (its answer was lost, see error): "
+        "it may have landed."
     )
-    error: OrgError | None = Field(description="Why it is stale or failed; null otherwise.")
+    error: OrgError | None = Field(
+        description="Why it is stale, failed or unknown; null otherwise."
+    )
 
 
 class RunResult(BaseModel):
@@ -42,9 +46,10 @@ class RunResult(BaseModel):
     unchanged: int = Field(ge=0)
     stale: int = Field(ge=0)
     failed: int = Field(ge=0)
+    unknown: int = Field(ge=0, description="Written with an outcome not known: see `result`.")
     organizations: tuple[OrgResult, ...] = Field(description="Sorted by organization_id.")
 
     @property
     def complete(self) -> bool:
         """Every planned change was made."""
-        return self.stale == 0 and self.failed == 0
+        return self.stale == 0 and self.failed == 0 and self.unknown == 0

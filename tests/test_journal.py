@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from support.planted import OUTSIDE, plant_links
 
-from policysync import __version__
+from policysync import __version__, durable
 from policysync.canonical import fingerprint
 from policysync.errors import UsageError
 from policysync.journal import (
@@ -30,6 +31,7 @@ from policysync.journal import (
     entry_name,
     list_runs,
     load_run,
+    read_run,
 )
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import OrgError
@@ -459,7 +461,7 @@ def test_a_damaged_entry_is_a_usage_error_naming_the_file(
     path.write_text(damage(path.read_text()))
     with pytest.raises(UsageError, match=detail) as caught:
         load_run(tmp_path, journal.run_id)
-    assert str(caught.value).startswith(f"{path}: not a readable journal file")
+    assert f"\n  {path}: not a readable journal file" in str(caught.value)
 
 
 def test_a_damaged_run_json_is_a_usage_error_naming_it(tmp_path: Path) -> None:
@@ -474,8 +476,9 @@ def test_an_organization_journaled_twice_is_refused(tmp_path: Path) -> None:
     asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
     copy = journal.path / "copy.json"
     copy.write_text((journal.path / entry_name("acme")).read_text())
-    with pytest.raises(UsageError, match="journaled twice") as caught:
+    with pytest.raises(UsageError, match="copied or renamed") as caught:
         load_run(tmp_path, journal.run_id)
+    assert f"{copy}: holds the entry of organization acme, whose file is " in str(caught.value)
     assert entry_name("acme") in str(caught.value)
 
 
@@ -557,3 +560,259 @@ def test_settle_raises_a_finish_that_could_not_be_written(tmp_path: Path) -> Non
             await journal.settle()
 
     asyncio.run(go())
+
+
+# --- unknown outcomes ------------------------------------------------------------------
+
+LOST = OrgError(
+    status=None,
+    error_type="connection_error",
+    message="no answer from http://127.0.0.1/ to PUT …: RemoteProtocolError",
+    request_id=None,
+)
+
+
+def test_an_unknown_outcome_is_a_state_of_its_own(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+    entry = asyncio.run(journal.begin("acme", file=None, prior=PRIOR, desired=DESIRED))
+    unknown = asyncio.run(journal.finish_org(entry, "unknown", LOST))
+    assert (unknown.state, unknown.error, unknown.prior) == ("unknown", LOST, PRIOR)
+    assert journal.close().counts == RunCounts(applied=0, failed=0, skipped=0, pending=0, unknown=1)
+    assert load_run(tmp_path, journal.run_id)[1] == [unknown]
+    fields = unknown.model_dump()
+    with pytest.raises(ValueError, match="error exactly when"):
+        JournalEntry.model_validate({**fields, "error": None})
+    with pytest.raises(ValueError, match="prior policy"):
+        JournalEntry.model_validate({**fields, "prior": None, "prior_fingerprint": None})
+
+
+# --- integrity -------------------------------------------------------------------------
+
+ORGS = ("acme", "globex", "hooli", "initech")
+
+
+def finished_run(base: Path) -> Journal:
+    """A finished run of four organizations: three applied, one failed."""
+    journal = create(base)
+
+    async def go() -> None:
+        for organization_id in ORGS:
+            entry = await journal.begin(organization_id, file=None, prior=PRIOR, desired=DESIRED)
+            failed = organization_id == "initech"
+            await journal.finish_org(
+                entry, "failed" if failed else "applied", NOT_FOUND if failed else None
+            )
+
+    asyncio.run(go())
+    journal.close()
+    return journal
+
+
+def edit(path: Path, change: Callable[[dict[str, object]], None]) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document, indent=2))
+
+
+def problems(base: Path, run_id: str) -> list[str]:
+    return [
+        f"{problem.path.name}: {problem.message}" for problem in read_run(base, run_id).problems
+    ]
+
+
+def granting_everything(entry: dict[str, object]) -> None:
+    prior = entry["prior"]
+    assert isinstance(prior, dict)
+    everything = {"resource_id": "stytch.member", "actions": ["*"]}
+    prior["roles"].append({"role_id": "backdoor", "description": "", "permissions": [everything]})
+
+
+def test_a_finished_run_has_a_manifest_of_its_entry_files(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    run = read_run(tmp_path, journal.run_id)
+    assert run.problems == []
+    assert run.has_manifest
+    assert run.summary.format_version == "2"
+    assert run.summary.entries is not None
+    listed = {m.file: (m.organization_id, m.sha256) for m in run.summary.entries}
+    assert listed == {
+        entry_name(o): (o, hashlib.sha256((journal.path / entry_name(o)).read_bytes()).hexdigest())
+        for o in ORGS
+    }
+    assert [m.file for m in run.summary.entries] == sorted(listed)
+
+
+def test_a_hand_edited_prior_is_refused(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    acme = journal.path / entry_name("acme")
+    edit(acme, granting_everything)
+    assert problems(tmp_path, journal.run_id) == [
+        f"{acme.name}: its prior does not match its prior_fingerprint: edited since the run "
+        "wrote it"
+    ]
+    with pytest.raises(UsageError, match="does not add up") as caught:
+        load_run(tmp_path, journal.run_id)
+    assert str(acme) in str(caught.value)
+    run = read_run(tmp_path, journal.run_id)
+    assert [e.organization_id for e in run.entries] == ["globex", "hooli", "initech"]
+    assert run.problems_of(["globex", "hooli"]) == []  # --org can restore the intact ones
+    assert len(run.problems_of(["acme"])) == 1
+
+
+def test_an_edit_with_its_fingerprint_recomputed_breaks_the_manifest(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    acme = journal.path / entry_name("acme")
+
+    def forge(entry: dict[str, object]) -> None:
+        granting_everything(entry)
+        entry["prior_fingerprint"] = fingerprint(OrgPolicy.model_validate(entry["prior"]))
+
+    edit(acme, forge)
+    assert problems(tmp_path, journal.run_id) == [
+        f"{acme.name}: changed since the run wrote it (its sha256 is not run.json's)"
+    ]
+
+
+def test_a_deleted_entry_is_missing(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    (journal.path / entry_name("globex")).unlink()
+    assert problems(tmp_path, journal.run_id) == [
+        f"{entry_name('globex')}: missing: run.json lists it as the entry of globex"
+    ]
+    run = read_run(tmp_path, journal.run_id)
+    assert run.problems_of(["acme"]) == []
+    assert len(run.problems_of(["globex"])) == 1
+
+
+def test_an_entry_copied_under_another_organizations_name_is_refused(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    acme, globex = (journal.path / entry_name(o) for o in ("acme", "globex"))
+    globex.write_bytes(acme.read_bytes())  # acme's prior would be written into globex
+    assert problems(tmp_path, journal.run_id) == [
+        f"{globex.name}: holds the entry of organization acme, whose file is {acme.name}: "
+        "copied or renamed"
+    ]
+    run = read_run(tmp_path, journal.run_id)
+    assert "globex" not in [e.organization_id for e in run.entries]
+    assert run.problems_of(["acme"]) == []  # acme's own entry is intact
+    assert len(run.problems_of(["globex"])) == 1
+
+
+def test_a_renamed_entry_is_refused(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    hooli = journal.path / entry_name("hooli")
+    hooli.rename(journal.path / "hooli.json")
+    assert problems(tmp_path, journal.run_id) == [
+        f"{hooli.name}: missing: run.json lists it as the entry of hooli",
+        f"hooli.json: holds the entry of organization hooli, whose file is {hooli.name}: "
+        "copied or renamed",
+    ]
+
+
+def test_the_manifest_must_match_the_folder(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+    run_json = journal.path / "run.json"
+
+    def other_digest(summary: dict[str, object]) -> None:
+        entries = summary["entries"]
+        assert isinstance(entries, list)
+        entries[0]["sha256"] = "0" * 64
+
+    edit(run_json, other_digest)
+    first = sorted(entry_name(o) for o in ORGS)[0]
+    assert problems(tmp_path, journal.run_id) == [
+        f"{first}: changed since the run wrote it (its sha256 is not run.json's)"
+    ]
+
+    # an entry the run did not write (made by another run) is not in the manifest
+    other = create(tmp_path)
+    asyncio.run(other.begin("umbrella", file=None, prior=PRIOR, desired=DESIRED))
+    (journal.path / entry_name("umbrella")).write_bytes(
+        (other.path / entry_name("umbrella")).read_bytes()
+    )
+    assert (
+        f"{entry_name('umbrella')}: not in the manifest of run.json: the run did not write it"
+        in problems(tmp_path, journal.run_id)
+    )
+
+
+def test_counts_that_do_not_add_up_are_refused(tmp_path: Path) -> None:
+    journal = finished_run(tmp_path)
+
+    def one_more(summary: dict[str, object]) -> None:
+        counts = summary["counts"]
+        assert isinstance(counts, dict)
+        counts["applied"] += 1
+
+    edit(journal.path / "run.json", one_more)
+    assert problems(tmp_path, journal.run_id) == [
+        "run.json: its counts add up to 5 entries, but its manifest lists 4"
+    ]
+    assert read_run(tmp_path, journal.run_id).problems_of(["acme"]) == []
+
+
+def test_a_run_of_format_1_is_checked_against_its_counts(tmp_path: Path) -> None:
+    """Journals written before the manifest: file names, fingerprints and counts."""
+    journal = finished_run(tmp_path)
+
+    def older(summary: dict[str, object]) -> None:
+        summary["format_version"] = "1"
+        del summary["entries"]
+        counts = summary["counts"]
+        assert isinstance(counts, dict)
+        del counts["unknown"]
+
+    edit(journal.path / "run.json", older)
+    run = read_run(tmp_path, journal.run_id)
+    assert (run.problems, run.has_manifest) == ([], False)
+    (journal.path / entry_name("globex")).unlink()
+    assert problems(tmp_path, journal.run_id) == [
+        "run.json: its counts add up to 4 entries, but its folder holds 3"
+    ]
+
+
+def test_a_killed_run_is_checked_by_names_and_fingerprints(tmp_path: Path) -> None:
+    journal = create(tmp_path)
+
+    async def go() -> None:
+        for organization_id in ORGS:
+            entry = await journal.begin(organization_id, file=None, prior=PRIOR, desired=DESIRED)
+            if organization_id != "initech":  # killed before its PUT's outcome was journaled
+                await journal.finish_org(entry, "applied")
+
+    asyncio.run(go())  # and never closed: no manifest
+    run = read_run(tmp_path, journal.run_id)
+    assert (run.problems, run.has_manifest) == ([], False)
+    assert [(e.organization_id, e.state) for e in run.entries] == [
+        ("acme", "applied"),
+        ("globex", "applied"),
+        ("hooli", "applied"),
+        ("initech", "pending"),
+    ]
+    edit(journal.path / entry_name("initech"), granting_everything)
+    (journal.path / "copy.json").write_bytes((journal.path / entry_name("acme")).read_bytes())
+    assert problems(tmp_path, journal.run_id) == [
+        f"copy.json: holds the entry of organization acme, whose file is {entry_name('acme')}: "
+        "copied or renamed",
+        f"{entry_name('initech')}: its prior does not match its prior_fingerprint: edited "
+        "since the run wrote it",
+    ]
+
+
+def test_writing_the_manifest_costs_one_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json is written twice per run, whatever the number of entries: bytes written
+    grow linearly with the organizations, not with their square."""
+    written: list[str] = []
+    replace = durable.replace
+
+    def counting(path: Path, data: bytes, mode: int = 0o666) -> None:
+        written.append(path.name)
+        replace(path, data, mode)
+
+    monkeypatch.setattr(durable, "replace", counting)
+    journal = finished_run(tmp_path)
+    assert written.count("run.json") == 2  # created, then finished with its manifest
+    assert len(written) == 2 + 2 * len(ORGS)  # each entry: pending, then its outcome
+    assert read_run(tmp_path, journal.run_id).problems == []

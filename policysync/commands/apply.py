@@ -21,7 +21,7 @@ from policysync.journal import Journal, JournalEntry
 from policysync.models import OrgPolicy
 from policysync.plan import OrgError, OrgPlan, Plan
 from policysync.providers.base import Provider
-from policysync.result import OrgResult, Result, RunResult
+from policysync.result import OrgResult, RunResult
 from policysync.workers import each
 
 # Organizations in progress per request slot of the client (`parallelism` of them):
@@ -116,9 +116,12 @@ async def write_org(
         )
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
-    def finished(entry: JournalEntry, error: OrgError | None) -> OrgResult:
-        journal.finish_later(entry, "failed" if error else "applied", error)
-        result: Result = "failed" if error else "applied"
+    def finished(entry: JournalEntry, error: OrgError | None, unknown: bool = False) -> OrgResult:
+        """The PUT's outcome: applied; unknown (it may have landed); or failed (it did not)."""
+        result: Literal["applied", "unknown", "failed"] = (
+            "applied" if error is None else "unknown" if unknown else "failed"
+        )
+        journal.finish_later(entry, result, error)
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
     try:
@@ -144,7 +147,7 @@ async def write_org(
     try:
         echoed = await provider.write_org(organization_id, desired, live)
     except ProviderError as exc:
-        return finished(entry, OrgError.of(exc))
+        return finished(entry, OrgError.of(exc), exc.outcome_unknown)
     # Stytch echoes the policy as sent (equal models); else compare them as same_policy does.
     if echoed != desired and fingerprint(echoed) != fingerprint(desired):
         mismatch = OrgError(
@@ -154,7 +157,7 @@ async def write_org(
             "file (policysync plan), and tell Stytch support",
             request_id=None,
         )
-        return finished(entry, mismatch)
+        return finished(entry, mismatch, unknown=True)  # something landed, not `desired`
     return finished(entry, None)
 
 
@@ -177,5 +180,6 @@ def finish(
         unchanged=sum(r.result == "unchanged" for r in ordered),
         stale=sum(r.result == "stale" for r in ordered),
         failed=sum(r.result == "failed" for r in ordered),
+        unknown=sum(r.result == "unknown" for r in ordered),
         organizations=ordered,
     )

@@ -10,7 +10,7 @@ from policysync import git
 from policysync.canonical import fingerprint
 from policysync.commands.apply import IN_PROGRESS_PER_SLOT, Expected, finish, write_org
 from policysync.errors import UsageError
-from policysync.journal import Journal, JournalEntry, RunSummary
+from policysync.journal import MAY_HAVE_LANDED, Journal, JournaledRun, JournalEntry, refusal
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
 from policysync.workers import each
@@ -41,17 +41,20 @@ async def rollback(
     return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
 
 
-def rollback_entries(
-    summary: RunSummary, entries: list[JournalEntry], project_id: str, only: Sequence[str]
-) -> list[JournalEntry]:
-    """The entries of a journaled run (`journal.load_run`) that a rollback of it, limited
+def rollback_entries(run: JournaledRun, project_id: str, only: Sequence[str]) -> list[JournalEntry]:
+    """The entries of a journaled run (`journal.read_run`) that a rollback of it, limited
     to the organizations `only` (all when empty), is about; a UsageError when it cannot
-    be rolled back here. Checked before anything is asked or written."""
+    be rolled back here: another project, or a journal that does not add up (for `only`,
+    their own entries must be intact). Checked before anything is asked or written."""
+    summary, entries = run.summary, run.entries
     if summary.project_id != project_id:
         raise UsageError(
             f"run {summary.run_id} wrote to project {summary.project_id}, not "
             f"{project_id}: check which project the credentials in the environment name"
         )
+    problems = run.problems_of(only)
+    if problems:
+        raise refusal(run, problems)
     unknown = sorted(set(only) - {e.organization_id for e in entries})
     if unknown:
         raise UsageError(f"--org {', '.join(unknown)}: run {summary.run_id} did not write it")
@@ -67,13 +70,15 @@ async def rollback_run(
     parallelism: int,
 ) -> RunResult:
     """Put back the priors of run `run_id` (its `rollback_entries`), where live is still
-    what that run wrote."""
-    written = [e for e in wanted if e.state in ("applied", "pending") and e.prior is not None]
+    what that run wrote: live is read for every entry whose PUT may have landed
+    (pending, unknown, applied)."""
+    written = [e for e in wanted if e.state in MAY_HAVE_LANDED and e.prior is not None]
     run = journal(run_id) if written else None
 
     async def one(entry: JournalEntry) -> OrgResult:
-        # Live still the prior: nothing to undo (a pending PUT that never landed, too);
-        # live what the run wrote: put the prior back; anything else: changed since.
+        # Live still the prior: nothing to undo (a pending or unknown PUT that never
+        # landed, too); live what the run wrote: put the prior back; anything else:
+        # changed since (stale, left alone).
         assert run is not None
         assert entry.prior is not None
         expected = Expected(entry.desired, fingerprint(entry.desired))

@@ -64,12 +64,14 @@ class AnswerTooLarge(Exception):
 
 class Rejected(Exception):
     """The last answer to a request that was not a success, retries done: the provider
-    reads the error in it. `after` says how many attempts it took, for the message."""
+    reads the error in it. `after` says how many attempts it took, for the message;
+    `outcome_unknown`, whether an attempt may have been carried out (see `send`)."""
 
-    def __init__(self, response: httpx.Response, after: str) -> None:
+    def __init__(self, response: httpx.Response, after: str, outcome_unknown: bool) -> None:
         super().__init__(response.status_code)
         self.response = response
         self.after = after
+        self.outcome_unknown = outcome_unknown
 
 
 Outcome = httpx.Response | httpx.TransportError | AnswerTooLarge
@@ -171,13 +173,17 @@ class HttpClient:
         for a request that changes state, is called before sending it again after an
         attempt whose outcome is unknown: True means the first attempt did take effect,
         and None is returned. Rejected when an error answer stays; ApiError or
-        TransportError when no answer can be read."""
+        TransportError when no answer can be read. Either says `outcome_unknown` when any
+        attempt may have been carried out (`_outcome_unknown`): a write is then neither
+        known to have landed nor known not to have."""
         content = None if body is None else _json_bytes(body)
         failures = throttles = 0
+        unknown = False
         while True:
             outcome = await self._attempt(method, path, content)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
                 return outcome
+            unknown = unknown or _outcome_unknown(outcome)
             throttled = isinstance(outcome, httpx.Response) and outcome.status_code == 429
             if throttled:
                 throttles += 1
@@ -189,8 +195,10 @@ class HttpClient:
                 attempts = failures + throttles
                 after = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
                 if isinstance(outcome, httpx.Response):
-                    raise Rejected(outcome, after)
-                raise self._failure(outcome, method, path, organization_id, after)
+                    raise Rejected(outcome, after, unknown)
+                failure = self._failure(outcome, method, path, organization_id, after)
+                failure.outcome_unknown = unknown
+                raise failure
             await self._sleep(delay)
             if settle is not None and _outcome_unknown(outcome) and await settle():
                 return None
@@ -513,8 +521,11 @@ def _env_proxies() -> bool:
 
 
 def _outcome_unknown(outcome: Outcome) -> bool:
-    """Whether the server may have carried out a request that failed so: not when the
-    connection was never made, nor when it answered 429 (it turned the request away)."""
+    """Whether the server may have carried out a request that failed so: a 5xx, an answer
+    too long to read, a connection lost or a timeout once the request may have been sent.
+    Not when the connection was never made (refused, a name that does not resolve, a TLS
+    handshake that failed: httpx's ConnectError), nor when it answered 429 or another 4xx
+    (it turned the request away)."""
     if isinstance(outcome, httpx.Response):
         return outcome.status_code >= 500
     return not isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)

@@ -299,10 +299,16 @@ class StytchClient:
         try:
             response = await self._http.send("PUT", path, body, organization_id, settle)
         except Rejected as rejected:
-            raise self._answer_error(rejected.response, organization_id, rejected.after) from None
+            error = self._answer_error(rejected.response, organization_id, rejected.after)
+            error.outcome_unknown = rejected.outcome_unknown
+            raise error from None
         if response is None:  # an earlier attempt took effect: live is `policy`
             return policy
-        return self._parse(_OrgPolicyAnswer, response, organization_id).org_policy
+        try:
+            return self._parse(_OrgPolicyAnswer, response, organization_id).org_policy
+        except ApiError as unreadable:  # a 200: carried out, but what was stored is not known
+            unreadable.outcome_unknown = True
+            raise
 
     async def list_orgs(self, limit: int = 1000) -> AsyncIterator[Organization]:
         """Every organization of the project, `limit` per page, in Stytch's order."""

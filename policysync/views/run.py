@@ -1,7 +1,9 @@
 """Renderers of an apply or rollback run's result: text, markdown and JSON.
 
 Organizations left unchanged are counted, not listed (there may be thousands); every
-other one gets a line, with Stytch's error_type and request id when it failed.
+other one gets a line, with Stytch's error_type and request id when it failed. An
+organization whose write has an unknown outcome (it may have landed) comes first, and
+the summary says what to run about it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from policysync.result import OrgResult, RunResult
 from policysync.views.common import plural, visible
 
 RunRenderer = Callable[[RunResult], str]
-_ORDER = ("failed", "stale", "applied")
+_ORDER = ("unknown", "failed", "stale", "applied")
 DEFAULT_JOURNAL = PurePath(".policysync/journal")
 
 
@@ -28,16 +30,30 @@ def _line(org: OrgResult) -> str:
 
 def summary_line(run: RunResult) -> str:
     verb = "Apply" if run.kind == "apply" else "Rollback"
+    unknown = f", {run.unknown} unknown" if run.unknown else ""
     counts = (
         f"{run.applied} applied, {run.unchanged} unchanged, {run.stale} stale, "
-        f"{run.failed} failed, of {plural(len(run.organizations), 'organization')}."
+        f"{run.failed} failed{unknown}, of {plural(len(run.organizations), 'organization')}."
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."
     base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
     where = "" if base == DEFAULT_JOURNAL else f" --journal {base}"
-    undoable = run.kind == "apply" and run.applied
-    undo = f" Undo with: policysync rollback {run.run_id}{where}" if undoable else ""
+    rollback = f"policysync rollback {run.run_id}{where}"
+    if run.unknown:
+        undo = (
+            f" The outcome of {plural(run.unknown, 'write')} is unknown (not applied, not "
+            "failed: it may have landed): "
+            + (
+                f"see where live stands with `policysync plan`, or put back the prior "
+                f"wherever it landed with `{rollback}`."
+                if run.kind == "apply"
+                else "run the same rollback again (it puts back what did not land), or see "
+                "where live stands with `policysync plan`."
+            )
+        )
+    else:
+        undo = f" Undo with: {rollback}" if run.kind == "apply" and run.applied else ""
     return f"{verb}: {counts} Journal: {visible(run.journal or '')}.{undo}"
 
 

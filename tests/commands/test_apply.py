@@ -14,17 +14,20 @@ from typing import Any
 import jsonschema
 import pytest
 import stytch
+from starlette.responses import JSONResponse
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
 from support.clirun import run
 
 from policysync.cli import RUN_FORMATS
 from policysync.config import Limits
+from policysync.emulator.faults import DroppedConnection
 from policysync.emulator.seed import Seed
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
-from policysync.journal import list_runs, load_run
+from policysync.journal import RunSummary, entry_name, list_runs, load_run
 from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.providers.pacing import Backoff
 from policysync.views.run import RUN_RENDERERS
 
 ROOT = Path(__file__).parent.parent.parent
@@ -311,7 +314,7 @@ class WrongEcho:
         await self.app(scope, receive, rewrite)
 
 
-def test_an_echo_other_than_the_policy_sent_fails_that_organization(
+def test_an_echo_other_than_the_policy_sent_leaves_that_organization_unknown(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wanted = changed()
@@ -325,14 +328,14 @@ def test_an_echo_other_than_the_policy_sent_fails_that_organization(
         monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
         code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
         assert code == 1
-        (line,) = [x for x in out.splitlines() if x.startswith("failed")]
+        (line,) = [x for x in out.splitlines() if x.startswith("unknown")]
         assert odd in line
         assert "Stytch stored a policy other than the one sent" in line
         assert_all(Live(emulator), {k: v for k, v in desired().items() if k != odd})
     (run_id,) = list_runs(workdir / JOURNAL)
     _, entries = load_run(workdir / JOURNAL, run_id)
     (entry,) = [e for e in entries if e.organization_id == odd]
-    assert entry.state == "failed"
+    assert entry.state == "unknown"  # something landed, not the policy sent
     assert entry.error is not None
     assert entry.error.error_type == "echo_mismatch"
     assert entry.prior == seeded()[odd]
@@ -355,6 +358,89 @@ def test_an_echo_in_another_order_is_the_policy_sent(
         code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
         assert code == 0, out
         assert_all(Live(emulator), desired())
+
+
+class LostAnswers:
+    """In front of the emulator: every PUT to one organization is carried out (when
+    `landed`) or not, and its connection dropped before the answer; every read of it
+    after the first PUT is answered 503, so that the client cannot settle the outcome."""
+
+    def __init__(self, app: Any, organization_id: str, landed: bool) -> None:
+        self.app, self.organization_id, self.landed = app, organization_id, landed
+        self.put = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/" + self.organization_id):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "PUT":
+            self.put = True
+            if self.landed:
+                await self.app(scope, receive, _discard)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise DroppedConnection
+        if self.put:
+            body = {"status_code": 503, "error_type": "service_unavailable", "error_message": "x"}
+            await JSONResponse(body, 503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _discard(message: Any) -> None:
+    return None
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff waits a thousandth of what it would: the retries happen, quickly."""
+    delay = Backoff.delay
+
+    def quick(self: Backoff, *args: Any, **kwargs: Any) -> float | None:
+        wait = delay(self, *args, **kwargs)
+        return None if wait is None else wait / 1000
+
+    monkeypatch.setattr(Backoff, "delay", quick)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+@pytest.mark.usefixtures("quick_retries")
+def test_a_put_whose_answer_is_lost_is_unknown_and_rollback_undoes_it_where_it_landed(
+    landed: bool, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lost = sorted(changed())[0]
+    store = Store()
+    store.load(SEED)
+    monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("STYTCH_SECRET", SECRET)
+    with EmulatorThread(
+        LostAnswers(build(store, PROJECT_ID, SECRET, Limits(), None), lost, landed)
+    ) as emulator:
+        monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    (run_id,) = list_runs(workdir / JOURNAL)
+    assert code == 1, out  # not every change is known to be made
+    (line,) = [x for x in out.splitlines() if lost in x]
+    assert line.startswith(f"unknown  {lost}: connection_error: no answer from ")
+    assert "Apply: 3 applied, 3 unchanged, 0 stale, 0 failed, 1 unknown, of 7 organizations." in out
+    assert "The outcome of 1 write is unknown (not applied, not failed: it may have landed)" in out
+    assert "`policysync plan`" in out
+    assert f"`policysync rollback {run_id}`" in out
+    _, entries = load_run(workdir / JOURNAL, run_id)
+    (entry,) = [e for e in entries if e.organization_id == lost]
+    assert entry.state == "unknown"
+    assert entry.prior == seeded()[lost]
+
+    # the same organizations, answering as they should
+    with EmulatorThread(build(store, PROJECT_ID, SECRET, Limits(), None)) as emulator:
+        monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
+        live = Live(emulator)
+        landed_as = desired()[lost] if landed else seeded()[lost]
+        assert live.roles(lost) == canonical(landed_as.model_dump()["roles"])
+        code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
+        assert code == 0, out + err
+        restored = "4 applied, 0 unchanged" if landed else "3 applied, 1 unchanged"
+        assert f"Rollback: {restored}, 0 stale, 0 failed, of 4 organizations." in out
+        assert_all(live, {k: seeded()[k] for k in desired()})
 
 
 def test_rollback_restores_the_exact_priors(
@@ -399,6 +485,72 @@ def test_rollback_of_one_organization(
     assert code == 0, err
     assert live.roles(acme) == canonical(seeded()[acme].model_dump()["roles"])
     assert_all(live, {k: v for k, v in desired().items() if k != acme})
+
+
+def test_rollback_refuses_a_journal_that_does_not_add_up(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(JOURNAL)
+    folder = JOURNAL / run_id
+    edited, deleted, copied, intact = sorted(changed())
+    # by hand: a role granting every member action added to a prior, an entry deleted,
+    # and another organization's entry copied over one
+    path = folder / entry_name(edited)
+    entry = json.loads(path.read_text())
+    everything = {"resource_id": "stytch.member", "actions": ["*"]}
+    entry["prior"]["roles"].append({"role_id": "x", "description": "", "permissions": [everything]})
+    path.write_text(json.dumps(entry))
+    (folder / entry_name(deleted)).unlink()
+    (folder / entry_name(copied)).write_bytes((folder / entry_name(intact)).read_bytes())
+
+    code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
+    assert code == 1
+    assert out == ""
+    assert f"run {run_id}: its journal does not add up, so it is not rolled back" in err
+    assert f"{path}: its prior does not match its prior_fingerprint" in err
+    assert (
+        f"{folder / entry_name(deleted)}: missing: run.json lists it as the entry of {deleted}"
+        in err
+    )
+    assert (
+        f"{folder / entry_name(copied)}: holds the entry of organization {intact}, whose file "
+        f"is {entry_name(intact)}: copied or renamed"
+    ) in err
+    assert "--org" in err
+    assert "Traceback" not in err
+    assert list_runs(JOURNAL) == [run_id]  # nothing written, not even a rollback's journal
+    assert_all(live, desired())
+
+    # --org restores the intact entries; a damaged one stays refused
+    code, out, err = run(["rollback", run_id, "--org", intact, "--auto-approve"], capsys)
+    assert code == 0, err
+    assert "Rollback: 1 applied" in out
+    assert live.roles(intact) == canonical(seeded()[intact].model_dump()["roles"])
+    for damaged in (edited, deleted, copied):
+        code, _out, err = run(["rollback", run_id, "--org", damaged, "--auto-approve"], capsys)
+        assert code == 1
+        assert "does not add up" in err
+        assert live.roles(damaged) == canonical(desired()[damaged].model_dump()["roles"])
+
+
+def test_a_killed_run_without_a_manifest_is_rolled_back(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(JOURNAL)
+    run_json = JOURNAL / run_id / "run.json"
+    finished = RunSummary.model_validate_json(run_json.read_text())
+    assert finished.entries is not None
+    assert len(finished.entries) == 4
+    # run.json as a run killed before it finished left it
+    killed = finished.model_copy(update={"finished_at": None, "counts": None, "entries": None})
+    run_json.write_text(killed.model_dump_json(indent=2))
+    code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
+    assert code == 0, err
+    assert f"note: run {run_id} has no manifest (it did not finish)" in err
+    assert "Rollback: 4 applied" in out
+    assert_all(live, {k: seeded()[k] for k in desired()})
 
 
 def test_rollback_of_an_unknown_run_lists_the_runs(

@@ -417,4 +417,18 @@ def test_a_killed_apply_leaves_no_organization_half_written(
             "plan", "--policies", str(tree), "--detailed-exitcode", url=url, cwd=tmp_path
         )
         assert plan.returncode == 0, f"plan exited {plan.returncode}:\n{plan.stdout[-2000:]}"
+
+        # the killed run, which has no manifest, can still be rolled back: every
+        # organization it journaled (now as its file: it or the second apply wrote it)
+        # gets its prior back, the others keep their file's policy
+        undo = policysync(
+            "rollback", runs[0], "--journal", str(journal), "--auto-approve", "--format",
+            "json", url=url, cwd=tmp_path,
+        )  # fmt: skip
+        assert undo.returncode == 0, f"rollback exited {undo.returncode}:\n{undo.stderr[-2000:]}"
+        assert "has no manifest (it did not finish)" in undo.stderr
+        assert json.loads(undo.stdout)["applied"] == len(entries)
+        live = sdk_live(url, ids(fixture))
+        wrong = differences(live, {k: before[k] if k in by_id else wanted[k] for k in wanted})
+        assert not wrong, f"{len(wrong)} organizations not as rolled back, e.g. {wrong[:3]}"
         assert emulator.proc.poll() is None, "the emulator died during the test"

@@ -674,6 +674,43 @@ def test_a_put_refused_before_sending_is_sent_again_without_reading() -> None:
     assert [r.method for r in script.requests] == ["PUT", "PUT"]
 
 
+LOST_AFTER_SENDING = fail(httpx.RemoteProtocolError("server disconnected"))
+UNAVAILABLE = reply(503, stytch_error(503, "service_unavailable"))
+
+
+@pytest.mark.parametrize(
+    ("answers", "unknown"),
+    [
+        # may have landed: an answer lost after sending, a timeout waiting for it, a 5xx,
+        # while every read of live to settle it failed too
+        ((LOST_AFTER_SENDING, UNAVAILABLE), True),
+        ((fail(httpx.ReadError("reset after sending")), UNAVAILABLE), True),
+        ((fail(httpx.ReadTimeout("slow")), UNAVAILABLE), True),
+        ((fail(httpx.WriteTimeout("slow")), UNAVAILABLE), True),
+        ((UNAVAILABLE,), True),
+        # a 200 whose body cannot be read: carried out, what was stored unknown
+        ((reply(200, "<html>ok</html>"),), True),
+        # an attempt that may have landed stays so, whatever the last one met
+        ((LOST_AFTER_SENDING, fail(httpx.ConnectError("refused"))), True),
+        # known not to have landed: never sent, or turned away
+        ((fail(httpx.ConnectError("refused")),), False),
+        ((fail(httpx.ConnectTimeout("slow")),), False),
+        ((reply(400, stytch_error(400, "invalid_org_policy")),), False),
+        ((reply(404, stytch_error(404, "organization_not_found")),), False),
+        ((reply(429, stytch_error(429, "too_many_requests")),), False),
+        ((fail(httpx.ConnectError("refused")), reply(400, stytch_error(400, "bad"))), False),
+    ],
+)
+def test_a_failed_put_says_whether_it_may_have_landed(
+    answers: tuple[Answer, ...], unknown: bool
+) -> None:
+    script = Script(*answers)
+    with pytest.raises((ApiError, TransportError)) as caught:
+        run_scripted(script, lambda c: c.write_org("acme", policy("r")))
+    assert caught.value.outcome_unknown is unknown
+    assert_secret_free(caught.value)
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(UsageError, match="parallelism"):
         StytchClient(endpoint(), parallelism=0)
