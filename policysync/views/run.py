@@ -38,7 +38,7 @@ def summary_line(run: RunResult) -> str:
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."
     base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
-    where = "" if base == DEFAULT_JOURNAL else f" --journal {base}"
+    where = "" if base == DEFAULT_JOURNAL else f" --journal {visible(str(base))}"
     rollback = f"policysync rollback {run.run_id}{where}"
     if run.unknown:
         undo = (
