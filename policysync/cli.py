@@ -399,7 +399,8 @@ def _provider(settings: Settings, live: Live) -> Provider:
     """The provider of the settings, built once, from the environment."""
     from policysync.providers import Pacing, build
 
-    return build(settings.provider, os.environ, Pacing(live.parallelism, live.rate_limit))
+    max_wait = settings.requests.max_wait_seconds
+    return build(settings.provider, os.environ, Pacing(live.parallelism, live.rate_limit, max_wait))
 
 
 cli.add_command(emulator)

@@ -40,6 +40,20 @@ class ApplySettings(BaseModel):
     guard_min_organizations: int = Field(default=10, ge=0)
 
 
+# The most one request waits between its attempts, in all (backoff and Retry-After).
+MAX_WAIT_SECONDS = 120.0
+
+
+class RequestSettings(BaseModel):
+    """How long one request to the provider may wait to be tried again, in all: the
+    backoff after failures and the waits a 429's Retry-After asks for, summed. Past it
+    (or when a Retry-After asks for more than is left) the organization fails."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_wait_seconds: float = Field(default=MAX_WAIT_SECONDS, ge=0, allow_inf_nan=False)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,6 +62,7 @@ class Settings(BaseModel):
     journal: str = Field(default=".policysync/journal", description="relative, like policies")
     limits: Limits = Limits()
     apply: ApplySettings = ApplySettings()
+    requests: RequestSettings = RequestSettings()
 
 
 CONFIG_FILE = "policysync.toml"

@@ -8,6 +8,7 @@ import importlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from policysync.config import MAX_WAIT_SECONDS
 from policysync.errors import ConfigError
 from policysync.providers.base import Provider
 
@@ -16,10 +17,12 @@ PROVIDERS = {"stytch": "policysync.providers.stytch"}
 
 
 class Pacing(NamedTuple):
-    """How hard a provider may be driven: requests in flight, requests per second."""
+    """How hard a provider may be driven: requests in flight, requests per second; and
+    how long one request may wait to be tried again, in all (seconds)."""
 
     parallelism: int = 16
     rate_limit: float | None = None
+    max_wait: float = MAX_WAIT_SECONDS
 
 
 def build(name: str, environ: Mapping[str, str], pacing: Pacing) -> Provider:

@@ -13,9 +13,10 @@ HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (through the standard library's
 `getproxies` and `proxy_bypass`, as httpx does) choose the proxy of the base URL, and
 SSL_CERT_FILE or SSL_CERT_DIR the CA bundle.
 
-Answers 429 and 5xx, timeouts and connection faults are retried with backoff. A
-certificate that cannot be verified and a name that does not resolve are not: another
-attempt would meet them again. Answers are read up to MAX_ANSWER_BYTES, and a longer one
+Answers 429 and 5xx, timeouts and connection faults are retried with backoff, for at
+most `backoff.max_wait` seconds of waiting per request, in all. A certificate that
+cannot be verified and a name that does not resolve are not: another attempt would meet
+them again. Answers are read up to MAX_ANSWER_BYTES, and a longer one
 is an error, not retried. Success is exactly 200; an answer that stays an error is
 handed to the provider (`Rejected`), which reads its own error bodies.
 """
@@ -24,10 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
+import email.utils
 import ipaddress
 import json
 import os
 import random
+import re
 import socket
 import ssl
 import time
@@ -47,6 +51,11 @@ DEFAULT_BACKOFF = Backoff()
 # The longest answer read. An org policy is a few KiB; a page of 1,000 organizations with
 # their roles stays well under it; what is longer is not an answer to read.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+# Retry-After as delay-seconds (RFC 9110: digits; a fraction is read too).
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# The setting that bounds the waits of one request (config.RequestSettings), for messages.
+MAX_WAIT_SETTING = "requests.max_wait_seconds"
 
 # Faults that may pass: a refused, reset or dropped connection, a slow answer. Not among
 # them: an unsupported URL scheme or a request httpx cannot even write.
@@ -179,6 +188,7 @@ class HttpClient:
         content = None if body is None else _json_bytes(body)
         failures = throttles = 0
         unknown = False
+        waited = 0.0  # seconds slept between attempts, bounded by backoff.max_wait
         while True:
             outcome = await self._attempt(method, path, content)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
@@ -190,16 +200,16 @@ class HttpClient:
             else:
                 failures += 1
             count = throttles if throttled else failures
-            delay = self._retry_delay(outcome, count, throttled)
+            delay = self._retry_delay(outcome, count, throttled, waited)
             if delay is None:
-                attempts = failures + throttles
-                after = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+                after = self._gave_up(outcome, failures + throttles, waited)
                 if isinstance(outcome, httpx.Response):
                     raise Rejected(outcome, after, unknown)
                 failure = self._failure(outcome, method, path, organization_id, after)
                 failure.outcome_unknown = unknown
                 raise failure
             await self._sleep(delay)
+            waited += delay
             if settle is not None and _outcome_unknown(outcome) and await settle():
                 return None
 
@@ -247,14 +257,31 @@ class HttpClient:
             extensions=response.extensions,
         )
 
-    def _retry_delay(self, outcome: Outcome, count: int, throttled: bool) -> float | None:
-        if isinstance(outcome, httpx.Response):
-            if outcome.status_code != 429 and outcome.status_code < 500:
-                return None
-            return self.backoff.delay(count, self._rng, retry_after(outcome), throttled)
-        if isinstance(outcome, RETRYABLE_TRANSPORT) and not _lasting(outcome):
-            return self.backoff.delay(count, self._rng, None)
-        return None
+    def _retry_delay(
+        self, outcome: Outcome, count: int, throttled: bool, waited: float
+    ) -> float | None:
+        if not _retryable(outcome):
+            return None
+        asked = retry_after(outcome) if isinstance(outcome, httpx.Response) else None
+        return self.backoff.delay(count, self._rng, asked, throttled, waited)
+
+    def _gave_up(self, outcome: Outcome, attempts: int, waited: float) -> str:
+        """Why the retries of a request ended, for its message: the count of attempts
+        ran out, or the time it may wait did (and the setting that gives it more)."""
+        asked = retry_after(outcome) if isinstance(outcome, httpx.Response) else None
+        if not _retryable(outcome) or not self.backoff.out_of_time(asked, waited):
+            return f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        limit = self.backoff.max_wait
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        why = (
+            f"asked to retry after {_seconds(asked)} s, past the {_seconds(limit)} s"
+            if asked is not None and asked > limit - waited
+            else f"the {_seconds(limit)} s"
+        )
+        return (
+            f" (gave up after {tries} and {_seconds(waited)} s of waiting: {why} a request "
+            f"may wait in all; raise {MAX_WAIT_SETTING} in the settings file to wait longer)"
+        )
 
     def _failure(
         self,
@@ -324,12 +351,18 @@ def segment(value: str) -> str:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds; None when absent or an HTTP date (the backoff applies)."""
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
+    """Retry-After in seconds, as a number of seconds or an HTTP date (counted from the
+    answer's Date, else from now; a date past is 0). None when absent or unreadable (a
+    negative number, text): the backoff applies. A huge value is kept, for the wait
+    limit to refuse."""
+    value = response.headers.get("retry-after", "").strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(value)  # inf when past what a float holds
+    when = _http_date(value)
+    if when is None:
         return None
-    return seconds if seconds >= 0 else None
+    now = _http_date(response.headers.get("date", "")) or datetime.datetime.now(datetime.UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
@@ -518,6 +551,28 @@ def _env_proxies() -> bool:
     """Whether the environment names a proxy, read as httpx reads it (urllib's getproxies)."""
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _http_date(value: str) -> datetime.datetime | None:
+    """An HTTP date (RFC 9110: IMF-fixdate, or an obsolete form), in UTC; None if not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+
+
+def _seconds(value: float) -> str:
+    """Seconds for a message: to a tenth."""
+    return f"{round(value, 1):g}"
+
+
+def _retryable(outcome: Outcome) -> bool:
+    """Whether another attempt may get a different answer: a 429, a 5xx, a fault that may
+    pass (not one that lasts, nor an answer too long to read)."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code == 429 or outcome.status_code >= 500
+    return isinstance(outcome, RETRYABLE_TRANSPORT) and not _lasting(outcome)
 
 
 def _outcome_unknown(outcome: Outcome) -> bool:

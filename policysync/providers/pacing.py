@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from policysync.config import MAX_WAIT_SECONDS
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -70,18 +72,21 @@ class Backoff:
     times over at most 0.5+1+2+4+8 = 15.5 s of waiting: long enough to ride out a brief
     outage, short enough for a CI job. A 429 is no failure of the request: the server
     turned it away unread, asking for patience. Those are counted apart, up to
-    `throttles` (20, up to ~2 minutes of waiting), so that a busy rate limit, which can
-    answer one request 429 many times over while others go through, does not fail
-    organizations that a little patience would have written. A server's Retry-After is a
-    floor on the wait; one longer than `max_retry_after` ends the retries (waiting
-    minutes is worse than reporting the organization as failed).
+    `throttles` (20), so that a busy rate limit, which can answer one request 429 many
+    times over while others go through, does not fail organizations that a little
+    patience would have written. A server's Retry-After is a floor on the wait.
+
+    Whatever the counts, one request waits at most `max_wait` seconds in all (the
+    setting `requests.max_wait_seconds`): a wait is cut to what is left of it, and a
+    Retry-After asking for more than is left ends the retries at once (waiting past it
+    would only delay the report of the organization as failed).
     """
 
     attempts: int = 6
     throttles: int = 20
     base: float = 0.5
     cap: float = 8.0
-    max_retry_after: float = 60.0
+    max_wait: float = MAX_WAIT_SECONDS
 
     def delay(
         self,
@@ -89,12 +94,21 @@ class Backoff:
         rng: random.Random,
         retry_after: float | None,
         throttled: bool = False,
+        waited: float = 0.0,
     ) -> float | None:
         """Seconds to wait after the `failures`-th failed attempt (or, `throttled`, the
-        `failures`-th 429 answer); None: give up."""
+        `failures`-th 429 answer) of a request that has waited `waited` seconds so far;
+        None: give up."""
         if failures >= (self.throttles if throttled else self.attempts):
             return None
-        if retry_after is not None and retry_after > self.max_retry_after:
+        if self.out_of_time(retry_after, waited):
             return None
         ceiling = min(self.cap, self.base * 2.0 ** min(failures - 1, 64))
-        return max(rng.uniform(0.0, ceiling), retry_after or 0.0)
+        wait = max(rng.uniform(0.0, ceiling), retry_after or 0.0)
+        return min(wait, self.max_wait - waited)
+
+    def out_of_time(self, retry_after: float | None, waited: float) -> bool:
+        """Whether a request that has waited `waited` seconds may wait no more: nothing
+        is left of `max_wait`, or less than `retry_after` asks for."""
+        left = self.max_wait - waited
+        return left <= 0 or (retry_after is not None and retry_after > left)

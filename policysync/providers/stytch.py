@@ -35,7 +35,6 @@ from policysync.providers.http import (
     check_base_url,
     check_text,
     json_object,
-    retry_after,
     segment,
 )
 from policysync.providers.pacing import Backoff, Clock, Sleep
@@ -121,7 +120,10 @@ def from_env(environ: Mapping[str, str], pacing: Pacing) -> Provider:
     """The provider, built once by the CLI: credentials and endpoint from `environ`.
     (Typed as the protocol, so that the type checker holds the client to it.)"""
     return StytchClient(
-        endpoint_from_env(environ), parallelism=pacing.parallelism, rate_limit=pacing.rate_limit
+        endpoint_from_env(environ),
+        parallelism=pacing.parallelism,
+        rate_limit=pacing.rate_limit,
+        backoff=Backoff(max_wait=pacing.max_wait),
     )
 
 
@@ -376,9 +378,6 @@ class StytchClient:
         status, body = response.status_code, json_object(response)
         error_type, message = body.get("error_type"), body.get("error_message")
         if isinstance(error_type, str) and isinstance(message, str):
-            wait = retry_after(response)
-            if wait is not None and wait > self._http.backoff.max_retry_after:
-                after = f" (asked to retry after {wait:g} s: too long to wait)"
             request_id = body.get("request_id")
             return self._api_error(status, error_type, message + after, request_id, organization_id)
         text = f"HTTP {status} {response.reason_phrase}, not a Stytch answer"

@@ -105,13 +105,30 @@ def test_backoff_jitter_is_full_and_reproducible() -> None:
     assert backoff.delay(3, random.Random(7), None) == backoff.delay(3, random.Random(7), None)
 
 
-def test_retry_after_is_a_floor_up_to_a_limit() -> None:
-    backoff = Backoff(max_retry_after=60)
+def test_retry_after_is_a_floor_up_to_what_is_left_of_the_wait() -> None:
+    backoff = Backoff(max_wait=60)
     assert backoff.delay(1, Lowest(), 3.0) == 3.0
     assert backoff.delay(1, Highest(), 0.1) == 0.5
     assert backoff.delay(1, Highest(), 60.0) == 60.0
     assert backoff.delay(1, Highest(), 61.0) is None
+    assert backoff.delay(2, Highest(), 21.0, waited=40.0) is None  # 20 s left
+    assert backoff.delay(2, Highest(), 20.0, waited=40.0) == 20.0
     assert backoff.delay(6, Highest(), 1.0) is None  # attempts still bound it
+
+
+def test_the_waits_of_a_request_are_bounded_in_all() -> None:
+    backoff = Backoff(attempts=100, cap=8.0, max_wait=20.0)
+    waited, waits = 0.0, []
+    for failure in range(1, 100):
+        wait = backoff.delay(failure, Highest(), None, waited=waited)
+        if wait is None:
+            break
+        waits.append(wait)
+        waited += wait
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 4.5]  # the last one cut to what was left
+    assert backoff.out_of_time(None, waited)
+    assert backoff.out_of_time(None, 0.0) is False
+    assert Backoff(max_wait=0).delay(1, Highest(), None) is None  # 0: never wait, never retry
 
 
 def test_throttles_have_a_budget_of_their_own() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import random
 import re
 import socket
 import time
@@ -42,6 +44,7 @@ from policysync.emulator.store import Store
 from policysync.errors import ApiError, TransportError, UsageError
 from policysync.models import Organization, OrgPolicy, Permission, ProjectPolicy, Role
 from policysync.providers import stytch as client_module
+from policysync.providers.http import retry_after
 from policysync.providers.pacing import Backoff
 from policysync.providers.stytch import StytchClient
 
@@ -581,11 +584,133 @@ def test_429s_have_a_bound_too() -> None:
 def test_a_retry_after_too_long_to_wait_ends_the_retries() -> None:
     clock = FakeClock()
     script = Script(reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "3600"}))
-    with pytest.raises(ApiError, match="asked to retry after 3600 s") as caught:
+    with pytest.raises(ApiError, match="asked to retry after 3600 s, past the 120 s") as caught:
         run_scripted(script, lambda c: c.read_catalog(), clock=clock)
     assert caught.value.status == 429
     assert len(script.requests) == 1
     assert clock.sleeps == []
+
+
+def test_the_waits_of_one_request_are_bounded_in_all() -> None:
+    """A 429 asking for 60 s on every attempt was honoured 20 times (19 minutes of
+    waiting for one request): the waits now stop at the 120 s a request may wait."""
+    clock = FakeClock()
+    busy = stytch_error(429, "too_many_requests", "request-id-test-busy")
+    script = Script(reply(429, busy, {"Retry-After": "60"}))
+    with pytest.raises(ApiError) as caught:
+        run_scripted(script, lambda c: c.write_org("acme", policy("r")), clock=clock)
+    assert clock.sleeps == [60.0, 60.0]  # the third would pass the 120 s: not waited
+    assert sum(clock.sleeps) <= 120
+    assert len(script.requests) == 3
+    error = caught.value
+    assert (error.status, error.error_type, error.request_id, error.organization_id) == (
+        429,
+        "too_many_requests",
+        "request-id-test-busy",
+        "acme",
+    )
+    assert str(error) == (
+        "organization acme: Stytch answered 429 too_many_requests: too_many_requests "
+        "happened. (gave up after 3 attempts and 120 s of waiting: asked to retry after "
+        "60 s, past the 120 s a request may wait in all; raise requests.max_wait_seconds "
+        "in the settings file to wait longer) (request id request-id-test-busy); "
+        "lower --rate-limit"
+    )
+
+
+@pytest.mark.parametrize("max_wait", [0.0, 0.3, 2.5, 7.0])
+def test_backoff_waits_are_cut_to_what_is_left(max_wait: float) -> None:
+    """Failures back off too: their waits, summed, never pass the limit either."""
+
+    class Highest(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    clock = FakeClock()
+    script = Script(reply(503, stytch_error(503, "service_unavailable")))
+    backoff = Backoff(max_wait=max_wait)
+    with pytest.raises(ApiError, match=r"requests\.max_wait_seconds") as caught:
+        run_scripted(
+            script, lambda c: c.read_org("acme"), clock=clock, backoff=backoff, rng=Highest()
+        )
+    assert sum(clock.sleeps) == pytest.approx(max_wait)
+    assert f"and {max_wait:g} s of waiting: the {max_wait:g} s a request may wait" in str(
+        caught.value
+    )
+
+
+def test_a_retry_after_past_what_is_left_fails_at_once() -> None:
+    clock = FakeClock()
+    script = Script(
+        reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "60"}),
+        reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": "50"}),
+    )
+    with pytest.raises(ApiError, match="after 50 s, past the 100 s"):
+        run_scripted(
+            script, lambda c: c.read_org("acme"), clock=clock, backoff=Backoff(max_wait=100)
+        )
+    assert clock.sleeps == [60.0]  # 40 s were left: the 50 asked were not slept at all
+    assert len(script.requests) == 2
+
+
+DATE = "Tue, 01 Dec 2026 10:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": " 2.5 "}, 2.5),
+        ({"Retry-After": "Tue, 01 Dec 2026 10:00:30 GMT", "Date": DATE}, 30.0),
+        ({"Retry-After": "Tuesday, 01-Dec-26 10:01:00 GMT", "Date": DATE}, 60.0),  # RFC 850
+        ({"Retry-After": "Tue, 01 Dec 2026 09:00:00 GMT", "Date": DATE}, 0.0),  # past
+        ({"Retry-After": "Mon, 01 Jan 2024 00:00:00 GMT"}, 0.0),  # past, without Date
+        ({"Retry-After": "9" * 400}, math.inf),  # huge: kept, for the limit to refuse
+        ({"Retry-After": "-5"}, None),
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "inf"}, None),
+        ({"Retry-After": "1e3"}, None),
+        ({"Retry-After": "\u0663".encode()}, None),  # an Arabic-Indic three, not HTTP's
+        ({"Retry-After": ""}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_as_seconds_or_an_http_date(
+    headers: dict[str, str | bytes], expected: float | None
+) -> None:
+    assert retry_after(httpx.Response(429, headers=headers)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "sleeps", "requests"),
+    [
+        ("-5", [0.5], 2),  # unreadable: the backoff's own wait
+        ("soon", [0.5], 2),
+        ("9" * 400, [], 1),  # huge: fails at once
+        ("Fri, 31 Dec 9999 23:59:59 GMT", [], 1),  # an HTTP date far ahead: at once too
+    ],
+)
+def test_absurd_retry_afters_neither_hang_nor_crash(
+    value: str, sleeps: list[float], requests: int
+) -> None:
+    class Highest(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    clock = FakeClock()
+    script = Script(
+        reply(429, stytch_error(429, "too_many_requests"), {"Retry-After": value}),
+        reply(body={"org_policy": {"roles": []}}),
+    )
+    if requests == 1:
+        with pytest.raises(ApiError, match=r"past the 120 s.*raise requests\.max_wait_seconds"):
+            run_scripted(script, lambda c: c.read_org("acme"), clock=clock, rng=Highest())
+    else:
+        result = run_scripted(script, lambda c: c.read_org("acme"), clock=clock, rng=Highest())
+        assert result == OrgPolicy(roles=())
+    assert clock.sleeps == sleeps
+    assert len(script.requests) == requests
 
 
 @pytest.mark.parametrize(
