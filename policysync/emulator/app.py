@@ -23,8 +23,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from policysync.config import Limits
+from policysync.emulator import MAX_BODY_BYTES
+from policysync.emulator.bodies import BodyLimit
 from policysync.emulator.store import Organization, Store
 from policysync.models import OrgPolicy
 from policysync.rules import ProjectIndex, check_org_policy
@@ -72,9 +75,11 @@ class Api:
         disabled_orgs: frozenset[str] = frozenset(),
         search_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.store = store
         self.limits = limits
+        self.max_body_bytes = max_body_bytes
         self.disabled_orgs = disabled_orgs
         # Stytch limits organization search to 100 requests a minute: the starts of the
         # last `search_per_minute` searches (None: no limit).
@@ -214,8 +219,15 @@ class Api:
     async def not_found(self, request: Request) -> Response:
         return error(404, "route_not_found", self.request_id())
 
+    def too_large(self) -> Response:
+        """The answer to a request body past `max_body_bytes` (Stytch publishes no error
+        type for it: this one is the emulator's)."""
+        message = f"The request body is larger than {self.max_body_bytes} bytes."
+        return error(413, "request_too_large", self.request_id(), message)
 
-def create_app(api: Api) -> Starlette:
+
+def create_app(api: Api) -> ASGIApp:
+    """The API, its request bodies bounded by `api.max_body_bytes`."""
     routes = [
         Route("/v1/b2b/rbac/policy", api.policy, methods=["GET"]),
         Route(ORG_POLICY_PREFIX + "{id:path}", api.org_policy, methods=["GET", "PUT"]),
@@ -224,7 +236,7 @@ def create_app(api: Api) -> Starlette:
         Route("/_emulator/state", api.state, methods=["GET"]),
         Route("/{rest:path}", api.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
-    return Starlette(routes=routes)
+    return BodyLimit(Starlette(routes=routes), api.max_body_bytes, api.too_large)
 
 
 def raw_json(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:

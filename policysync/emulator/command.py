@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from policysync.config import find_config, load_settings
+from policysync.emulator import MAX_BODY_BYTES
 from policysync.errors import PolicysyncError
 
 
@@ -69,6 +70,13 @@ _FRACTION = click.FloatRange(0, 1)
     metavar="ID",
     help="Answer 401 enterprise_endpoint for this organization (repeatable).",
 )
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_BODY_BYTES,
+    show_default=True,
+    help="Longest request body read; a longer one is answered 413.",
+)
 @click.option("--dump", is_flag=True, help="Print the state of --db as a seed document and exit.")
 def emulator(
     host: str,
@@ -85,6 +93,7 @@ def emulator(
     fault_seed: int | None,
     search_rate_limit: int,
     disabled: tuple[str, ...],
+    max_body_bytes: int,
     dump: bool,
 ) -> int:
     """Serve Stytch's B2B RBAC API on loopback, with SQLite persistence and faults.
@@ -128,6 +137,7 @@ def emulator(
         faults,
         frozenset(disabled),
         search_rate_limit or None,
+        max_body_bytes,
     )
     try:
         sock = server.bind(host, port)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from policysync.config import Limits
+from policysync.emulator import MAX_BODY_BYTES
 from policysync.emulator.app import Api, create_app
 from policysync.emulator.faults import FaultInjector, Faults
 from policysync.emulator.seed import Seed
@@ -75,8 +76,18 @@ def build(
     faults: Faults | None = None,
     disabled_orgs: frozenset[str] = frozenset(),
     search_per_minute: int | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> ASGIApp:
-    app = create_app(Api(store, project_id, secret, limits, disabled_orgs, search_per_minute))
+    api = Api(
+        store,
+        project_id,
+        secret,
+        limits,
+        disabled_orgs,
+        search_per_minute,
+        max_body_bytes=max_body_bytes,
+    )
+    app = create_app(api)
     return FaultInjector(app, faults) if faults is not None and faults.any else app
 
 

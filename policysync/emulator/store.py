@@ -175,7 +175,7 @@ def _encode_cursor(organization_id: str) -> str:
 def _decode_cursor(cursor: str) -> str:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested deep
         raise ValueError("cursor is not one this server issued") from exc
     if not (isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str)):
         raise ValueError("cursor is not one this server issued")

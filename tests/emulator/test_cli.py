@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -228,6 +229,32 @@ def test_search_rate_limit_option(tmp_path: Path, limit: str, statuses: list[int
         got = [httpx.post(url, json={}, auth=auth, timeout=10).status_code for _ in statuses]
         running.stop()
     assert got == statuses
+
+
+def test_hostile_requests_are_answered_and_leave_no_traceback(tmp_path: Path) -> None:
+    """A cursor nested too deep (a 500 and a traceback in the log, once) and bodies past
+    --max-body-bytes: each answered with Stytch's error body, the server still serving."""
+    auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
+    deep = base64.urlsafe_b64encode(b"[" * 50_000).decode()
+    args = ["--seed", str(SEED_FILE), "--max-body-bytes", "100000"]
+    with emulator_process(*args, cwd=tmp_path) as running:
+        search = running.url + "v1/b2b/organizations/search"
+        put = running.url + "v1/b2b/rbac/organizations/acme"
+        cursor = httpx.post(search, json={"cursor": deep}, auth=auth, timeout=10)
+        assert (cursor.status_code, cursor.json()["error_type"]) == (400, "invalid_argument")
+        body = b'{"org_policy": {"roles": []}}' + b" " * 100_000
+        large = httpx.put(put, content=body, auth=auth, timeout=10)
+        assert (large.status_code, large.json()["error_type"]) == (413, "request_too_large")
+        assert "larger than 100000 bytes" in large.json()["error_message"]
+        assert policy_status(running.url, *auth) == 200
+        running.stop()
+    assert "Traceback" not in running.stderr + running.stdout
+    assert "RecursionError" not in running.stderr
+
+
+def test_max_body_bytes_must_be_positive(tmp_path: Path) -> None:
+    result = run("--seed", str(SEED_FILE), "--max-body-bytes", "0", cwd=tmp_path)
+    assert_clean_failure(result, "Invalid value for '--max-body-bytes'")
 
 
 def test_a_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
