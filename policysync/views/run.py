@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import PurePath
 
+from policysync.errors import RunStopped
 from policysync.result import OrgResult, RunResult
 from policysync.views.common import plural, visible
 
@@ -34,11 +35,29 @@ def summary_line(run: RunResult) -> str:
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."
+    undoable = run.kind == "apply" and run.applied
+    undo = f" Undo with: {rollback_command(run)}" if undoable else ""
+    return f"{verb}: {counts} Journal: {run.journal}.{undo}"
+
+
+def rollback_command(run: RunResult) -> str:
+    """The command that undoes `run` (`--journal` when not the default folder)."""
     base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
     where = "" if base == DEFAULT_JOURNAL else f" --journal {base}"
-    undoable = run.kind == "apply" and run.applied
-    undo = f" Undo with: policysync rollback {run.run_id}{where}" if undoable else ""
-    return f"{verb}: {counts} Journal: {run.journal}.{undo}"
+    return f"policysync rollback {run.run_id}{where}"
+
+
+def stopped_message(run: RunResult, reason: str, interrupted: bool) -> str:
+    """What stderr says of a run that stopped before its end (Ctrl-C, a journal that
+    cannot be written): why, what was left unwritten, and how to undo what was not."""
+    errors = (org.error.error_type for org in run.organizations if org.error)
+    left = sum(error_type == RunStopped.error_type for error_type in errors)
+    why = "Interrupted" if interrupted else f"error: {visible(reason)}"
+    return (
+        f"{why}: run {run.run_id} stopped before its end; {plural(left, 'organization')} "
+        f"not written. Its journal: {run.journal}. Run the same command again to finish "
+        f"it, or undo what it wrote with: {rollback_command(run)}"
+    )
 
 
 def _listed(run: RunResult) -> list[OrgResult]:
