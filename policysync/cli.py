@@ -42,10 +42,14 @@ from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
     from policysync.commands.plan import PlanRun
+    from policysync.journal import RunKind
     from policysync.providers.base import Provider
     from policysync.report import ValidationReport
+    from policysync.result import RunResult
+    from policysync.runlock import RunLock
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process SIGINT ended
 
 
 T = TypeVar("T")
@@ -197,7 +201,6 @@ def apply(
     from policysync.commands.apply import apply as run_apply
     from policysync.guards import check_guards
     from policysync.views.plan import render_text
-    from policysync.views.run import RUN_RENDERERS
 
     provider = _provider(settings, live)
     if plan_file is not None:
@@ -216,9 +219,9 @@ def apply(
     if the_plan.summary.changed and plan_file is None and not auto_approve:
         confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
-    result = _run(run_apply(provider, the_plan, base, live.parallelism), provider)
-    click.echo(RUN_RENDERERS[fmt](result))
-    return EXIT_OK if result.complete else EXIT_ERROR
+    held = _locked(base, "apply")
+    applied = run_apply(provider, the_plan, base, live.parallelism, held.started)
+    return _report(fmt, applied, provider)
 
 
 @cli.command(short_help="Put back the policies an apply run replaced.")
@@ -250,11 +253,11 @@ def rollback(
     from policysync.commands.rollback import rollback as run_rollback
     from policysync.commands.rollback import rollback_entries
     from policysync.journal import read_run
-    from policysync.views.run import RUN_RENDERERS
 
     settings = settings_of(config, None)
     provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
     base = journal or Path(settings.journal)
+    held = _locked(base, "rollback")  # the run read is not being written meanwhile
     journaled = read_run(base, run_id)  # an unknown run is refused before asking
     wanted = rollback_entries(journaled, provider.project_id, orgs)
     summary = journaled.summary
@@ -270,11 +273,11 @@ def rollback(
             f"run {summary.run_id} in project {provider.project_id}?"
         )
     policies = Path(settings.policies)
-    result = _run(
-        run_rollback(provider, base, summary.run_id, wanted, policies, parallelism), provider
+    return _report(
+        fmt,
+        run_rollback(provider, base, summary.run_id, wanted, policies, parallelism, held.started),
+        provider,
     )
-    click.echo(RUN_RENDERERS[fmt](result))
-    return EXIT_OK if result.complete else EXIT_ERROR
 
 
 @cli.command(short_help="Tell whether live Stytch still matches the policy files.")
@@ -388,6 +391,32 @@ def _plan_live(settings: Settings, provider: Provider, live: Live) -> PlanRun:
         return _run(plan_live(settings, provider, live.options(), tick), provider)
 
 
+def _locked(base: Path, kind: RunKind) -> RunLock:
+    """The lock of the journal folder `base`, held until the command ends."""
+    from policysync.runlock import hold
+
+    held = click.get_current_context().with_resource(hold(base, kind))
+    if held.note:
+        click.echo(f"note: {held.note}", err=True)
+    return held
+
+
+def _report(fmt: str, main: Coroutine[Any, Any, RunResult], provider: Provider) -> int:
+    """Run an apply or rollback, print its result (a partial one if it stopped early,
+    with why on stderr), and say how it ended."""
+    from policysync.errors import RunStopped
+    from policysync.views.run import RUN_RENDERERS, stopped_message
+
+    try:
+        result = _run(main, provider)
+    except RunStopped as stopped:
+        click.echo(RUN_RENDERERS[fmt](stopped.result))
+        click.echo(stopped_message(stopped.result, stopped.reason, stopped.interrupted), err=True)
+        return EXIT_INTERRUPTED if stopped.interrupted else EXIT_ERROR
+    click.echo(RUN_RENDERERS[fmt](result))
+    return EXIT_OK if result.complete else EXIT_ERROR
+
+
 def _valid(report: ValidationReport) -> bool:
     """Whether the files were valid; the diagnostics of their validation on stderr."""
     if report.diagnostics:
@@ -416,15 +445,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = EXIT_ERROR
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        code = EXIT_ERROR
+    except click.Abort as exc:  # Ctrl-C (click makes KeyboardInterrupt an Abort), or EOF
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
+        code = EXIT_INTERRUPTED if interrupted else EXIT_ERROR
     except PolicysyncError as exc:
         click.echo(f"error: {error_text(exc)}", err=True)
         code = EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("POLICYSYNC_DEBUG"):
             raise

@@ -33,6 +33,15 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def make_folders(folder: Path) -> None:
+    """`folder` and its missing parents, made with their names durable (each new name
+    is an entry of its parent)."""
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for made in missing:
+        fsync_folder(made.parent)
+
+
 def temporary_name(path: Path) -> Path:
     """A fresh name beside `path` for its temporary file: a dot file (the loader and
     the journal's reader skip those) that no other writer can guess."""

@@ -7,6 +7,8 @@ it); the CLI prints its message and exits 1.
     PolicysyncError
     ├── ConfigError              a configuration file, option or variable cannot be used
     ├── UsageError               the command line asks for something impossible
+    ├── JournalError             the journal cannot be written, or another run holds it
+    ├── RunStopped               a run stopped before its end (Ctrl-C, the journal failed)
     └── ProviderError            a request to the provider failed, after any retries
         ├── ApiError             the provider answered, with an error or an unreadable answer
         └── TransportError       no answer: connection refused or dropped, timeout
@@ -15,6 +17,11 @@ The provider's own vocabulary (its error types, its request ids) travels as data
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from policysync.result import RunResult
 
 # The error type every provider reports for an organization that does not exist (the
 # name is Stytch's; other providers map their own "not found" to it).
@@ -31,6 +38,25 @@ class ConfigError(PolicysyncError):
 
 class UsageError(PolicysyncError):
     pass
+
+
+class JournalError(PolicysyncError):
+    """The journal folder cannot be used: a file of it cannot be written (the message
+    names the path and the OS's error), or another run holds its lock."""
+
+
+class RunStopped(PolicysyncError):
+    """An apply or rollback stopped before its end: no organization was started after
+    the moment it stopped. `result` is what it did until then; `interrupted` tells
+    Ctrl-C (exit 130) from a failure (exit 1)."""
+
+    error_type = "run_stopped"  # of each organization it did not write, in `result`
+
+    def __init__(self, reason: str, result: RunResult, interrupted: bool) -> None:
+        self.reason = reason
+        self.result = result
+        self.interrupted = interrupted
+        super().__init__(reason)
 
 
 class ProviderError(PolicysyncError):

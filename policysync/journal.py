@@ -203,6 +203,14 @@ def _json_bytes(model: BaseModel) -> bytes:
         return (json.dumps(model.model_dump(mode="json"), indent=2) + "\n").encode("ascii")
 
 
+def unwritable(exc: OSError, path: Path | None = None) -> str:
+    """`exc`, met writing the journal at `path` (else at the path `exc` names), as a
+    user reads it: where, and the OS's own words."""
+    where = path or exc.filename or "its folder"
+    words = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno is not None else str(exc)
+    return f"cannot write the journal at {where}: {words}"
+
+
 def _write_json(path: Path, model: BaseModel) -> None:
     """Replace `path` by `model`'s JSON, atomically and durably."""
     durable.replace(path, _json_bytes(model), _PRIVATE)
@@ -255,6 +263,8 @@ class Journal:
         # of the loop's default executor (name resolution, say).
         self._disk = ThreadPoolExecutor(WRITING_THREADS, thread_name_prefix="journal")
         self._later: set[asyncio.Task[JournalEntry]] = set()  # finish_later's, until done
+        # Why the run takes no new organization (the first write that failed, Ctrl-C).
+        self.stopped: str | None = None
 
     @classmethod
     def create(
@@ -275,8 +285,7 @@ class Journal:
         """
         if (rolled_back_run is None) != (kind == "apply"):
             raise ValueError("rolled_back_run is given for rollback runs, and only for them")
-        missing = [folder for folder in (base, *base.parents) if not folder.exists()]
-        base.mkdir(parents=True, exist_ok=True)
+        durable.make_folders(base)
         ignore = base.parent / ".gitignore"
         if base.parent.name == ".policysync" and not (ignore.exists() or ignore.is_symlink()):
             durable.replace(ignore, b"*\n")  # a link left there is neither followed nor replaced
@@ -286,8 +295,7 @@ class Journal:
             with contextlib.suppress(FileExistsError):
                 (base / run_id).mkdir()
                 break
-        for folder in [base, *(folder.parent for folder in missing)]:
-            durable.fsync_folder(folder)  # the new folders' names are durable too
+        durable.fsync_folder(base)  # the run folder's name is durable too
         summary = RunSummary(
             format_version="2",
             run_id=run_id,
@@ -304,6 +312,11 @@ class Journal:
         journal = cls(base / run_id, summary, clock)
         _write_json(journal.path / RUN_FILE, summary)
         return journal
+
+    def stop(self, reason: str) -> None:
+        """Take no new organization from now on (the first reason is kept): the run
+        finishes the ones in progress, and starts no other."""
+        self.stopped = self.stopped or reason
 
     @property
     def run_id(self) -> str:
@@ -336,7 +349,9 @@ class Journal:
                 self._written[name] = ManifestEntry(
                     file=name, organization_id=organization_id, sha256=digest
                 )
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, OSError):  # a journal that cannot be written stops the run
+                self.stop(unwritable(exc, self.path / name))
             with self._lock:  # what is recorded is what is on disk
                 if replaces is None:
                     del self._entries[organization_id]
@@ -413,9 +428,12 @@ class Journal:
         task.add_done_callback(_forget_if_written(self._later))
 
     async def settle(self) -> None:
-        """Wait for every `finish_later` entry to be on disk; raise the first failure."""
-        await asyncio.gather(*self._later)
+        """Wait for every `finish_later` entry to be on disk; raise the first failure
+        (once all are done: the journal can be closed then)."""
+        done = await asyncio.gather(*self._later, return_exceptions=True)
         self._later.clear()
+        for failure in (outcome for outcome in done if isinstance(outcome, BaseException)):
+            raise failure
 
     async def record(
         self,

@@ -32,3 +32,21 @@ async def each(
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(parallelism, len(items))))))
     return results
+
+
+async def to_the_end(work: Awaitable[R], interrupted: Callable[[], None]) -> R:
+    """Await `work` to its end, even when the awaiting task is cancelled: Ctrl-C makes
+    asyncio.run cancel its main task; `interrupted()` is called then, so that `work`
+    winds down (it starts nothing new, finishes what is in progress), and waited for.
+    A second Ctrl-C stops the process at once (asyncio.run raises KeyboardInterrupt)."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():  # `work` itself was cancelled
+                raise
+            interrupted()
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # handled: the caller goes on with the result

@@ -950,9 +950,10 @@ def test_apply_applies_the_saved_plan_and_keeps_the_journal(
     assert applied.steps["apply"].outputs["exit-code"] == "0"
     assert "**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed" in applied.summary
     [journal] = [v for k, v in artifacts.stored.items() if k.startswith("policysync-journal-")]
-    [run] = {name.split("/")[0] for name in journal}
+    [run] = {name.split("/")[0] for name in journal if "/" in name}
     assert f"{run}/run.json" in journal
-    assert len(journal) == 5  # run.json and the four organizations applied
+    assert len(journal) == 6  # run.json and the four organizations applied; and .lock
+    assert ".lock" in journal  # the journal folder's lock (runlock.py), empty when free
     assert (workspace / ".policysync" / "journal" / run / "run.json").is_file()
 
     again = runner.job("policy-apply.yml", "plan")  # live now matches: nothing to approve

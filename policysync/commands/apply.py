@@ -7,28 +7,43 @@ echoed policy; journal the outcome. Organizations are independent: one failing d
 stop the others. Twice as many organizations as request slots are in progress
 (IN_PROGRESS_PER_SLOT), so that a slot reads the next organization while the last one's
 prior is being journaled. The guards (`guards.py`) run before, in the CLI.
+
+A run stops early when its journal cannot be written (a write whose prior is not on
+disk is never sent) or on Ctrl-C: from that moment no organization is started and no
+PUT is sent; the ones in progress finish and are journaled, and RunStopped carries
+the partial result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from policysync.canonical import fingerprint
-from policysync.errors import ProviderError
-from policysync.journal import Journal, JournalEntry
+from policysync.errors import JournalError, ProviderError, RunStopped
+from policysync.journal import RUN_FILE, Journal, JournalEntry, unwritable
 from policysync.models import OrgPolicy
 from policysync.plan import OrgError, OrgPlan, Plan
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
-from policysync.workers import each
+from policysync.workers import each, to_the_end
 
 # Organizations in progress per request slot of the client (`parallelism` of them):
 # while one waits for its journal entry to reach the disk, its slot reads the next one,
 # instead of idling for a ~quarter of each organization's time. The client still sends
 # at most `parallelism` requests at once.
 IN_PROGRESS_PER_SLOT = 2
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+class _Org(Protocol):  # what `through` needs: a planned organization, a journal entry
+    @property
+    def organization_id(self) -> str: ...
+
+
+Org = TypeVar("Org", bound=_Org)
 
 
 class Expected(NamedTuple):
@@ -39,17 +54,30 @@ class Expected(NamedTuple):
     fingerprint: str | None
 
 
-async def apply(provider: Provider, plan: Plan, base: Path, parallelism: int) -> RunResult:
-    """Apply `plan` through `provider`, journaled in a new run folder under `base`."""
+def unnamed(run_id: str) -> None:
+    pass
+
+
+async def apply(
+    provider: Provider,
+    plan: Plan,
+    base: Path,
+    parallelism: int,
+    started: Callable[[str], None] = unnamed,
+) -> RunResult:
+    """Apply `plan` through `provider`, journaled in a new run folder under `base`;
+    `started(run_id)` once it is created (the lock's holder file names the run)."""
 
     def journal() -> Journal:
-        return Journal.create(
+        run = Journal.create(
             base,
             kind="apply",
             project_id=provider.project_id,
             git_commit=plan.git_commit,
             git_dirty=plan.git_dirty,
         )
+        started(run.run_id)
+        return run
 
     return await apply_plan(provider, plan, journal, parallelism)
 
@@ -72,17 +100,16 @@ async def apply_plan(
             )
         else:
             todo.append(org)
-    run = journal() if todo else None
+    run = open_run(journal) if todo else None
 
     async def one(org: OrgPlan) -> OrgResult:
         assert run is not None
         expected = Expected(org.prior, org.prior_fingerprint)
         return await write_org(provider, run, org.organization_id, org.file, org.desired, expected)
 
-    for result in await each(todo, one, IN_PROGRESS_PER_SLOT * parallelism):
-        results[result.organization_id] = result
     if run is not None:
-        await run.settle()
+        for result in await through(run, todo, one, parallelism):
+            results[result.organization_id] = result
     for entry in plan.entries:
         if entry.action == "no-op":
             results[entry.organization_id] = OrgResult(
@@ -106,14 +133,17 @@ async def write_org(
         result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
     ) -> OrgResult:
         state: Literal["skipped", "failed"] = "skipped" if result == "stale" else "failed"
-        await journal.record(
-            organization_id,
-            file=file,
-            state=state,
-            prior=prior,
-            desired=desired,
-            error=error,
-        )
+        try:
+            await journal.record(
+                organization_id,
+                file=file,
+                state=state,
+                prior=prior,
+                desired=desired,
+                error=error,
+            )
+        except OSError:  # the journal stopped the run, saying why
+            return not_started(organization_id, journal.stopped or "")
         return OrgResult(organization_id=organization_id, result=result, error=error)
 
     def finished(entry: JournalEntry, error: OrgError | None, unknown: bool = False) -> OrgResult:
@@ -128,6 +158,8 @@ async def write_org(
         live = await provider.read_org(organization_id)
     except ProviderError as exc:
         return await not_written("failed", None, OrgError.of(exc))
+    if journal.stopped:
+        return not_started(organization_id, journal.stopped)
     # Live exactly as expected has the fingerprint expected (and, expected being a change,
     # is not the desired policy): fingerprints, which cost far more than comparing models,
     # are only computed for a live policy that differs, if only in the order of its roles.
@@ -141,9 +173,14 @@ async def write_org(
         message = f"live changed since {changed_since}; left as it is: {remedy}"
         stale = OrgError(status=None, error_type="stale", message=message, request_id=None)
         return await not_written("stale", live, stale)
-    entry = await journal.begin(
-        organization_id, file=file, prior=live, desired=desired, prior_fingerprint=live_print
-    )
+    try:
+        entry = await journal.begin(
+            organization_id, file=file, prior=live, desired=desired, prior_fingerprint=live_print
+        )
+    except OSError:  # no prior on disk, no PUT; the journal stopped the run, saying why
+        return not_started(organization_id, journal.stopped or "")
+    if journal.stopped:  # stopped while the prior was being journaled: not sent
+        return finished(entry, stopped_error(journal.stopped))
     try:
         echoed = await provider.write_org(organization_id, desired, live)
     except ProviderError as exc:
@@ -161,16 +198,63 @@ async def write_org(
     return finished(entry, None)
 
 
+def stopped_error(reason: str) -> OrgError:
+    message = f"not written: the run stopped before its PUT: {reason}"
+    return OrgError(status=None, error_type=RunStopped.error_type, message=message, request_id=None)
+
+
+def not_started(organization_id: str, reason: str) -> OrgResult:
+    """An organization the run stopped before writing (no PUT was sent)."""
+    error = stopped_error(reason)
+    return OrgResult(organization_id=organization_id, result="failed", error=error)
+
+
+def open_run(create: Callable[[], Journal]) -> Journal:
+    """The run's journal, made by `create`; a JournalError (path, OS error) if it
+    cannot be."""
+    try:
+        return create()
+    except OSError as exc:
+        raise JournalError(unwritable(exc)) from None
+
+
+async def through(
+    run: Journal,
+    todo: Sequence[Org],
+    one: Callable[[Org], Awaitable[OrgResult]],
+    parallelism: int,
+) -> list[OrgResult]:
+    """`one` on every organization of `todo` until the run stops, then every entry on
+    disk. On Ctrl-C the run stops too, and the organizations in progress finish."""
+
+    async def unless_stopped(org: Org) -> OrgResult:
+        if run.stopped:
+            return not_started(org.organization_id, run.stopped)
+        return await one(org)
+
+    async def work() -> list[OrgResult]:
+        results = await each(todo, unless_stopped, IN_PROGRESS_PER_SLOT * parallelism)
+        with contextlib.suppress(OSError):  # the journal stopped the run, saying why
+            await run.settle()
+        return results
+
+    return await to_the_end(work(), lambda: run.stop(INTERRUPTED))
+
+
 def finish(
     kind: Literal["apply", "rollback"],
     project_id: str,
     run: Journal | None,
     results: dict[str, OrgResult],
 ) -> RunResult:
+    """The run's result, its journal closed; RunStopped if it stopped early."""
     if run is not None:
-        run.close()
+        try:
+            run.close()
+        except OSError as exc:
+            run.stop(unwritable(exc, run.path / RUN_FILE))
     ordered = tuple(results[k] for k in sorted(results))
-    return RunResult(
+    result = RunResult(
         format_version="1",
         kind=kind,
         run_id=None if run is None else run.run_id,
@@ -183,3 +267,6 @@ def finish(
         unknown=sum(r.result == "unknown" for r in ordered),
         organizations=ordered,
     )
+    if run is not None and run.stopped:
+        raise RunStopped(run.stopped, result, interrupted=run.stopped == INTERRUPTED)
+    return result

@@ -8,12 +8,18 @@ from pathlib import Path
 
 from policysync import git
 from policysync.canonical import fingerprint
-from policysync.commands.apply import IN_PROGRESS_PER_SLOT, Expected, finish, write_org
+from policysync.commands.apply import (
+    Expected,
+    finish,
+    open_run,
+    through,
+    unnamed,
+    write_org,
+)
 from policysync.errors import UsageError
 from policysync.journal import MAY_HAVE_LANDED, Journal, JournaledRun, JournalEntry, refusal
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
-from policysync.workers import each
 
 
 async def rollback(
@@ -23,13 +29,15 @@ async def rollback(
     wanted: list[JournalEntry],
     policies: Path,
     parallelism: int,
+    started: Callable[[str], None] = unnamed,
 ) -> RunResult:
     """Roll back run `run_id` (its entries `wanted`) through `provider`, journaled as a
-    run of its own under `base`; `policies` is the folder whose git state is recorded."""
+    run of its own under `base`; `policies` is the folder whose git state is recorded;
+    `started(run_id)` once the rollback's own run is created."""
     state = git.head_state(policies)
 
     def journal(rolled_back: str) -> Journal:
-        return Journal.create(
+        run = Journal.create(
             base,
             kind="rollback",
             project_id=provider.project_id,
@@ -37,6 +45,8 @@ async def rollback(
             git_dirty=state.dirty,
             rolled_back_run=rolled_back,
         )
+        started(run.run_id)
+        return run
 
     return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
 
@@ -73,7 +83,7 @@ async def rollback_run(
     what that run wrote: live is read for every entry whose PUT may have landed
     (pending, unknown, applied)."""
     written = [e for e in wanted if e.state in MAY_HAVE_LANDED and e.prior is not None]
-    run = journal(run_id) if written else None
+    run = open_run(lambda: journal(run_id)) if written else None
 
     async def one(entry: JournalEntry) -> OrgResult:
         # Live still the prior: nothing to undo (a pending or unknown PUT that never
@@ -86,11 +96,9 @@ async def rollback_run(
             provider, run, entry.organization_id, entry.file, entry.prior, expected, run_id
         )
 
-    results = {
-        r.organization_id: r for r in await each(written, one, IN_PROGRESS_PER_SLOT * parallelism)
-    }
+    results: dict[str, OrgResult] = {}
     if run is not None:
-        await run.settle()
+        results = {r.organization_id: r for r in await through(run, written, one, parallelism)}
     for entry in wanted:
         if entry.organization_id not in results:  # the run wrote nothing there
             results[entry.organization_id] = OrgResult(

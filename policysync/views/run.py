@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import PurePath
 
+from policysync.errors import RunStopped
 from policysync.result import OrgResult, RunResult
 from policysync.views.common import plural, visible
 
@@ -37,9 +38,7 @@ def summary_line(run: RunResult) -> str:
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."
-    base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
-    where = "" if base == DEFAULT_JOURNAL else f" --journal {visible(str(base))}"
-    rollback = f"policysync rollback {run.run_id}{where}"
+    rollback = rollback_command(run)
     if run.unknown:
         undo = (
             f" The outcome of {plural(run.unknown, 'write')} is unknown (not applied, not "
@@ -55,6 +54,26 @@ def summary_line(run: RunResult) -> str:
     else:
         undo = f" Undo with: {rollback}" if run.kind == "apply" and run.applied else ""
     return f"{verb}: {counts} Journal: {visible(run.journal or '')}.{undo}"
+
+
+def rollback_command(run: RunResult) -> str:
+    """The command that undoes `run` (`--journal` when not the default folder)."""
+    base = PurePath(run.journal).parent if run.journal else DEFAULT_JOURNAL
+    where = "" if base == DEFAULT_JOURNAL else f" --journal {visible(str(base))}"
+    return f"policysync rollback {run.run_id}{where}"
+
+
+def stopped_message(run: RunResult, reason: str, interrupted: bool) -> str:
+    """What stderr says of a run that stopped before its end (Ctrl-C, a journal that
+    cannot be written): why, what was left unwritten, and how to undo what was not."""
+    errors = (org.error.error_type for org in run.organizations if org.error)
+    left = sum(error_type == RunStopped.error_type for error_type in errors)
+    why = "Interrupted" if interrupted else f"error: {visible(reason)}"
+    return (
+        f"{why}: run {run.run_id} stopped before its end; {plural(left, 'organization')} "
+        f"not written. Its journal: {visible(run.journal or '')}. Run the same command "
+        f"again to finish it, or undo what it wrote with: {rollback_command(run)}"
+    )
 
 
 def _listed(run: RunResult) -> list[OrgResult]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +27,16 @@ def emulator(monkeypatch: pytest.MonkeyPatch, seed: Seed = SEED) -> EmulatorThre
     monkeypatch.setenv("STYTCH_SECRET", SECRET)
     monkeypatch.setenv("STYTCH_BASE_URL", thread.url)
     return thread
+
+
+class Puts:
+    """An emulator's app, recording the organization of each PUT it is sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.orgs: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "PUT":
+            self.orgs.append(scope["path"].rsplit("/", 1)[-1])
+        await self.app(scope, receive, send)

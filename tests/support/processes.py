@@ -12,7 +12,8 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -139,3 +140,37 @@ def emulator_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def wait_for(
+    ready: Callable[[], bool], proc: subprocess.Popen[str], seconds: float, what: str
+) -> None:
+    """Until `ready()`, while `proc` runs: a failure naming `what` after `seconds`, or
+    with the output of `proc` if it ends first."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert proc.poll() is None, (what, proc.communicate())
+        assert time.monotonic() < deadline, f"{what}: not within {seconds:.0f} s"
+        time.sleep(0.005)
+
+
+@contextmanager
+def started(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`argv` running, its output piped, until the block ends; killed if it still runs."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=EXIT_TIMEOUT)
