@@ -57,7 +57,7 @@ class RequestSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    provider: Literal["stytch"] = Field(default="stytch", description="the live system")
+    provider: Literal["stytch", "zenml"] = Field(default="stytch", description="the live system")
     policies: str = Field(default="policies", description="relative to the settings file")
     journal: str = Field(default=".policysync/journal", description="relative, like policies")
     limits: Limits = Limits()

@@ -84,6 +84,20 @@ CODES: dict[str, Code] = {
     "description-too-long": Code(E, "a description longer than `limits.max_description_length`"),
     "action-too-long": Code(E, "an action longer than `limits.max_action_length`"),
     "too-many-roles": Code(E, "more roles than `limits.max_roles_per_org`"),
+    # ZenML Pro organization files (`provider = "zenml"`)
+    "zenml-level-unknown": Code(
+        E, "a role's `level` is not `organization`, `workspace` or `project`"
+    ),
+    "zenml-resource-unknown": Code(
+        E, "a `resource` not in the vocabulary of the role's level (built in or `permissions.json`)"
+    ),
+    "zenml-action-unknown": Code(
+        E, "an `action` not in the vocabulary of the role's level (built in or `permissions.json`)"
+    ),
+    "zenml-role-system-managed": Code(
+        E, "a custom role takes the name of a system-managed (predefined) role"
+    ),
+    "zenml-role-duplicate": Code(E, "two roles of one organization share `(level, name)`"),
 }
 
 # The codes of Stytch's own rules ("Rules an org policy must satisfy", 1 to 6): exactly

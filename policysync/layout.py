@@ -4,6 +4,9 @@ folder, on disk or in a git tree.
     <policies>/project.json      the project policy snapshot
     <policies>/orgs/<name>.json  one file per managed organization: directly in orgs/,
                                  ending in .json, not hidden (.gitkeep, editor files)
+
+With `provider = "zenml"` there is no project policy: the optional
+`<policies>/permissions.json` (the permission vocabulary a team adds) takes its place.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PROJECT_FILE = "project.json"
+PERMISSIONS_FILE = "permissions.json"
 ORGS_DIR = "orgs"
 
 
@@ -31,7 +35,13 @@ def is_org_file(path: Path, root: Path) -> bool:
     return path.absolute().parent == (root / ORGS_DIR).absolute() and is_org_file_name(path.name)
 
 
-def is_tree_file(path: Path, root: Path) -> bool:
-    """Whether `path` is a file the layout of `root` names: project.json or an
-    organization file."""
-    return path.absolute() == (root / PROJECT_FILE).absolute() or is_org_file(path, root)
+def root_file(provider: str) -> str:
+    """The file beside `orgs/` that every organization file is checked against."""
+    return PERMISSIONS_FILE if provider == "zenml" else PROJECT_FILE
+
+
+def is_tree_file(path: Path, root: Path, provider: str = "stytch") -> bool:
+    """Whether `path` is a file the layout of `root` names: project.json (permissions.json
+    for ZenML) or an organization file."""
+    own = (root / root_file(provider)).absolute()
+    return path.absolute() == own or is_org_file(path, root)

@@ -19,6 +19,7 @@ from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
 from policysync.result import RunResult
+from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -29,6 +30,8 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "plan": PlanDocument,
     "run-result": RunResult,
     "drift": DriftReport,
+    "zenml-org-roles": ZenmlOrgFile,
+    "zenml-permissions": ZenmlPermissionsFile,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -18,9 +18,10 @@ from typing import NamedTuple
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, q, sort_diagnostics
-from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file, root_file
 from policysync.loader import (
     OrgFile,
+    Source,
     file_diagnostic,
     load_org,
     load_project,
@@ -93,9 +94,10 @@ def check_org_files(
 
 
 def duplicate_organizations(
-    results: list[FileResult], real_root: Path, limits: Limits
+    results: list[FileResult], locate: Callable[[Path], Source | None]
 ) -> list[Diagnostic]:
-    """Two files naming the same organization: both are reported."""
+    """Two files naming the same organization: both are reported, each placed at its
+    `organization_id` by `locate` (the file read again, rarely)."""
     by_org: dict[str, list[Path]] = {}
     for result in results:
         if result.organization_id is not None:
@@ -108,12 +110,17 @@ def duplicate_organizations(
                 f"organization {q(org_id)} is also managed by {others}: keep exactly one file "
                 "per organization"
             )
-            org, _ = load_org(path, real_root, limits)  # read again, rarely, to place it
-            if org is None:
+            source = locate(path)
+            if source is None:
                 out.append(file_diagnostic(str(path), "org-duplicate", message))
             else:
-                out.append(org.source.diagnostic("org-duplicate", "/organization_id", message))
+                out.append(source.diagnostic("org-duplicate", "/organization_id", message))
     return out
+
+
+def _org_source(path: Path, real_root: Path, limits: Limits) -> Source | None:
+    org, _ = load_org(path, real_root, limits)
+    return None if org is None else org.source
 
 
 class RootResult(NamedTuple):
@@ -152,7 +159,7 @@ def validate_root(
             )
     if live_project is not None:
         index = ProjectIndex.of(live_project)
-    targets = org_paths(root, diagnostics) + _outside_tree(root, selected)
+    targets = org_paths(root, diagnostics) + outside_tree(root, selected)
     project_path = root / PROJECT_FILE
     project_exists = project_path.exists() or project_path.is_symlink()
     if index is None and project_exists and targets and live_project is None:
@@ -168,16 +175,30 @@ def validate_root(
     results = check_org_files(targets, real_root, index, limits)
     for result in results:
         diagnostics += result.diagnostics
-    diagnostics += duplicate_organizations(results, real_root, limits)
+    diagnostics += duplicate_organizations(results, lambda p: _org_source(p, real_root, limits))
+    checked = len(targets) + project_exists
+    return narrow(results, diagnostics, checked, project_path, selected, related)
+
+
+def narrow(
+    results: list[FileResult],
+    diagnostics: list[Diagnostic],
+    files_checked: int,
+    root_file: Path,
+    selected: list[Path],
+    related: bool,
+) -> RootResult:
+    """The result of a root; with `selected` files, of those (and, when `related`, of the
+    files naming the same organizations) and the root's `root_file` only."""
     files = {r.organization_id: r.path for r in results if r.organization_id is not None}
     if not selected:
         organizations = sum(1 for r in results if r.organization_id is not None)
-        return RootResult(diagnostics, len(targets) + project_exists, organizations, files)
+        return RootResult(diagnostics, files_checked, organizations, files)
     chosen = {p.absolute() for p in selected}
     if related:  # a changed file can make another one a duplicate
         named = {r.organization_id for r in results if r.path.absolute() in chosen}
         chosen |= {r.path.absolute() for r in results if r.organization_id in named - {None}}
-    keep = chosen | {project_path.absolute()}
+    keep = chosen | {root_file.absolute()}
     diagnostics = [d for d in diagnostics if Path(d.file).absolute() in keep]
     organizations = sum(
         1 for r in results if r.organization_id is not None and r.path.absolute() in keep
@@ -191,16 +212,22 @@ def validate(
     """Validate policy folders and files. A folder is a policies root (with `project.json`
     and `orgs/`); a file is checked within the root it belongs to (and, when `related`,
     so are the files naming the same organization as it does)."""
+    provider = settings.provider
     roots: dict[Path, list[Path]] = {}
     for path in paths or [Path(settings.policies)]:
         if path.is_dir():
-            roots.setdefault(_as_root(path), [])
+            roots.setdefault(_as_root(path, provider), [])
         else:
-            roots.setdefault(_root_of(path, Path(settings.policies)), []).append(path)
+            roots.setdefault(_root_of(path, Path(settings.policies), provider), []).append(path)
+    check_root: Callable[..., RootResult] = validate_root
+    if provider == "zenml":  # imported here: it builds on this module
+        from policysync.zenml_validate import validate_zenml_root
+
+        check_root = validate_zenml_root
     diagnostics: list[Diagnostic] = []
     files_checked = organizations = 0
     for root, selected in roots.items():
-        result = validate_root(root, selected, settings.limits, related=related)
+        result = check_root(root, selected, settings.limits, related=related)
         diagnostics += result.diagnostics
         files_checked += result.files_checked
         organizations += result.organizations
@@ -209,24 +236,33 @@ def validate(
     )
 
 
-def _outside_tree(root: Path, files: list[Path]) -> list[Path]:
-    """The selected files that `org_paths(root)` does not list (project.json aside)."""
-    return [f for f in files if not is_tree_file(f, root)]
+def outside_tree(root: Path, files: list[Path], provider: str = "stytch") -> list[Path]:
+    """The selected files that `org_paths(root)` does not list (the root's own file aside)."""
+    return [f for f in files if not is_tree_file(f, root, provider)]
 
 
-def _as_root(folder: Path) -> Path:
+def _is_root(folder: Path, provider: str) -> bool:
+    """Whether `folder` looks like a policies root: it has `project.json` (Stytch's), or
+    an `orgs/` folder (ZenML's, whose `permissions.json` is optional)."""
+    if provider == "zenml":
+        return (folder / ORGS_DIR).is_dir()
+    return (folder / PROJECT_FILE).exists()
+
+
+def _as_root(folder: Path, provider: str) -> Path:
     """A policies root named by the user: `policies`, or its `policies/orgs`."""
-    own_root = (folder / PROJECT_FILE).exists()
-    if folder.name == ORGS_DIR and not own_root and (folder.parent / PROJECT_FILE).exists():
+    own_root = (folder / root_file(provider)).exists()
+    if folder.name == ORGS_DIR and not own_root and _is_root(folder.parent, provider):
         return folder.parent
     return folder
 
 
-def _root_of(file: Path, default: Path) -> Path:
-    """The policies root a file belongs to: `<root>/orgs/x.json` or `<root>/project.json`."""
+def _root_of(file: Path, default: Path, provider: str) -> Path:
+    """The policies root a file belongs to: `<root>/orgs/x.json` or `<root>/project.json`
+    (`<root>/permissions.json` for ZenML)."""
     parent = file.absolute().parent
-    if file.name == PROJECT_FILE:
+    if file.name == root_file(provider):
         return file.parent
-    if parent.name == ORGS_DIR and (parent.parent / PROJECT_FILE).exists():
+    if parent.name == ORGS_DIR and _is_root(parent.parent, provider):
         return file.parent.parent
     return default

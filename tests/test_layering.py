@@ -79,6 +79,12 @@ STYTCH_MAY_LIVE = {"providers/stytch.py", "rules.py", "models.py", "diagnostics.
 def stytch_specific(path: Path) -> list[str]:
     """What in `path` is Stytch's: a name of code (a module, class, function, variable)
     that says so, or a string (not a docstring) naming Stytch's hosts or credentials."""
+    return specific(path, "stytch", r"stytch\.com|STYTCH_")
+
+
+def specific(path: Path, word: str, strings: str) -> list[str]:
+    """What in `path` is one provider's: a name of code containing `word`, or a string
+    (not a docstring) matching `strings`."""
     tree = ast.parse(path.read_text())
     docstrings = {
         id(node.body[0].value)
@@ -92,13 +98,13 @@ def stytch_specific(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name | ast.Attribute | ast.alias):
             text = node.name if isinstance(node, ast.alias) else ast.unparse(node)
-            if re.search(r"stytch", text, re.IGNORECASE):
+            if re.search(word, text, re.IGNORECASE):
                 found.append(text)
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
             and id(node) not in docstrings
-            and re.search(r"stytch\.com|STYTCH_", node.value)
+            and re.search(strings, node.value)
         ):
             found.append(node.value)
     return found
@@ -120,6 +126,38 @@ def test_the_stytch_rule_catches_a_client_and_a_credential(tmp_path: Path) -> No
     bad = tmp_path / "bad.py"
     bad.write_text('from x import StytchClient\nKEY = "STYTCH_SECRET"\nDOC = 1\n')
     assert stytch_specific(bad) == ["StytchClient", "STYTCH_SECRET"]
+
+
+# Where ZenML may be named as more than prose: its own modules (zenml_*.py: models,
+# vocabulary, rules, validation), its provider and emulator, the diagnostic codes, the
+# registry of published schemas, and the one line of validate.py that hands a ZenML
+# tree to its validation.
+def zenml_may_live(relative: str) -> bool:
+    name = relative.rpartition("/")[2]
+    return (
+        name.startswith("zenml")
+        or relative.startswith("emulator/")
+        or relative in {"diagnostics.py", "schemas.py", "validate.py"}
+    )
+
+
+def test_no_zenml_specific_logic_outside_its_modules() -> None:
+    offenders = [
+        f"{relative}: {text}"
+        for path in MODULES
+        if not zenml_may_live(relative := path.relative_to(PACKAGE).as_posix())
+        and layer(path) != "cli"
+        for text in specific(path, "zenml", r"zenml\.io|ZENML_")
+    ]
+    assert offenders == []
+
+
+def test_the_zenml_rule_catches_a_name_and_a_credential(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('from x import check_zenml_org\nKEY = "ZENML_PRO_API_KEY"\n')
+    assert specific(bad, "zenml", r"zenml\.io|ZENML_") == ["check_zenml_org", "ZENML_PRO_API_KEY"]
+    assert not zenml_may_live("rules.py")
+    assert zenml_may_live("providers/zenml.py")
 
 
 def test_running_validate_loads_no_server_or_http_code() -> None:

@@ -4,9 +4,9 @@ makes worth checking.
 An organization file is checked against `project.json` and the limits of the settings
 file, and against the other organization files for one rule only (two files naming the
 same organization). So a changed organization file is checked with the files naming the
-same organization (see `validate_root(related=True)`), while a change to `project.json`,
-to the settings file or to the published schemas (`<policies>/../schemas/`) can change
-the verdict on any file, and everything is checked.
+same organization (see `validate_root(related=True)`), while a change to `project.json`
+(ZenML's `permissions.json`), to the settings file or to the published schemas
+(`<policies>/../schemas/`) can change the verdict on any file, and everything is checked.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import NamedTuple
 from policysync import git
 from policysync.config import Settings
 from policysync.errors import UsageError
-from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name
+from policysync.layout import ORGS_DIR, PERMISSIONS_FILE, PROJECT_FILE, is_org_file_name
 from policysync.report import ValidationReport
 from policysync.validate import validate
 
@@ -32,7 +32,8 @@ class Selection(NamedTuple):
 
 def triggers(root: Path, config: Path | None) -> list[Path]:
     """What, when changed, makes every file worth checking again."""
-    return [root / PROJECT_FILE, root.parent / SCHEMAS_DIR, *([config] if config else [])]
+    extra = [config] if config else []
+    return [root / PROJECT_FILE, root / PERMISSIONS_FILE, root.parent / SCHEMAS_DIR, *extra]
 
 
 def select(changed: Sequence[Path], root: Path, config: Path | None) -> Selection:

@@ -158,3 +158,9 @@ def test_selection(tmp_path: Path) -> None:
     config = tmp_path / "policysync.toml"
     assert select([config], root, config).everything == str(config)
     assert select([tmp_path / "schemas/x.json"], root, None).everything == str(tmp_path / "schemas")
+
+
+def test_a_changed_zenml_vocabulary_rechecks_every_file(tmp_path: Path) -> None:
+    root = tmp_path / "policies"
+    changed = [root / "orgs" / "a.json", root / "permissions.json"]
+    assert select(changed, root, None).everything == str(root / "permissions.json")

@@ -1,0 +1,76 @@
+"""`policysync validate` of a ZenML Pro policy tree: `orgs/*.json` in ZenML's shape,
+checked against the permission vocabulary (built in, plus `permissions.json`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from policysync.config import Limits
+from policysync.diagnostics import Diagnostic
+from policysync.layout import PERMISSIONS_FILE
+from policysync.loader import Source, org_paths, read_json, to_model
+from policysync.validate import (
+    FileResult,
+    RootResult,
+    duplicate_organizations,
+    narrow,
+    outside_tree,
+)
+from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile
+from policysync.zenml_rules import check_zenml_org
+from policysync.zenml_vocabulary import Vocabulary, vocabulary
+
+
+def load_permissions(root: Path, limits: Limits) -> tuple[Vocabulary | None, list[Diagnostic]]:
+    """The vocabulary of the tree `root`: the built-in one, plus `permissions.json` when
+    there is one; None (with the reasons) when that file has errors."""
+    path = root / PERMISSIONS_FILE
+    if not path.exists() and not path.is_symlink():
+        return vocabulary(), []
+    data, source, diagnostics = read_json(path, root.resolve(), limits)
+    if source is None:
+        return None, diagnostics
+    declared = to_model(ZenmlPermissionsFile, data, source, diagnostics)
+    return (None if declared is None else vocabulary(declared)), diagnostics
+
+
+def load_zenml_org(
+    path: Path, real_root: Path, limits: Limits
+) -> tuple[ZenmlOrgFile | None, Source | None, list[Diagnostic]]:
+    data, source, diagnostics = read_json(path, real_root, limits)
+    if source is None:
+        return None, None, diagnostics
+    return to_model(ZenmlOrgFile, data, source, diagnostics), source, diagnostics
+
+
+def check_zenml_file(
+    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits
+) -> FileResult:
+    doc, source, diagnostics = load_zenml_org(path, real_root, limits)
+    if doc is None or source is None:
+        return FileResult(path, None, diagnostics)
+    findings = check_zenml_org(doc, words, limits)
+    return FileResult(
+        path, doc.organization_id, diagnostics + [source.diagnostic(*f) for f in findings]
+    )
+
+
+def validate_zenml_root(
+    root: Path, selected: list[Path], limits: Limits, related: bool = False
+) -> RootResult:
+    """Validate one ZenML policies root, as `validate_root` does a Stytch one. When
+    `permissions.json` has errors, permissions are not checked until it is fixed."""
+    words, diagnostics = load_permissions(root, limits)
+    targets = org_paths(root, diagnostics) + outside_tree(root, selected, "zenml")
+    real_root = root.resolve()
+    results = [check_zenml_file(p, real_root, words, limits) for p in targets]
+    for result in results:
+        diagnostics += result.diagnostics
+    diagnostics += duplicate_organizations(
+        results, lambda p: load_zenml_org(p, real_root, limits)[1]
+    )
+    permissions = root / PERMISSIONS_FILE
+    has_permissions = permissions.exists() or permissions.is_symlink()
+    return narrow(
+        results, diagnostics, len(targets) + has_permissions, permissions, selected, related
+    )
