@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
 from policysync.config import find_config, load_settings
 from policysync.emulator import MAX_BODY_BYTES
-from policysync.errors import PolicysyncError
+from policysync.errors import ConfigError, PolicysyncError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from starlette.types import ASGIApp
 
 
 def _latency(value: str | None) -> tuple[float, float]:
@@ -28,7 +33,14 @@ def _latency(value: str | None) -> tuple[float, float]:
 _FRACTION = click.FloatRange(0, 1)
 
 
-@click.command(short_help="Serve a local Stytch-compatible RBAC API.")
+@click.command(short_help="Serve a local Stytch- or ZenML Pro-compatible RBAC API.")
+@click.option(
+    "--provider",
+    type=click.Choice(["stytch", "zenml"]),
+    default="stytch",
+    show_default=True,
+    help="Whose API to serve: Stytch's B2B RBAC, or ZenML Pro's organization roles.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -77,8 +89,21 @@ _FRACTION = click.FloatRange(0, 1)
     show_default=True,
     help="Longest request body read; a longer one is answered 413.",
 )
+@click.option(
+    "--api-key",
+    envvar="ZENML_PRO_API_KEY",
+    help="zenml: the API key POST /auth/login accepts [default: $ZENML_PRO_API_KEY].",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="zenml: seconds a bearer token lives (expires_in).",
+)
 @click.option("--dump", is_flag=True, help="Print the state of --db as a seed document and exit.")
 def emulator(
+    provider: str,
     host: str,
     port: int,
     db: Path | None,
@@ -94,51 +119,117 @@ def emulator(
     search_rate_limit: int,
     disabled: tuple[str, ...],
     max_body_bytes: int,
+    api_key: str | None,
+    token_ttl: int,
     dump: bool,
 ) -> int:
-    """Serve Stytch's B2B RBAC API on loopback, with SQLite persistence and faults.
+    """Serve Stytch's B2B RBAC API (or, with --provider zenml, ZenML Pro's organization
+    roles API) on loopback, with SQLite persistence and faults.
 
     The official Stytch SDKs work against it unchanged
     (environment="http://127.0.0.1:8787/"). Without --project-id and --secret (or
     $STYTCH_PROJECT_ID and $STYTCH_SECRET) it uses built-in test credentials and prints them.
     PUT enforces Stytch's org-policy rules and the [limits] of the settings file.
+
+    With --provider zenml, POST /auth/login takes --api-key (or $ZENML_PRO_API_KEY, or a
+    built-in test key it prints) for a bearer token living --token-ttl seconds; the
+    paths are served at the root and below /api/v1. --project-id, --secret, --config,
+    --search-rate-limit and --disable-org-policy are Stytch's only.
     """
-    import ipaddress
     import sqlite3
 
     # Imported here: the CLI loads this module for its --help; the server stack only runs.
     from policysync.emulator import server
     from policysync.emulator.faults import Faults
-    from policysync.emulator.store import Store
 
-    limits = load_settings(config or find_config(Path())).limits
+    faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
     try:
-        store = Store(str(db) if db else ":memory:")
+        if provider == "zenml":
+            from policysync.emulator import zenml_app
+            from policysync.emulator.zenml_store import ZenmlSeed, ZenmlStore, seed_problem
+
+            zstore = ZenmlStore(str(db) if db else ":memory:")
+            if dump:
+                return _dump(db, zstore)
+            if (to_load := _seed_to_load(db, seed, zstore.is_empty())) is not None:
+                zseed = server.read_model(to_load, ZenmlSeed)
+                if (problem := seed_problem(zseed)) is not None:
+                    raise ConfigError(f"{to_load}: not a valid seed file: {problem}")
+                zstore.load(zseed)
+            key = api_key or zenml_app.DEFAULT_API_KEY
+            app = zenml_app.build(zstore, key, token_ttl, faults, max_body_bytes)
+            shown_key = "(from --api-key or $ZENML_PRO_API_KEY)" if api_key else key
+            credentials = [
+                "ZenML Pro's organization roles API",
+                "ZENML_PRO_API_URL={url}",
+                f"ZENML_PRO_API_KEY={shown_key}",
+                f"tokens live {token_ttl} s; also served below /api/v1",
+            ]
+        else:
+            from policysync.emulator.store import Store
+
+            limits = load_settings(config or find_config(Path())).limits
+            store = Store(str(db) if db else ":memory:")
+            if dump:
+                return _dump(db, store)
+            if (to_load := _seed_to_load(db, seed, store.is_empty())) is not None:
+                store.load(server.read_seed(to_load, limits))
+            app = server.build(
+                store,
+                project_id or server.DEFAULT_PROJECT_ID,
+                secret or server.DEFAULT_SECRET,
+                limits,
+                faults,
+                frozenset(disabled),
+                search_rate_limit or None,
+                max_body_bytes,
+            )
+            shown_secret = "(from --secret or $STYTCH_SECRET)" if secret else server.DEFAULT_SECRET
+            credentials = [
+                "Stytch's B2B RBAC API",
+                "STYTCH_BASE_URL={url}",
+                f"STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}",
+                f"STYTCH_SECRET={shown_secret}",
+            ]
     except sqlite3.Error as exc:
         raise PolicysyncError(f"{db}: cannot open the SQLite database: {exc}") from None
-    if dump:
-        if db is None or store.is_empty():
-            raise click.UsageError("--dump needs --db naming a database that holds a state")
-        click.echo(store.dump().model_dump_json(indent=2))
-        return 0
+    _serve(app, host, port, db, faults.any, credentials)
+    return 0
+
+
+class _Dumpable(Protocol):
+    def is_empty(self) -> bool: ...
+    def dump(self) -> BaseModel: ...
+
+
+def _dump(db: Path | None, store: _Dumpable) -> int:
+    """--dump: the state of --db as a seed document."""
+    if db is None or store.is_empty():
+        raise click.UsageError("--dump needs --db naming a database that holds a state")
+    click.echo(store.dump().model_dump_json(indent=2))
+    return 0
+
+
+def _seed_to_load(db: Path | None, seed: Path | None, empty: bool) -> Path | None:
+    """The --seed to load: into an empty database only (a note otherwise)."""
     if seed is not None:
-        if store.is_empty():
-            store.load(server.read_seed(seed, limits))
-        else:
-            click.echo(f"note: {db} already holds a state; --seed {seed} was not applied", err=True)
-    elif store.is_empty():
+        if empty:
+            return seed
+        click.echo(f"note: {db} already holds a state; --seed {seed} was not applied", err=True)
+    elif empty:
         raise click.UsageError("an empty database: give --seed FILE (policysync emulator --help)")
-    faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
-    app = server.build(
-        store,
-        project_id or server.DEFAULT_PROJECT_ID,
-        secret or server.DEFAULT_SECRET,
-        limits,
-        faults,
-        frozenset(disabled),
-        search_rate_limit or None,
-        max_body_bytes,
-    )
+    return None
+
+
+def _serve(
+    app: ASGIApp, host: str, port: int, db: Path | None, faulty: bool, credentials: list[str]
+) -> None:
+    """Listen, print what a client needs (credentials[0] names the API, the rest are
+    lines with `{url}` in them), serve until Ctrl-C or SIGTERM."""
+    import ipaddress
+
+    from policysync.emulator import server
+
     try:
         sock = server.bind(host, port)
     except OSError as exc:
@@ -146,16 +237,11 @@ def emulator(
     if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
         click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
     url = server.base_url(sock)
-    shown_secret = "(from --secret or $STYTCH_SECRET)" if secret else server.DEFAULT_SECRET
-    banner = (
-        f"policysync emulator serving Stytch's B2B RBAC API at {url}\n"
-        f"  STYTCH_BASE_URL={url}\n"
-        f"  STYTCH_PROJECT_ID={project_id or server.DEFAULT_PROJECT_ID}\n"
-        f"  STYTCH_SECRET={shown_secret}\n"
-        f"  state: {db or 'in memory'}; faults: {'on' if faults.any else 'off'}; "
-        "Ctrl-C stops it"
+    lines = [f"policysync emulator serving {credentials[0]} at {url}"]
+    lines += [f"  {line.format(url=url)}" for line in credentials[1:]]
+    lines.append(
+        f"  state: {db or 'in memory'}; faults: {'on' if faulty else 'off'}; Ctrl-C stops it"
     )
     # Ctrl-C or SIGTERM from the first line printed on: serve returns
-    server.serve(app, sock, lambda: click.echo(banner))
+    server.serve(app, sock, lambda: click.echo("\n".join(lines)))
     click.echo("policysync emulator stopped", err=True)
-    return 0

@@ -25,6 +25,7 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,10 +55,30 @@ class DroppedConnection(Exception):
     """Raised after a response was started, so that the server closes the connection."""
 
 
+# The body of an injected error: (status, error type, message) -> bytes. The API's own
+# error shape: Stytch's by default, FastAPI's for the ZenML Pro emulator.
+ErrorBody = Callable[[int, str, str], bytes]
+
+
+def stytch_error_body(status: int, error_type: str, message: str) -> bytes:
+    return json.dumps(
+        {
+            "status_code": status,
+            "request_id": f"request-id-test-{uuid.uuid4()}",
+            "error_type": error_type,
+            "error_message": message,
+            "error_url": f"https://stytch.com/docs/api/errors/{status}#{error_type}",
+        }
+    ).encode()
+
+
 class FaultInjector:
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(
+        self, app: ASGIApp, faults: Faults, error_body: ErrorBody = stytch_error_body
+    ) -> None:
         self.app = app
         self.faults = faults
+        self.error_body = error_body
         self.random = random.Random(faults.seed)
         self._window = -1
         self._count = 0
@@ -78,14 +99,14 @@ class FaultInjector:
             if self._count >= f.rate_limit:
                 self.stats["429"] += 1
                 retry = str(max(1, math.ceil(self._window + 1 - now)))
-                await _answer(send, 429, "too_many_requests", {"retry-after": retry})
+                await self._answer(send, 429, "too_many_requests", {"retry-after": retry})
                 return
             self._count += 1
         if f.error_rate and rnd.random() < f.error_rate:
             self.stats["5xx"] += 1
             status = rnd.choice((500, 503))
             kind = "internal_server_error" if status == 500 else "service_unavailable"
-            await _answer(send, status, kind)
+            await self._answer(send, status, kind)
             return
         if f.drop_rate and rnd.random() < f.drop_rate:
             after = rnd.random() < 0.5
@@ -100,6 +121,25 @@ class FaultInjector:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             raise DroppedConnection
         await self.app(scope, receive, send)
+
+    async def _answer(
+        self, send: Send, status: int, error_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        body = self.error_body(status, error_type, _MESSAGES[error_type])
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+_MESSAGES = {
+    "too_many_requests": "Too many requests have been made.",
+    "internal_server_error": "Oops, something seems to have gone wrong.",
+    "service_unavailable": "The service is temporarily unavailable.",
+}
 
 
 def _held(send: Send, deadline: float) -> Send:
@@ -117,26 +157,3 @@ def _held(send: Send, deadline: float) -> Send:
 
 async def _discard(message: Message) -> None:
     return None
-
-
-async def _answer(
-    send: Send, status: int, error_type: str, headers: dict[str, str] | None = None
-) -> None:
-    messages = {
-        "too_many_requests": "Too many requests have been made.",
-        "internal_server_error": "Oops, something seems to have gone wrong.",
-        "service_unavailable": "The service is temporarily unavailable.",
-    }
-    body = json.dumps(
-        {
-            "status_code": status,
-            "request_id": f"request-id-test-{uuid.uuid4()}",
-            "error_type": error_type,
-            "error_message": messages[error_type],
-            "error_url": f"https://stytch.com/docs/api/errors/{status}#{error_type}",
-        }
-    ).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})

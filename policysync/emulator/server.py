@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import uvicorn
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp
 
 from policysync.config import Limits
@@ -26,14 +27,16 @@ from policysync.emulator.store import Store
 from policysync.errors import ConfigError
 from policysync.rules import ProjectIndex, check_org_policy, check_project
 
+M = TypeVar("M", bound=BaseModel)
+
 DEFAULT_PROJECT_ID = "project-test-00000000-0000-4000-8000-000000000000"
 DEFAULT_SECRET = "secret-test-emulator-only-not-a-real-secret"
 
 
-def read_seed(path: Path, limits: Limits) -> Seed:
-    """A seed file as a model; a bad file raises ConfigError naming what to fix."""
+def read_model(path: Path, model: type[M]) -> M:
+    """A seed file read as `model`; a bad file raises ConfigError naming what to fix."""
     try:
-        seed = Seed.model_validate_json(path.read_bytes())
+        return model.model_validate_json(path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the seed file: {exc.strerror or exc}") from None
     except ValidationError as exc:
@@ -42,6 +45,11 @@ def read_seed(path: Path, limits: Limits) -> Seed:
             for e in exc.errors()[:5]
         )
         raise ConfigError(f"{path}: not a valid seed file: {problems}") from None
+
+
+def read_seed(path: Path, limits: Limits) -> Seed:
+    """A Stytch seed file as a model; a bad file raises ConfigError naming what to fix."""
+    seed = read_model(path, Seed)
     duplicates = check_project(seed.policy)
     if duplicates:
         raise ConfigError(f"{path}: {duplicates[0].message} (at {duplicates[0].pointer})")

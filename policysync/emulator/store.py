@@ -156,16 +156,24 @@ class Store:
         )
         return Seed(policy=self.project_policy(), organizations=organizations)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Commit when the block succeeds, roll back when it raises."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self._db)
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Commit when the block succeeds, roll back when it raises; inside a transaction
+    already, the block is part of it (the outer one commits)."""
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _encode_cursor(organization_id: str) -> str:

@@ -28,11 +28,12 @@ def command(*args: str) -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without Stytch credentials or debugging switches, plus `extra`."""
+    """The environment without Stytch or ZenML Pro credentials or debugging switches,
+    plus `extra`."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("STYTCH_") and k != "POLICYSYNC_DEBUG"
+        if not k.startswith(("STYTCH_", "ZENML_PRO_")) and k != "POLICYSYNC_DEBUG"
     }
     env.update(extra)
     return env
