@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_CONFIG = ConfigDict(frozen=True, extra="forbid")
-_SCHEMA_KEY = Field(
+MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid")
+SCHEMA_KEY = Field(
     default="",
     alias="$schema",
     description="Path or URL of the JSON Schema, for editors. Ignored by policysync.",
@@ -23,7 +23,7 @@ _SCHEMA_KEY = Field(
 class Permission(BaseModel):
     """Actions granted on one resource."""
 
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     resource_id: str = Field(description="A resource of the project policy, e.g. `documents`.")
     actions: tuple[str, ...] = Field(
@@ -32,7 +32,7 @@ class Permission(BaseModel):
 
 
 class Role(BaseModel):
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     role_id: str = Field(description="Unique within the organization; not a project role.")
     description: str = Field(default="", description="Shown in Stytch's dashboard.")
@@ -42,7 +42,7 @@ class Role(BaseModel):
 class OrgPolicy(BaseModel):
     """The org-specific roles of one organization (PUT replaces all of them)."""
 
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     roles: tuple[Role, ...] = Field(description="`[]` means: no org-specific roles.")
 
@@ -52,7 +52,7 @@ class OrgPolicyFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: str = _SCHEMA_KEY
+    schema_: str = SCHEMA_KEY
     organization_id: str = Field(
         description="The organization's id, slug or external id, as the API accepts."
     )
@@ -62,7 +62,7 @@ class OrgPolicyFile(BaseModel):
 class Resource(BaseModel):
     """A resource of the project policy and the actions it declares."""
 
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     resource_id: str
     description: str = ""
@@ -70,7 +70,7 @@ class Resource(BaseModel):
 
 
 class Scope(BaseModel):
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     scope: str
     description: str = ""
@@ -80,7 +80,7 @@ class Scope(BaseModel):
 class ProjectPolicy(BaseModel):
     """The project policy, as GET /v1/b2b/rbac/policy returns it under `policy`."""
 
-    model_config = _CONFIG
+    model_config = MODEL_CONFIG
 
     roles: tuple[Role, ...]
     resources: tuple[Resource, ...]
@@ -92,7 +92,7 @@ class ProjectPolicyFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: str = _SCHEMA_KEY
+    schema_: str = SCHEMA_KEY
     policy: ProjectPolicy
 
 

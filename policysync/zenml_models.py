@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from policysync.models import MODEL_CONFIG as _CONFIG
+from policysync.models import SCHEMA_KEY as _SCHEMA_KEY
 from policysync.zenml_vocabulary import ACTIONS, LEVELS, RESOURCES
 
-_CONFIG = ConfigDict(frozen=True, extra="forbid")
 _FILE_CONFIG = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-_SCHEMA_KEY = Field(
-    default="",
-    alias="$schema",
-    description="Path or URL of the JSON Schema, for editors. Ignored by policysync.",
-)
 
 
 class ZenmlPermission(BaseModel):
