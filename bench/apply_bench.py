@@ -219,20 +219,8 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--orgs", type=int, default=1_000, help="organizations, all changed (1000)")
-    p.add_argument("--latency-ms", type=float, default=rig.LATENCY_MS, help="per answer (60)")
-    p.add_argument(
-        "--parallelism", type=rig.int_list, default=[16, 64], help="apply --parallelism (16,64)"
-    )
-    p.add_argument("--repeat", type=int, default=5, help="rounds of timed applies (5)")
-    p.add_argument("--seed", type=int, default=rig.DEFAULT_SEED, help="RNG seed of the tree")
-    p.add_argument("--profile", type=Path, metavar="FILE", help="one more apply, under cProfile")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
-    args = p.parse_args(argv)
-    if min(args.orgs, args.repeat) < 1 or args.latency_ms <= 0:
-        p.error("--orgs, --repeat and --latency-ms must be positive")
-    return args
+    p = rig.latency_parser(__doc__, "apply", 1_000, "organizations, all changed")
+    return rig.latency_args(p, argv)
 
 
 if __name__ == "__main__":

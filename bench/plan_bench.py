@@ -318,13 +318,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--orgs", type=int, default=2_000, help="organizations, timed runs (2000)")
-    p.add_argument("--latency-ms", type=float, default=rig.LATENCY_MS, help="per answer (60)")
-    p.add_argument(
-        "--parallelism", type=rig.int_list, default=[16, 64], help="plan --parallelism (16,64)"
-    )
-    p.add_argument("--repeat", type=int, default=5, help="rounds of timed plans (5)")
+    p = rig.latency_parser(__doc__, "plan", 2_000, "organizations, timed runs")
     p.add_argument(
         "--sdk-sample",
         type=int,
@@ -336,12 +330,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--mem-orgs", type=int, default=20_000, help="organizations of the memory run; 0 skips it"
     )
     p.add_argument("--change-share", type=float, default=0.15, help="differing live (0.15)")
-    p.add_argument("--seed", type=int, default=rig.DEFAULT_SEED, help="RNG seed of the tree")
-    p.add_argument("--profile", type=Path, metavar="FILE", help="one more plan, under cProfile")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
-    args = p.parse_args(argv)
-    if min(args.orgs, args.repeat) < 1 or args.latency_ms <= 0:
-        p.error("--orgs, --repeat and --latency-ms must be positive")
+    args = rig.latency_args(p, argv)
     if args.mem_orgs < 0 or args.sdk_sample < 0 or not 0 < args.change_share <= 1:
         p.error("--mem-orgs and --sdk-sample cannot be negative; --change-share in (0, 1]")
     return args

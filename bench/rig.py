@@ -677,6 +677,32 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def latency_parser(
+    doc: str | None, command: str, orgs: int, orgs_help: str
+) -> argparse.ArgumentParser:
+    """The options of the benchmarks timing `policysync COMMAND` against the emulator at
+    a latency (plan, apply); each script adds its own, then calls `latency_args`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    p.add_argument("--orgs", type=int, default=orgs, help=f"{orgs_help} ({orgs})")
+    p.add_argument("--latency-ms", type=float, default=LATENCY_MS, help="per answer (60)")
+    p.add_argument(
+        "--parallelism", type=int_list, default=[16, 64], help=f"{command} --parallelism (16,64)"
+    )
+    p.add_argument("--repeat", type=int, default=5, help=f"rounds of timed {command} runs (5)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="RNG seed of the tree")
+    p.add_argument("--profile", type=Path, metavar="FILE", help=f"one more {command}, cProfiled")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
+    return p
+
+
+def latency_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`p`'s arguments (`latency_parser`), the shared ones checked."""
+    args = p.parse_args(argv)
+    if min(args.orgs, args.repeat) < 1 or args.latency_ms <= 0:
+        p.error("--orgs, --repeat and --latency-ms must be positive")
+    return args
+
+
 def main(bench: Callable[[argparse.Namespace, Path], bool], args: argparse.Namespace) -> int:
     """Run `bench` in a temporary folder: exit status 0 when it met every target, 1 when
     it missed one, 2 when it could not run."""
