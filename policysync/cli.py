@@ -194,8 +194,10 @@ def apply(
     (--auto-approve skips the question; without a terminal it is required). With
     PLANFILE (from `plan --out`) it applies exactly that reviewed plan. Per
     organization: live must still be what the plan saw (else it is skipped as stale),
-    the prior policy is journaled before the PUT, and the echo is checked. Exit 0 only
-    when every planned change was applied; 1 otherwise.
+    the prior policy is journaled before the PUT, and the echo is checked. One apply or
+    rollback at a time per journal folder: another is refused, naming it. Exit 0 only
+    when every planned change was applied; 1 otherwise (a write whose outcome is unknown
+    included); 130 after Ctrl-C, which lets the organizations in progress finish.
     """
 
     from policysync import planfile
@@ -248,7 +250,8 @@ def rollback(
     alone). Journaled like an apply, so a rollback can be rolled back. A journal that
     does not add up (an entry edited, missing, copied) is refused, naming each problem;
     --org can still roll back the intact entries. Exit 0 when every organization was
-    restored or had nothing to undo; 1 otherwise.
+    restored or had nothing to undo; 1 otherwise; 130 after Ctrl-C. Holds the journal
+    folder's lock, as apply does.
     """
 
     from policysync.commands.rollback import rollback as run_rollback
