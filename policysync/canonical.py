@@ -79,6 +79,22 @@ def same_role(a: Role, b: Role) -> bool:
     return a.description == b.description and grants(a.permissions) == grants(b.permissions)
 
 
+def between(live: OrgPolicy, before: OrgPolicy, after: OrgPolicy) -> bool:
+    """Whether every role of `live` is as in `before` or as in `after` (absent counting
+    as a state): what a write that changes role after role leaves when it stops half
+    way (ZenML's), and what may be resumed or rolled back as if it had not."""
+    states = [{role.role_id: role for role in policy.roles} for policy in (live, before, after)]
+    now, was, will = states
+
+    def same(a: Role | None, b: Role | None) -> bool:
+        return a is b if a is None or b is None else same_role(a, b)
+
+    return all(
+        same(now.get(key), was.get(key)) or same(now.get(key), will.get(key))
+        for key in now.keys() | was.keys() | will.keys()
+    )
+
+
 # The items of a project policy: (kind, id) -> their canonical forms (a list: an id may
 # be declared twice, which validation reports).
 ProjectItemKind = Literal["resource", "role", "scope"]

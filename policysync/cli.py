@@ -17,7 +17,7 @@ import click
 from policysync import __version__
 from policysync.config import Settings, find_config
 from policysync.emulator.command import emulator
-from policysync.errors import ConfigError, PolicysyncError, UsageError
+from policysync.errors import PolicysyncError, UsageError
 from policysync.options import (
     DRIFT_FORMATS,
     EXPORT_FORMATS,
@@ -144,7 +144,6 @@ def plan(
     from policysync.commands.plan import plan_against_ref
     from policysync.plan import plan_is_empty
 
-    _refuse_validate_only(settings)
     if against_ref is not None:
         if out is not None:
             raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
@@ -428,27 +427,10 @@ def _valid(report: ValidationReport) -> bool:
     return report.valid
 
 
-# Providers whose files `validate` checks, but whose live commands are not built yet.
-VALIDATE_ONLY = frozenset({"zenml"})
-
-
-def _refuse_validate_only(settings: Settings) -> None:
-    """Stop a command that plans, writes or reads live for a validate-only provider."""
-    if settings.provider in VALIDATE_ONLY:
-        context = click.get_current_context(silent=True)
-        command = f"`policysync {context.info_name}`" if context else "this command"
-        raise ConfigError(
-            f"the {settings.provider} provider can validate files; plan/apply come in a later "
-            f"version: {command} does not run with provider = {settings.provider!r} yet "
-            "(`policysync validate` does)"
-        )
-
-
 def _provider(settings: Settings, live: Live) -> Provider:
     """The provider of the settings, built once, from the environment."""
     from policysync.providers import Pacing, build
 
-    _refuse_validate_only(settings)
     max_wait = settings.requests.max_wait_seconds
     return build(settings.provider, os.environ, Pacing(live.parallelism, live.rate_limit, max_wait))
 

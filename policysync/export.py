@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
 from policysync.plan import OrgError
+from policysync.zenml_models import zenml_role
 
 ORG_SCHEMA = "../../schemas/org-policy.schema.json"
+ZENML_ORG_SCHEMA = "../../schemas/zenml-org-roles.schema.json"
 PROJECT_SCHEMA = "../schemas/project-policy.schema.json"
 _BOM = b"\xef\xbb\xbf"
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
@@ -99,12 +101,17 @@ def existing(name: str, data: bytes | None) -> Existing:
 
 
 def choose(
-    files: Sequence[Existing], wanted: Sequence[str], all_orgs: bool, known: Sequence[Known] | None
+    files: Sequence[Existing],
+    wanted: Sequence[str],
+    all_orgs: bool,
+    known: Sequence[Known] | None,
+    schema: str = ORG_SCHEMA,
 ) -> tuple[list[Target], list[ExportProblem]]:
     """The organizations to export: those named by `wanted` (an id, slug or external id)
     and, with `all_orgs`, those with org-specific roles; with neither, those that have
-    files. An organization with a file is exported into it. `known` (organization
-    search) is needed for the `wanted` no file names as written, and for `all_orgs`."""
+    files. An organization with a file is exported into it; a new file gets the
+    `$schema` `schema`. `known` (organization search) is needed for the `wanted` no file
+    names as written, and for `all_orgs`."""
     refresh = all_orgs or not wanted
     problems: list[ExportProblem] = []
     by_id: dict[str, Existing] = {}
@@ -124,7 +131,7 @@ def choose(
     def add(org: Known) -> None:
         file = next((by_id[n] for n in _names_of(org) if n in by_id), None)
         if not written.intersection(_names_of(org)):
-            target = _kept(file) if file is not None else _new(org, taken)
+            target = _kept(file) if file is not None else _new(org, taken, schema)
             chosen[target.name] = target
             written.add(target.organization_id)
 
@@ -153,10 +160,10 @@ def _kept(file: Existing) -> Target:
     return Target(file.organization_id, file.name, file.schema)
 
 
-def _new(org: Known, taken: set[str]) -> Target:
+def _new(org: Known, taken: set[str], schema: str) -> Target:
     name = next(n for n in _names(org) if n not in taken)
     taken.add(name)
-    return Target(org.organization_id, name, ORG_SCHEMA)
+    return Target(org.organization_id, name, schema)
 
 
 def _names(org: Known) -> Iterator[str]:
@@ -217,6 +224,26 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
     roles = _roles(policy.roles)
     head = {"$schema": target.schema} if target.schema is not None else {}
     return _dump(head | {"organization_id": target.organization_id, "org_policy": {"roles": roles}})
+
+
+def zenml_org_file(target: Target, policy: OrgPolicy) -> bytes:
+    """The bytes of a ZenML Pro organization file, in the canonical form: roles by level
+    and name, permissions by resource and action."""
+    roles = sorted((zenml_role(role) for role in policy.roles), key=lambda r: (r.level, r.name))
+    listed = [
+        {
+            "name": role.name,
+            "level": role.level,
+            "description": role.description,
+            "permissions": [
+                {"resource": p.resource, "action": p.action}
+                for p in sorted(role.permissions, key=lambda p: (p.resource, p.action))
+            ],
+        }
+        for role in roles
+    ]
+    head = {"$schema": target.schema} if target.schema is not None else {}
+    return _dump(head | {"organization_id": target.organization_id, "roles": listed})
 
 
 def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:

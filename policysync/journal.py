@@ -17,13 +17,20 @@ The states of an organization:
     pending   written before the PUT; left so if the run died: the outcome is unknown
     applied   the PUT succeeded (Stytch echoed the desired policy)
     unknown   the PUT was sent but its outcome is not known (its answer was lost, a 5xx,
-              an echo other than the policy sent): it may have landed; `error` says how
+              an echo other than the policy sent): it may have landed; or, for a provider
+              that writes role by role (ZenML), part of the write landed; `error` says how
     failed    the PUT is known not to have landed (a 4xx, a connection never made), or
               the read before it failed: `error` says how
     skipped   no PUT was sent (e.g. live changed since the plan): `error` says why
 
 A rollback reads live for every entry whose PUT may have landed (pending, unknown,
-applied) and puts the prior back where live is what the run wrote.
+applied) and puts the prior back where live is what the run wrote, or, role by role,
+either that or the prior (a write role by role that stopped half way).
+
+Providers that write role by role (ZenML) add two things to an entry: `holders`, who
+held each role the write deletes (read before it: a rollback that re-creates the role
+gives it back to them), and `operations`, each role operation that landed, journaled
+before the next is sent.
 
 Integrity. Each entry holds its prior's fingerprint, and its file name is the one
 `entry_name` gives its organization. When the run finishes, `run.json` gets a manifest:
@@ -60,7 +67,7 @@ from pydantic_core import PydanticSerializationError
 from policysync import __version__, durable
 from policysync.canonical import fingerprint
 from policysync.errors import UsageError
-from policysync.models import OrgPolicy
+from policysync.models import OrgPolicy, RoleHolders, RoleOperation
 from policysync.plan import OrgError
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
@@ -100,6 +107,16 @@ class JournalEntry(BaseModel):
     finished_at: str | None = Field(description="ISO 8601, UTC; null while pending.")
     git_commit: str | None
     git_dirty: bool | None
+    holders: tuple[RoleHolders, ...] = Field(
+        default=(),
+        description="Who held each role the write deletes, read before it (ZenML): a "
+        "rollback that re-creates a role gives it back to them.",
+    )
+    operations: tuple[RoleOperation, ...] = Field(
+        default=(),
+        description="The role operations that landed, in order, each journaled before the "
+        "next was sent (providers that write role by role: ZenML).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -370,6 +387,7 @@ class Journal:
         desired: OrgPolicy,
         error: OrgError | None,
         prior_fingerprint: str | None = None,
+        holders: tuple[RoleHolders, ...] = (),
     ) -> JournalEntry:
         now = _timestamp(self._clock())
         if prior is not None and prior_fingerprint is None:
@@ -386,6 +404,7 @@ class Journal:
             finished_at=None if state == "pending" else now,
             git_commit=self._summary.git_commit,
             git_dirty=self._summary.git_dirty,
+            holders=holders,
         )
 
     async def begin(
@@ -396,14 +415,24 @@ class Journal:
         prior: OrgPolicy,
         desired: OrgPolicy,
         prior_fingerprint: str | None = None,
+        holders: tuple[RoleHolders, ...] = (),
     ) -> JournalEntry:
-        """Record, durably, that `prior` is about to be replaced by `desired`. Call it
-        before the PUT: when it returns, the pending entry is on disk. A caller that has
-        `fingerprint(prior)` at hand passes it (it costs as much as the rest)."""
+        """Record, durably, that `prior` (whose roles to be deleted `holders` hold) is
+        about to be replaced by `desired`. Call it before the PUT: when it returns, the
+        pending entry is on disk. A caller that has `fingerprint(prior)` at hand passes
+        it (it costs as much as the rest)."""
         entry = self._entry(
-            organization_id, file, "pending", prior, desired, None, prior_fingerprint
+            organization_id, file, "pending", prior, desired, None, prior_fingerprint, holders
         )
         return await self._write(entry, None)
+
+    async def progress(self, entry: JournalEntry, operation: RoleOperation) -> JournalEntry:
+        """Rewrite the pending `entry` with one more role operation that landed; the
+        entry as written (pass it on to the next call)."""
+        if entry.state != "pending":
+            raise ValueError(f"organization {entry.organization_id}: not pending")
+        more = entry.model_copy(update={"operations": (*entry.operations, operation)})
+        return await self._write(more, entry)
 
     async def finish_org(
         self, entry: JournalEntry, state: FinalState, error: OrgError | None = None

@@ -8,7 +8,7 @@ The published JSON Schemas in `schemas/` are generated from these classes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +94,37 @@ class ProjectPolicyFile(BaseModel):
 
     schema_: str = SCHEMA_KEY
     policy: ProjectPolicy
+
+
+class Holder(BaseModel):
+    """Who holds a role, as the provider reports it (ZenML: a user, a team or an
+    invitation, in the whole organization or in one workspace or project)."""
+
+    model_config = MODEL_CONFIG
+
+    kind: str = Field(description="`user`, `team` or `invitation`.")
+    id: str
+    workspace_id: str | None = None
+    project_id: str | None = None
+
+
+class RoleHolders(BaseModel):
+    """Everyone who held one role when it was read."""
+
+    model_config = MODEL_CONFIG
+
+    role_id: str
+    holders: tuple[Holder, ...]
+
+
+class RoleOperation(BaseModel):
+    """One change a provider that writes role by role (ZenML) made, once it landed."""
+
+    model_config = MODEL_CONFIG
+
+    action: Literal["create", "update", "delete", "assign"]
+    role_id: str
+    detail: str = Field(default="", description="e.g. the new role's id, or who was assigned.")
 
 
 class Organization(NamedTuple):

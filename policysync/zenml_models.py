@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.models import MODEL_CONFIG as _CONFIG
 from policysync.models import SCHEMA_KEY as _SCHEMA_KEY
+from policysync.models import OrgPolicy, OrgPolicyFile, Permission, Role
 from policysync.zenml_vocabulary import ACTIONS, LEVELS, RESOURCES
 
 _FILE_CONFIG = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -87,3 +88,55 @@ class ZenmlPermissionsFile(BaseModel):
     project: ZenmlVocabulary = Field(
         default=ZenmlVocabulary(), description="Added to the built-in project vocabulary."
     )
+
+
+# The core's view of ZenML's roles ---------------------------------------------------
+# The planner, the journal and rollback compare policies of Stytch's shape (`models.py`):
+# a ZenML role is one of its roles under the key `level:name` (unique in an
+# organization; no level has a colon), its permissions grouped by resource.
+
+KEY_SEPARATOR = ":"
+
+
+def role_key(level: str, name: str) -> str:
+    return f"{level}{KEY_SEPARATOR}{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`(level, name)` of a role key."""
+    level, _, name = key.partition(KEY_SEPARATOR)
+    return level, name
+
+
+def core_role(role: ZenmlRole) -> Role:
+    grouped: dict[str, list[str]] = {}
+    for permission in role.permissions:
+        actions = grouped.setdefault(permission.resource, [])
+        if permission.action not in actions:
+            actions.append(permission.action)
+    return Role(
+        role_id=role_key(role.level, role.name),
+        description=role.description,
+        permissions=tuple(Permission(resource_id=r, actions=tuple(a)) for r, a in grouped.items()),
+    )
+
+
+def zenml_role(role: Role) -> ZenmlRole:
+    level, name = split_key(role.role_id)
+    pairs = dict.fromkeys(
+        (permission.resource_id, action)
+        for permission in role.permissions
+        for action in permission.actions
+    )
+    return ZenmlRole(
+        name=name,
+        level=level,
+        description=role.description,
+        permissions=tuple(ZenmlPermission(resource=r, action=a) for r, a in pairs),
+    )
+
+
+def core_file(document: ZenmlOrgFile) -> OrgPolicyFile:
+    """An organization file as the core plans it."""
+    policy = OrgPolicy(roles=tuple(core_role(role) for role in document.roles))
+    return OrgPolicyFile(organization_id=document.organization_id, org_policy=policy)

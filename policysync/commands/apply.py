@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, TypeVar
 
-from policysync.canonical import fingerprint
+from policysync.canonical import between, fingerprint
 from policysync.errors import JournalError, ProviderError, RunStopped
 from policysync.journal import RUN_FILE, Journal, JournalEntry, unwritable
-from policysync.models import OrgPolicy
+from policysync.models import OrgPolicy, RoleHolders, RoleOperation
 from policysync.plan import OrgError, OrgPlan, Plan
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
@@ -126,8 +126,10 @@ async def write_org(
     desired: OrgPolicy,
     expected: Expected,
     rolled_back_run: str | None = None,
+    reassign: tuple[RoleHolders, ...] = (),
 ) -> OrgResult:
-    """Read live, check it is what was `expected`, journal it, write `desired`."""
+    """Read live, check it is what was `expected`, journal it (with who holds the roles
+    to be deleted), write `desired` (giving re-created roles back to `reassign`)."""
 
     async def not_written(
         result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
@@ -167,35 +169,65 @@ async def write_org(
     live_print = expected.fingerprint if as_expected else fingerprint(live)
     if live == desired or (not as_expected and live_print == fingerprint(desired)):
         return OrgResult(organization_id=organization_id, result="unchanged", error=None)
-    if live_print != expected.fingerprint:
+    # A write that changes role after role (ZenML's) and stopped half way left each role
+    # as expected or as desired: that is carried on, not stale.
+    half_way = expected.policy is not None and between(live, expected.policy, desired)
+    if live_print != expected.fingerprint and not half_way:
         changed_since = f"run {rolled_back_run}" if rolled_back_run else "the plan was made"
         remedy = "make a new plan and review it" if rolled_back_run is None else "restore by hand"
         message = f"live changed since {changed_since}; left as it is: {remedy}"
         stale = OrgError(status=None, error_type="stale", message=message, request_id=None)
         return await not_written("stale", live, stale)
+    kept = {role.role_id for role in desired.roles}
+    deleted = [role.role_id for role in live.roles if role.role_id not in kept]
+    try:
+        holders = await provider.holders(organization_id, deleted) if deleted else ()
+    except ProviderError as exc:
+        return await not_written("failed", live, OrgError.of(exc))
     try:
         entry = await journal.begin(
-            organization_id, file=file, prior=live, desired=desired, prior_fingerprint=live_print
+            organization_id,
+            file=file,
+            prior=live,
+            desired=desired,
+            prior_fingerprint=live_print,
+            holders=holders,
         )
     except OSError:  # no prior on disk, no PUT; the journal stopped the run, saying why
         return not_started(organization_id, journal.stopped or "")
     if journal.stopped:  # stopped while the prior was being journaled: not sent
         return finished(entry, stopped_error(journal.stopped))
+
+    async def log(operation: RoleOperation) -> None:
+        """Journal a role operation that landed before the next one is sent."""
+        nonlocal entry
+        try:
+            entry = await journal.progress(entry, operation)
+        except OSError:  # the journal stopped the run: send nothing more
+            raise _NotJournaled from None
+
     try:
-        echoed = await provider.write_org(organization_id, desired, live)
-    except ProviderError as exc:
-        return finished(entry, OrgError.of(exc), exc.outcome_unknown)
+        echoed = await provider.write_org(organization_id, desired, live, holders=reassign, log=log)
+    except ProviderError as exc:  # after some role operations landed, the write is half done
+        return finished(entry, OrgError.of(exc), exc.outcome_unknown or bool(entry.operations))
+    except _NotJournaled:  # some role operations may have landed: unknown
+        return finished(entry, stopped_error(journal.stopped or ""), unknown=True)
     # Stytch echoes the policy as sent (equal models); else compare them as same_policy does.
     if echoed != desired and fingerprint(echoed) != fingerprint(desired):
         mismatch = OrgError(
             status=200,
             error_type="echo_mismatch",
-            message="Stytch stored a policy other than the one sent: compare live with the "
-            "file (policysync plan), and tell Stytch support",
+            message="the system stored a policy other than the one sent: compare live with "
+            "the file (policysync plan), and tell the system's support",
             request_id=None,
         )
         return finished(entry, mismatch, unknown=True)  # something landed, not `desired`
     return finished(entry, None)
+
+
+class _NotJournaled(Exception):
+    """A role operation that landed could not be journaled: no other is sent. (On
+    Ctrl-C an organization in progress is finished, as a PUT in flight would be.)"""
 
 
 def stopped_error(reason: str) -> OrgError:

@@ -11,8 +11,16 @@ from typing import NamedTuple
 from policysync import durable
 from policysync.commands.plan import Options, plan_live
 from policysync.config import Settings
-from policysync.drift import DriftReport, UnmanagedOrg, build_report, project_drift, unmanaged_org
+from policysync.drift import (
+    DriftReport,
+    ProjectDrift,
+    UnmanagedOrg,
+    build_report,
+    project_drift,
+    unmanaged_org,
+)
 from policysync.errors import ProviderError, UsageError
+from policysync.layout import PERMISSIONS_FILE
 from policysync.loader import load_project
 from policysync.models import Organization
 from policysync.plan import OrgError
@@ -55,10 +63,13 @@ async def drift_live(
     if run.plan is None or run.live_project is None:
         return DriftRun(None, run.report)
     root = Path(settings.policies)
-    snapshot, _ = load_project(root, settings.limits)
-    if snapshot is None:  # it was valid moments ago, in the plan
-        raise UsageError(f"{root / 'project.json'} changed during the run: run it again")
-    project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
+    if settings.provider == "zenml":  # no project policy: the vocabulary is the files'
+        project = ProjectDrift(file=str(root / PERMISSIONS_FILE), drifted=False, items=())
+    else:
+        snapshot, _ = load_project(root, settings.limits)
+        if snapshot is None:  # it was valid moments ago, in the plan
+            raise UsageError(f"{root / 'project.json'} changed during the run: run it again")
+        project = project_drift(str(snapshot.path), snapshot.policy, run.live_project)
     unmanaged, search_error = None, None
     if all_orgs:
         # Sequential pages, after the plan, through the same provider and its pacing.

@@ -17,7 +17,9 @@ from policysync import durable, git
 from policysync.config import Settings
 from policysync.errors import ProviderError, UsageError
 from policysync.export import (
+    ORG_SCHEMA,
     PROJECT_SCHEMA,
+    ZENML_ORG_SCHEMA,
     ExportedFile,
     ExportProblem,
     ExportResult,
@@ -28,6 +30,7 @@ from policysync.export import (
     org_file,
     project_file,
     status,
+    zenml_org_file,
 )
 from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
 from policysync.models import Organization, OrgPolicy
@@ -56,7 +59,9 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     known = None
     if request.all_orgs or set(request.orgs) - written:
         known = [_known(o) async for o in provider.list_orgs(request.search_page_size)]
-    targets, problems = choose(files, request.orgs, request.all_orgs, known)
+    zenml = settings.provider == "zenml"  # ZenML's files; no project policy
+    schema = ZENML_ORG_SCHEMA if zenml else ORG_SCHEMA
+    targets, problems = choose(files, request.orgs, request.all_orgs, known, schema)
 
     async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
         try:
@@ -67,15 +72,19 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     policies = await each(targets, read, request.parallelism)
     project = existing(PROJECT_FILE, current.get(PROJECT_FILE))
     had_project = PROJECT_FILE in current
-    schema = project.schema if had_project else PROJECT_SCHEMA
-    outputs = {PROJECT_FILE: project_file(schema, live_project)}
-    ids: dict[str, str | None] = {PROJECT_FILE: None}
+    project_schema = project.schema if had_project else PROJECT_SCHEMA
+    outputs: dict[str, bytes] = {}
+    ids: dict[str, str | None] = {}
+    if not zenml:
+        outputs[PROJECT_FILE] = project_file(project_schema, live_project)
+        ids[PROJECT_FILE] = None
+    write_file = zenml_org_file if zenml else org_file
     for target, policy in sorted(policies, key=lambda item: item[0].name):
         path = f"{ORGS_DIR}/{target.name}"
         if isinstance(policy, OrgError):
             problems.append(_failed(str(root / path), target, policy))
         else:
-            outputs[path] = org_file(target, policy)
+            outputs[path] = write_file(target, policy)
             ids[path] = target.organization_id
     statuses = {path: status(current, path, data) for path, data in outputs.items()}
     changed = {path: outputs[path] for path, state in statuses.items() if state != "unchanged"}

@@ -21,14 +21,13 @@ from policysync.config import Limits, Settings
 from policysync.diagnostics import sort_diagnostics
 from policysync.errors import ProviderError, UsageError
 from policysync.layout import ORGS_DIR
-from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
 from policysync.selection import Shard, select
-from policysync.validate import validate_root
+from policysync.trees import read_policy, validate_tree
 from policysync.workers import Progress, each
 
 
@@ -63,7 +62,7 @@ async def plan_live(
     returns the per-org callback."""
     root = Path(settings.policies)
     live_project = await provider.read_catalog()
-    checked = validate_root(root, [], settings.limits, live_project)
+    checked = validate_tree(settings.provider, root, settings.limits, live_project)
     report = ValidationReport.build(
         sort_diagnostics(checked.diagnostics),
         checked.files_checked,
@@ -75,7 +74,7 @@ async def plan_live(
     files = checked.files
     ids = _selected(files, options, f"no file in {root / ORGS_DIR} manages")
     tick = progress(len(ids)) if progress else None
-    desired = Desired(files, root.resolve(), settings.limits)
+    desired = Desired(files, root.resolve(), settings.limits, settings.provider)
     # git's state meanwhile: the organizations' reads leave the CPU idle
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
     entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
@@ -91,7 +90,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
     are named in the work tree."""
     root, limits = Path(settings.policies), settings.limits
     head = git.files_at(root, "HEAD", limits.max_file_bytes)
-    live = GitRef.at(root, ref, limits.max_file_bytes)
+    live = GitRef.at(root, ref, limits.max_file_bytes, settings.provider)
     state = git.head_state(root)
     notes = list(live.notes)
     if state.dirty:
@@ -103,7 +102,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
     with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
         tree = Path(tmp) / "policies"
         git.materialize(head.files, tree)
-        checked = validate_root(tree, [], limits)
+        checked = validate_tree(settings.provider, tree, limits)
         diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
         report = ValidationReport.build(
             sort_diagnostics(diagnostics), checked.files_checked, checked.organizations, False
@@ -111,7 +110,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         if not report.valid:
             return PlanRun(None, report, notes=tuple(notes))
         ids = _selected(checked.files, options, f"no file in {root / ORGS_DIR} at HEAD names")
-        desired = Desired(checked.files, tree.resolve(), limits, tree, root)
+        desired = Desired(checked.files, tree.resolve(), limits, settings.provider, tree, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
     plan = _assemble(entries, live.project_id, head.commit, state.dirty)
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
@@ -148,6 +147,7 @@ class Desired(NamedTuple):
     files: dict[str, Path]  # organization_id -> file
     real_root: Path
     limits: Limits
+    provider: str = "stytch"  # whose files they are
     tree: Path | None = None  # files read from `tree`, named as under `shown` (--against-ref)
     shown: Path | None = None
 
@@ -159,7 +159,7 @@ class Desired(NamedTuple):
 
     def document(self, organization_id: str) -> OrgPolicyFile:
         path = self.files[organization_id]
-        document = read_org_file(path, self.real_root, self.limits)
+        document = read_policy(self.provider, path, self.real_root, self.limits)
         if document is None or document.organization_id != organization_id:
             raise UsageError(f"{path} changed during the plan: run it again")
         return document

@@ -87,13 +87,21 @@ async def rollback_run(
 
     async def one(entry: JournalEntry) -> OrgResult:
         # Live still the prior: nothing to undo (a pending or unknown PUT that never
-        # landed, too); live what the run wrote: put the prior back; anything else:
-        # changed since (stale, left alone).
+        # landed, too); live what the run wrote, or half of it (a write role by role that
+        # stopped): put the prior back, giving deleted roles back to their holders;
+        # anything else: changed since (stale, left alone).
         assert run is not None
         assert entry.prior is not None
         expected = Expected(entry.desired, fingerprint(entry.desired))
         return await write_org(
-            provider, run, entry.organization_id, entry.file, entry.prior, expected, run_id
+            provider,
+            run,
+            entry.organization_id,
+            entry.file,
+            entry.prior,
+            expected,
+            run_id,
+            entry.holders,
         )
 
     results: dict[str, OrgResult] = {}

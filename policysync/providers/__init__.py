@@ -13,7 +13,7 @@ from policysync.errors import ConfigError
 from policysync.providers.base import Provider
 
 # name -> the module whose `from_env(environ, pacing)` builds it
-PROVIDERS = {"stytch": "policysync.providers.stytch"}
+PROVIDERS = {"stytch": "policysync.providers.stytch", "zenml": "policysync.providers.zenml"}
 
 
 class Pacing(NamedTuple):

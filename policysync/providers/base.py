@@ -16,14 +16,18 @@ view can report them without knowing whose they are.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
 from policysync.errors import ApiError, ProviderError, TransportError
-from policysync.models import Organization, OrgPolicy, ProjectPolicy
+from policysync.models import Organization, OrgPolicy, ProjectPolicy, RoleHolders, RoleOperation
 
-__all__ = ["ApiError", "Provider", "ProviderError", "TransportError"]
+__all__ = ["ApiError", "Log", "Provider", "ProviderError", "TransportError"]
+
+# Told of each role operation once it landed (providers that write role by role): the
+# core journals it before the next one is sent.
+Log = Callable[[RoleOperation], Awaitable[None]]
 
 
 class Provider(Protocol):
@@ -54,11 +58,27 @@ class Provider(Protocol):
         """The organization's roles as they are live."""
         ...
 
+    async def holders(
+        self, organization_id: str, role_ids: Sequence[str]
+    ) -> tuple[RoleHolders, ...]:
+        """Who holds each of the roles `role_ids` (those a write would delete), for the
+        journal: a rollback that re-creates a role gives it back to them. Empty where
+        deleting and re-creating a role keeps its holders (Stytch's role ids)."""
+        ...
+
     async def write_org(
-        self, organization_id: str, policy: OrgPolicy, prior: OrgPolicy | None = None
+        self,
+        organization_id: str,
+        policy: OrgPolicy,
+        prior: OrgPolicy | None = None,
+        *,
+        holders: Sequence[RoleHolders] = (),
+        log: Log | None = None,
     ) -> OrgPolicy:
         """Make the organization's roles `policy`, `prior` being what was read just
-        before; returns what the system stored. Safe to call again after a fault."""
+        before; returns what the system stored. A role `policy` has and live has not is
+        given to its `holders` (those a rollback restores); `log` is told of each role
+        operation as it lands. Safe to call again after a fault."""
         ...
 
     def list_orgs(self, limit: int = 1000) -> AsyncIterator[Organization]:

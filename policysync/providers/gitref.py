@@ -26,10 +26,12 @@ from policysync.layout import PROJECT_FILE, is_org_file_path
 from policysync.models import (
     Organization,
     OrgPolicy,
-    OrgPolicyFile,
     ProjectPolicy,
     ProjectPolicyFile,
+    RoleHolders,
 )
+from policysync.providers.base import Log
+from policysync.trees import parse_policy
 
 NO_ROLES = OrgPolicy(roles=())
 _BOM = b"\xef\xbb\xbf"
@@ -48,13 +50,13 @@ class GitRef:
         self.notes: list[str] = []
 
     @classmethod
-    def at(cls, root: Path, ref: str, max_bytes: int) -> GitRef:
-        """The files of the policies folder `root` at commit `ref`."""
+    def at(cls, root: Path, ref: str, max_bytes: int, provider: str = "stytch") -> GitRef:
+        """The files of the policies folder `root` at commit `ref`, `provider`'s files."""
         snapshot = git.files_at(root, ref, max_bytes)
-        policies, notes = ref_policies(snapshot.files, root, ref)
-        provider = cls(snapshot.commit, policies, _project(snapshot.files))
-        provider.notes = notes
-        return provider
+        policies, notes = ref_policies(snapshot.files, root, ref, provider)
+        at_ref = cls(snapshot.commit, policies, _project(snapshot.files))
+        at_ref.notes = notes
+        return at_ref
 
     async def __aenter__(self) -> Self:
         return self
@@ -78,8 +80,19 @@ class GitRef:
             raise ProviderError(None, "unknown_at_ref", policy, None, organization_id)
         return policy
 
+    async def holders(
+        self, organization_id: str, role_ids: Sequence[str]
+    ) -> tuple[RoleHolders, ...]:
+        return ()
+
     async def write_org(
-        self, organization_id: str, policy: OrgPolicy, prior: OrgPolicy | None = None
+        self,
+        organization_id: str,
+        policy: OrgPolicy,
+        prior: OrgPolicy | None = None,
+        *,
+        holders: Sequence[RoleHolders] = (),
+        log: Log | None = None,
     ) -> OrgPolicy:
         message = "a git commit is read-only: an --against-ref plan is never applied"
         raise ProviderError(None, "read_only", message, None, organization_id)
@@ -112,7 +125,7 @@ def relocate(diagnostic: Diagnostic, tree: Path, root: Path) -> Diagnostic:
 
 
 def ref_policies(
-    files: Sequence[git.TreeFile], root: Path, ref: str
+    files: Sequence[git.TreeFile], root: Path, ref: str, provider: str = "stytch"
 ) -> tuple[dict[str, OrgPolicy | str], list[str]]:
     """The org policies of REF's files, by organization_id as written; for an
     organization whose file at REF cannot be read, why (its prior is unknown); and
@@ -128,7 +141,7 @@ def ref_policies(
             continue
         data = file.data.removeprefix(_BOM)
         try:
-            document = OrgPolicyFile.model_validate_json(data)
+            document = parse_policy(provider, data)
         except ValidationError:
             org_id = _organization_id(data)
             if org_id is None:

@@ -39,7 +39,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pydantic_core
@@ -177,6 +177,9 @@ class HttpClient:
         body: dict[str, Any] | None = None,
         organization_id: str | None = None,
         settle: Settle | None = None,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response | None:
         """Send until a 200 comes or retrying is no longer worth it; the 200. `settle`,
         for a request that changes state, is called before sending it again after an
@@ -184,13 +187,20 @@ class HttpClient:
         and None is returned. Rejected when an error answer stays; ApiError or
         TransportError when no answer can be read. Either says `outcome_unknown` when any
         attempt may have been carried out (`_outcome_unknown`): a write is then neither
-        known to have landed nor known not to have."""
+        known to have landed nor known not to have. `form` is sent instead of a JSON
+        `body`, form-encoded; `headers` are added to the client's (e.g. a token)."""
         content = None if body is None else _json_bytes(body)
+        sent = self._headers
+        if form is not None:
+            content = urlencode(form).encode()
+            sent = httpx.Headers({**sent, "Content-Type": "application/x-www-form-urlencoded"})
+        if headers:
+            sent = httpx.Headers({**sent, **headers})
         failures = throttles = 0
         unknown = False
         waited = 0.0  # seconds slept between attempts, bounded by backoff.max_wait
         while True:
-            outcome = await self._attempt(method, path, content)
+            outcome = await self._attempt(method, path, content, sent)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
                 return outcome
             unknown = unknown or _outcome_unknown(outcome)
@@ -213,14 +223,16 @@ class HttpClient:
             if settle is not None and _outcome_unknown(outcome) and await settle():
                 return None
 
-    async def _attempt(self, method: str, path: str, content: bytes | None) -> Outcome:
+    async def _attempt(
+        self, method: str, path: str, content: bytes | None, headers: httpx.Headers
+    ) -> Outcome:
         if not self._clients:
             raise RuntimeError("use the client as `async with client:`")
         slot = await self._slots.get()  # a slot first: a request queued for one has not started
         try:
             if self._limiter is not None:
                 await self._limiter.acquire()
-            return await self._send(slot, method, path, content)
+            return await self._send(slot, method, path, content, headers)
         except httpx.RemoteProtocolError as exc:
             return AnswerTooLarge(None) if _head_too_long(exc) else exc
         except (httpx.TransportError, AnswerTooLarge) as exc:
@@ -229,13 +241,18 @@ class HttpClient:
             self._slots.put_nowait(slot)
 
     async def _send(
-        self, slot: httpx.AsyncBaseTransport, method: str, path: str, content: bytes | None
+        self,
+        slot: httpx.AsyncBaseTransport,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: httpx.Headers,
     ) -> httpx.Response:
         """One request on `slot`; its answer read whole, as long as it is not too long."""
         request = httpx.Request(
             method,
             self._url + path,
-            headers=self._headers,
+            headers=headers,
             content=content,
             extensions=self._extensions,
         )
@@ -248,10 +265,10 @@ class HttpClient:
         finally:
             await response.aclose()
         # The body is decoded already: its Content-Encoding would have it decoded twice.
-        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
+        kept = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-encoding"]
         return httpx.Response(
             response.status_code,
-            headers=headers,
+            headers=kept,
             content=body,
             request=request,
             extensions=response.extensions,
@@ -568,10 +585,10 @@ def _seconds(value: float) -> str:
 
 
 def _retryable(outcome: Outcome) -> bool:
-    """Whether another attempt may get a different answer: a 429, a 5xx, a fault that may
-    pass (not one that lasts, nor an answer too long to read)."""
+    """Whether another attempt may get a different answer: a 408, a 429, a 5xx, a fault
+    that may pass (not one that lasts, nor an answer too long to read)."""
     if isinstance(outcome, httpx.Response):
-        return outcome.status_code == 429 or outcome.status_code >= 500
+        return outcome.status_code in (408, 429) or outcome.status_code >= 500
     return isinstance(outcome, RETRYABLE_TRANSPORT) and not _lasting(outcome)
 
 

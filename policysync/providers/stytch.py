@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, cast
@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from policysync import __version__
 from policysync.canonical import same_policy
 from policysync.errors import ApiError, ConfigError, ProviderError
-from policysync.models import Organization, OrgPolicy, ProjectPolicy
+from policysync.models import Organization, OrgPolicy, ProjectPolicy, RoleHolders
 from policysync.providers.http import (
     DEFAULT_BACKOFF,
     HttpClient,
@@ -42,7 +42,7 @@ from policysync.providers.redaction import MIN_SECRET_LENGTH, Redactor
 
 if TYPE_CHECKING:
     from policysync.providers import Pacing
-    from policysync.providers.base import Provider
+    from policysync.providers.base import Log, Provider
 
 PROVIDER = "Stytch"  # who answered, in messages
 SITE = Site(PROVIDER, "STYTCH_BASE_URL")
@@ -279,11 +279,24 @@ class StytchClient:
         path = ORG_POLICY_PATH + segment(organization_id)
         return (await self._call(_OrgPolicyAnswer, "GET", path, organization_id)).org_policy
 
+    async def holders(
+        self, organization_id: str, role_ids: Sequence[str]
+    ) -> tuple[RoleHolders, ...]:
+        """None to keep: a role PUT back under its id is held by its members again."""
+        return ()
+
     async def write_org(
-        self, organization_id: str, policy: OrgPolicy, prior: OrgPolicy | None = None
+        self,
+        organization_id: str,
+        policy: OrgPolicy,
+        prior: OrgPolicy | None = None,
+        *,
+        holders: Sequence[RoleHolders] = (),
+        log: Log | None = None,
     ) -> OrgPolicy:
         """Replace every org-specific role of the organization; returns what Stytch stored.
-        (One PUT replaces them all: `prior`, what was read before, is not needed.)
+        (One PUT replaces them all: `prior`, what was read before, is not needed, nor
+        are `holders` and `log`.)
 
         When a PUT may have been carried out but no answer came (a connection dropped
         after sending, a 5xx), live is read before sending it again: if it already

@@ -330,7 +330,7 @@ def test_an_echo_other_than_the_policy_sent_leaves_that_organization_unknown(
         assert code == 1
         (line,) = [x for x in out.splitlines() if x.startswith("unknown")]
         assert odd in line
-        assert "Stytch stored a policy other than the one sent" in line
+        assert "the system stored a policy other than the one sent" in line
         assert_all(Live(emulator), {k: v for k, v in desired().items() if k != odd})
     (run_id,) = list_runs(workdir / JOURNAL)
     _, entries = load_run(workdir / JOURNAL, run_id)

@@ -234,16 +234,16 @@ def test_a_file_changed_during_the_plan_stops_it_with_a_message(
     import policysync.commands.plan as planning
 
     acme = workdir / "policies" / "orgs" / "acme.json"
-    validate_root = planning.validate_root
+    validate_tree = planning.validate_tree
 
     def then_rewrite(*args: Any, **kwargs: Any) -> Any:
-        checked = validate_root(*args, **kwargs)
+        checked = validate_tree(*args, **kwargs)
         document = json.loads(acme.read_text())
         document["organization_id"] = "someone-else"
         acme.write_text(json.dumps(document))
         return checked
 
-    monkeypatch.setattr(planning, "validate_root", then_rewrite)
+    monkeypatch.setattr(planning, "validate_tree", then_rewrite)
     code, out, err = run(["plan"], capsys)
     assert code == 1
     assert out == ""

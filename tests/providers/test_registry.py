@@ -15,6 +15,7 @@ from policysync.emulator.server import EmulatorThread
 from policysync.errors import ConfigError
 from policysync.providers import PROVIDERS, Pacing, build
 from policysync.providers.stytch import StytchClient
+from policysync.providers.zenml import ZenmlClient
 
 ENVIRON = {
     "STYTCH_PROJECT_ID": "project-test-11111111-1111-4111-8111-111111111111",
@@ -27,7 +28,25 @@ def test_stytch_is_built_from_the_environment() -> None:
     provider = build("stytch", ENVIRON, Pacing(4, 2.0))
     assert isinstance(provider, StytchClient)
     assert provider.project_id == ENVIRON["STYTCH_PROJECT_ID"]
-    assert set(PROVIDERS) == {"stytch"}
+    assert set(PROVIDERS) == {"stytch", "zenml"}
+
+
+def test_zenml_is_built_from_the_environment_empty_variables_as_unset() -> None:
+    key = "ZENPROKEY_registry-test-key-0123456789"
+    provider = build("zenml", {"ZENML_PRO_API_KEY": key, "ZENML_PRO_API_URL": ""}, Pacing())
+    assert isinstance(provider, ZenmlClient)
+    assert provider.project_id == "https://cloudapi.zenml.io"  # the default, for an empty URL
+    url = {"ZENML_PRO_API_KEY": key, "ZENML_PRO_API_URL": "http://127.0.0.1:9/api/v1/"}
+    assert build("zenml", url, Pacing()).project_id == "http://127.0.0.1:9/api/v1"
+    with pytest.raises(ConfigError, match="ZENML_PRO_API_KEY is not set") as missing:
+        build("zenml", {"ZENML_PRO_API_KEY": "  ", **ENVIRON}, Pacing())
+    assert key not in str(missing.value)
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        build("zenml", {"ZENML_PRO_API_KEY": "short"}, Pacing())
+    with pytest.raises(ConfigError, match="ZENML_PRO_API_URL"):
+        build(
+            "zenml", {"ZENML_PRO_API_KEY": key, "ZENML_PRO_API_URL": "http://example.com"}, Pacing()
+        )
 
 
 def test_an_unknown_provider_is_a_config_error_naming_the_known_ones() -> None:
