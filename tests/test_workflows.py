@@ -657,19 +657,65 @@ def secrets_named(node: Any) -> set[str]:
     return set(SECRET_REFERENCE.findall(node)) if isinstance(node, str) else set()
 
 
+# The credentials are named per provider (README.md, "Setting it up"); each step that
+# reads live state gets both sets, and the settings' `provider` picks the one it reads.
+STYTCH_CREDENTIALS = ("STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL")
+ZENML_CREDENTIALS = ("ZENML_PRO_API_KEY", "ZENML_PRO_API_URL")
+CREDENTIAL_PREFIXES = ("STYTCH_", "ZENML_")
+
+
 @pytest.mark.parametrize("path", github_files(), ids=lambda p: p.name)
-def test_stytch_credentials_are_read_only_in_jobs_of_an_environment(path: Path) -> None:
-    """Environment secrets, limited to the default branch, are what keeps the Stytch
-    credentials from a job that a pull request's branch can change and run: a job that
-    names no environment would read them as repository secrets."""
+def test_credentials_are_read_only_in_jobs_of_an_environment(path: Path) -> None:
+    """Environment secrets, limited to the default branch, are what keeps the Stytch and
+    ZenML Pro credentials from a job that a pull request's branch can change and run: a
+    job that names no environment would read them as repository secrets."""
     document = load(path)
     jobs = document.get("jobs") or {"action": document["runs"]}
     for name, job in jobs.items():
-        named = {s for s in secrets_named(job) if s.startswith("STYTCH_")}
+        named = {s for s in secrets_named(job) if s.startswith(CREDENTIAL_PREFIXES)}
         if named:
             assert job.get("environment") in ENVIRONMENTS, f"{path.name}: job {name}: {named}"
     # The zizmor audit that `make workflows` runs on the same files.
     assert "secrets-outside-env" not in (ROOT / ".github" / "zizmor.yml").read_text()
+
+
+def test_every_step_given_the_stytch_credentials_is_given_the_zenml_ones() -> None:
+    """Wherever an `env:` (of a job or a step) passes credentials, it passes both
+    providers' complete sets, each variable from the secret of its name, in a job of one
+    of the environments; the list of those places is pinned, so none goes unnoticed."""
+    given = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job_name, job in load(path)["jobs"].items():
+            for where, env in [
+                (f"job {job_name}", job.get("env", {})),
+                *(
+                    (f"job {job_name}, step {s.get('name')}", s.get("env", {}))
+                    for s in job["steps"]
+                ),
+            ]:
+                credentials = {k: v for k, v in env.items() if k.startswith(CREDENTIAL_PREFIXES)}
+                if not credentials:
+                    continue
+                expected = {
+                    k: f"${{{{ secrets.{k} }}}}" for k in (*STYTCH_CREDENTIALS, *ZENML_CREDENTIALS)
+                }
+                assert credentials == expected, f"{path.name}: {where}"
+                assert job.get("environment") in ENVIRONMENTS, f"{path.name}: {where}"
+                given.append((path.name, where))
+    assert given == [
+        ("policy-apply.yml", "job plan, step Plan"),
+        ("policy-apply.yml", "job apply, step Apply the saved plan"),
+        ("policy-drift.yml", "job drift, step Detect drift"),
+    ]
+
+
+@pytest.mark.parametrize("path", [*github_files(), ROOT / "README.md"], ids=lambda p: p.name)
+def test_examples_in_comments_and_readme_pass_both_providers_credentials(path: Path) -> None:
+    """The `env:` examples a user copies (action.yml's header, README's composite action)
+    name ZenML Pro's secrets as often as Stytch's."""
+    source = path.read_text()
+    assert source.count("secrets.STYTCH_SECRET }}") == source.count("secrets.ZENML_PRO_API_KEY }}")
+    assert source.count("secrets.STYTCH_SECRET }}") == source.count("secrets.ZENML_PRO_API_URL }}")
 
 
 def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:

@@ -112,7 +112,7 @@ def test_the_raw_key_is_accepted_as_the_bearer(zenml: EmulatorThread) -> None:
 
 def test_organizations_are_a_bare_array_paged_by_offset_and_limit(http: httpx.Client) -> None:
     answer = http.get("organizations", params={"offset": 0, "limit": 20})
-    assert names(answer) == ["acme", "globex"]
+    assert names(answer) == ["acme", "globex", "initech"]
     assert set(answer.json()[0]) == {"id", "name", "description", "created", "updated"}
     assert names(http.get("organizations", params={"offset": 1, "limit": 1})) == ["globex"]
     assert http.get("organizations", params={"limit": 101}).status_code == 422
@@ -344,7 +344,7 @@ def test_every_path_is_served_below_api_v1_too(zenml: EmulatorThread) -> None:
     base = zenml.url + "api/v1/"
     token = login(base).json()["access_token"]
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
-        assert names(http.get("organizations")) == ["acme", "globex"]
+        assert names(http.get("organizations")) == ["acme", "globex", "initech"]
         assert http.get(f"organizations/{ACME}/roles").status_code == 200
         role = http.post("roles", json=custom()).json()
         assert http.get(f"roles/{role['id']}").status_code == 200
