@@ -19,10 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
 from policysync.plan import OrgError
-from policysync.zenml_models import zenml_role
 
 ORG_SCHEMA = "../../schemas/org-policy.schema.json"
-ZENML_ORG_SCHEMA = "../../schemas/zenml-org-roles.schema.json"
 PROJECT_SCHEMA = "../schemas/project-policy.schema.json"
 _BOM = b"\xef\xbb\xbf"
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
@@ -224,26 +222,6 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
     roles = _roles(policy.roles)
     head = {"$schema": target.schema} if target.schema is not None else {}
     return _dump(head | {"organization_id": target.organization_id, "org_policy": {"roles": roles}})
-
-
-def zenml_org_file(target: Target, policy: OrgPolicy) -> bytes:
-    """The bytes of a ZenML Pro organization file, in the canonical form: roles by level
-    and name, permissions by resource and action."""
-    roles = sorted((zenml_role(role) for role in policy.roles), key=lambda r: (r.level, r.name))
-    listed = [
-        {
-            "name": role.name,
-            "level": role.level,
-            "description": role.description,
-            "permissions": [
-                {"resource": p.resource, "action": p.action}
-                for p in sorted(role.permissions, key=lambda p: (p.resource, p.action))
-            ],
-        }
-        for role in roles
-    ]
-    head = {"$schema": target.schema} if target.schema is not None else {}
-    return _dump(head | {"organization_id": target.organization_id, "roles": listed})
 
 
 def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:

@@ -20,7 +20,8 @@ from policysync.drift import (
     unmanaged_org,
 )
 from policysync.errors import ProviderError, UsageError
-from policysync.layout import PERMISSIONS_FILE
+from policysync.formats import file_format
+from policysync.layout import root_file
 from policysync.loader import load_project
 from policysync.models import Organization
 from policysync.plan import OrgError
@@ -63,8 +64,10 @@ async def drift_live(
     if run.plan is None or run.live_project is None:
         return DriftRun(None, run.report)
     root = Path(settings.policies)
-    if settings.provider == "zenml":  # no project policy: the vocabulary is the files'
-        project = ProjectDrift(file=str(root / PERMISSIONS_FILE), drifted=False, items=())
+    if not file_format(settings.provider).project_policy:  # nothing live to compare
+        project = ProjectDrift(
+            file=str(root / root_file(settings.provider)), drifted=False, items=()
+        )
     else:
         snapshot, _ = load_project(root, settings.limits)
         if snapshot is None:  # it was valid moments ago, in the plan

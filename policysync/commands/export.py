@@ -17,9 +17,7 @@ from policysync import durable, git
 from policysync.config import Settings
 from policysync.errors import ProviderError, UsageError
 from policysync.export import (
-    ORG_SCHEMA,
     PROJECT_SCHEMA,
-    ZENML_ORG_SCHEMA,
     ExportedFile,
     ExportProblem,
     ExportResult,
@@ -27,11 +25,10 @@ from policysync.export import (
     Target,
     choose,
     existing,
-    org_file,
     project_file,
     status,
-    zenml_org_file,
 )
+from policysync.formats import file_format
 from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
 from policysync.models import Organization, OrgPolicy
 from policysync.plan import OrgError
@@ -59,9 +56,8 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     known = None
     if request.all_orgs or set(request.orgs) - written:
         known = [_known(o) async for o in provider.list_orgs(request.search_page_size)]
-    zenml = settings.provider == "zenml"  # ZenML's files; no project policy
-    schema = ZENML_ORG_SCHEMA if zenml else ORG_SCHEMA
-    targets, problems = choose(files, request.orgs, request.all_orgs, known, schema)
+    files_of = file_format(settings.provider)
+    targets, problems = choose(files, request.orgs, request.all_orgs, known, files_of.org_schema)
 
     async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
         try:
@@ -75,16 +71,15 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     project_schema = project.schema if had_project else PROJECT_SCHEMA
     outputs: dict[str, bytes] = {}
     ids: dict[str, str | None] = {}
-    if not zenml:
+    if files_of.project_policy:
         outputs[PROJECT_FILE] = project_file(project_schema, live_project)
         ids[PROJECT_FILE] = None
-    write_file = zenml_org_file if zenml else org_file
     for target, policy in sorted(policies, key=lambda item: item[0].name):
         path = f"{ORGS_DIR}/{target.name}"
         if isinstance(policy, OrgError):
             problems.append(_failed(str(root / path), target, policy))
         else:
-            outputs[path] = write_file(target, policy)
+            outputs[path] = files_of.org_file(target, policy)
             ids[path] = target.organization_id
     statuses = {path: status(current, path, data) for path, data in outputs.items()}
     changed = {path: outputs[path] for path, state in statuses.items() if state != "unchanged"}

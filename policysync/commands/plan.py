@@ -20,6 +20,7 @@ from policysync import __version__, git
 from policysync.config import Limits, Settings
 from policysync.diagnostics import sort_diagnostics
 from policysync.errors import ProviderError, UsageError
+from policysync.formats import file_format
 from policysync.layout import ORGS_DIR
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
 from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
@@ -27,7 +28,6 @@ from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
 from policysync.selection import Shard, select
-from policysync.trees import read_policy, validate_tree
 from policysync.workers import Progress, each
 
 
@@ -62,7 +62,7 @@ async def plan_live(
     returns the per-org callback."""
     root = Path(settings.policies)
     live_project = await provider.read_catalog()
-    checked = validate_tree(settings.provider, root, settings.limits, live_project)
+    checked = file_format(settings.provider).validate_tree(root, settings.limits, live_project)
     report = ValidationReport.build(
         sort_diagnostics(checked.diagnostics),
         checked.files_checked,
@@ -90,7 +90,8 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
     are named in the work tree."""
     root, limits = Path(settings.policies), settings.limits
     head = git.files_at(root, "HEAD", limits.max_file_bytes)
-    live = GitRef.at(root, ref, limits.max_file_bytes, settings.provider)
+    files_of = file_format(settings.provider)
+    live = GitRef.at(root, ref, limits.max_file_bytes, files_of.parse_policy)
     state = git.head_state(root)
     notes = list(live.notes)
     if state.dirty:
@@ -102,7 +103,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
     with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
         tree = Path(tmp) / "policies"
         git.materialize(head.files, tree)
-        checked = validate_tree(settings.provider, tree, limits)
+        checked = files_of.validate_tree(tree, limits, None)
         diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
         report = ValidationReport.build(
             sort_diagnostics(diagnostics), checked.files_checked, checked.organizations, False
@@ -147,7 +148,7 @@ class Desired(NamedTuple):
     files: dict[str, Path]  # organization_id -> file
     real_root: Path
     limits: Limits
-    provider: str = "stytch"  # whose files they are
+    provider: str = "stytch"  # whose files they are (`formats.file_format`)
     tree: Path | None = None  # files read from `tree`, named as under `shown` (--against-ref)
     shown: Path | None = None
 
@@ -159,7 +160,8 @@ class Desired(NamedTuple):
 
     def document(self, organization_id: str) -> OrgPolicyFile:
         path = self.files[organization_id]
-        document = read_policy(self.provider, path, self.real_root, self.limits)
+        read_policy = file_format(self.provider).read_policy
+        document = read_policy(path, self.real_root, self.limits)
         if document is None or document.organization_id != organization_id:
             raise UsageError(f"{path} changed during the plan: run it again")
         return document

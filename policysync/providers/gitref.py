@@ -12,7 +12,7 @@ organization with no file at REF is read as having no org-specific roles.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -26,14 +26,15 @@ from policysync.layout import PROJECT_FILE, is_org_file_path
 from policysync.models import (
     Organization,
     OrgPolicy,
+    OrgPolicyFile,
     ProjectPolicy,
     ProjectPolicyFile,
     RoleHolders,
 )
 from policysync.providers.base import Log
-from policysync.trees import parse_policy
 
 NO_ROLES = OrgPolicy(roles=())
+Parse = Callable[[bytes], OrgPolicyFile]  # an organization file's bytes, or ValidationError
 _BOM = b"\xef\xbb\xbf"
 PROVIDER = "git"
 
@@ -50,10 +51,13 @@ class GitRef:
         self.notes: list[str] = []
 
     @classmethod
-    def at(cls, root: Path, ref: str, max_bytes: int, provider: str = "stytch") -> GitRef:
-        """The files of the policies folder `root` at commit `ref`, `provider`'s files."""
+    def at(
+        cls, root: Path, ref: str, max_bytes: int, parse: Parse = OrgPolicyFile.model_validate_json
+    ) -> GitRef:
+        """The files of the policies folder `root` at commit `ref`, each read by `parse`
+        (the provider's file format)."""
         snapshot = git.files_at(root, ref, max_bytes)
-        policies, notes = ref_policies(snapshot.files, root, ref, provider)
+        policies, notes = ref_policies(snapshot.files, root, ref, parse)
         at_ref = cls(snapshot.commit, policies, _project(snapshot.files))
         at_ref.notes = notes
         return at_ref
@@ -125,7 +129,10 @@ def relocate(diagnostic: Diagnostic, tree: Path, root: Path) -> Diagnostic:
 
 
 def ref_policies(
-    files: Sequence[git.TreeFile], root: Path, ref: str, provider: str = "stytch"
+    files: Sequence[git.TreeFile],
+    root: Path,
+    ref: str,
+    parse: Parse = OrgPolicyFile.model_validate_json,
 ) -> tuple[dict[str, OrgPolicy | str], list[str]]:
     """The org policies of REF's files, by organization_id as written; for an
     organization whose file at REF cannot be read, why (its prior is unknown); and
@@ -141,7 +148,7 @@ def ref_policies(
             continue
         data = file.data.removeprefix(_BOM)
         try:
-            document = parse_policy(provider, data)
+            document = parse(data)
         except ValidationError:
             org_id = _organization_id(data)
             if org_id is None:

@@ -1,0 +1,56 @@
+"""The policy files of each provider, as the core reads and writes them: how a tree is
+validated, how an organization file becomes the core's shape (Stytch's `OrgPolicyFile`,
+which the planner, the journal and rollback compare), and how `export` writes one.
+One `FileFormat` per provider, by the name the settings give it; a provider's format is
+imported only when asked for (ZenML's lives in `zenml_format.py`)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from policysync.config import Limits
+from policysync.export import ORG_SCHEMA, Target, org_file
+from policysync.loader import read_org_file
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.validate import RootResult, validate_root
+
+
+class FileFormat(NamedTuple):
+    # The whole tree `root` validated (against the live catalog, when it was read).
+    validate_tree: Callable[[Path, Limits, ProjectPolicy | None], RootResult]
+    # An organization file known to be valid, in the core's shape; None when it no
+    # longer loads.
+    read_policy: Callable[[Path, Path, Limits], OrgPolicyFile | None]
+    # An organization file's bytes in the core's shape; pydantic's ValidationError if
+    # they are not a valid one.
+    parse_policy: Callable[[bytes], OrgPolicyFile]
+    # The canonical bytes `export` writes for an organization.
+    org_file: Callable[[Target, OrgPolicy], bytes]
+    org_schema: str  # the `$schema` of a new organization file
+    project_policy: bool  # whether the tree has `project.json`, a snapshot of live
+
+
+def _validate_org_policies(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
+    return validate_root(root, [], limits, live)
+
+
+ORG_POLICIES = FileFormat(
+    validate_tree=_validate_org_policies,
+    read_policy=read_org_file,
+    parse_policy=OrgPolicyFile.model_validate_json,
+    org_file=org_file,
+    org_schema=ORG_SCHEMA,
+    project_policy=True,
+)
+
+# provider -> "module:attribute" of its format
+FORMATS = {"stytch": f"{__name__}:ORG_POLICIES", "zenml": "policysync.zenml_format:FORMAT"}
+
+
+def file_format(provider: str) -> FileFormat:
+    module, _, attribute = FORMATS[provider].partition(":")
+    found: FileFormat = getattr(importlib.import_module(module), attribute)
+    return found

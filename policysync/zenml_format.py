@@ -1,0 +1,62 @@
+"""ZenML Pro's policy files as the core reads and writes them (`formats.FileFormat`):
+validated by `zenml_validate`, converted to the core's shape by `zenml_models.core_file`,
+exported in ZenML's shape (roles by level and name, permissions by resource and action).
+There is no project policy: the vocabulary is the tree's own (`permissions.json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from policysync.config import Limits
+from policysync.export import Target
+from policysync.formats import FileFormat
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.validate import RootResult
+from policysync.zenml_models import ZenmlOrgFile, core_file, zenml_role
+from policysync.zenml_validate import load_zenml_org, validate_zenml_root
+
+SCHEMA = "../../schemas/zenml-org-roles.schema.json"
+
+
+def _validate(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
+    return validate_zenml_root(root, [], limits)
+
+
+def _read(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile | None:
+    document, _, _ = load_zenml_org(path, real_root, limits)
+    return None if document is None else core_file(document)
+
+
+def _parse(data: bytes) -> OrgPolicyFile:
+    return core_file(ZenmlOrgFile.model_validate_json(data))
+
+
+def org_file(target: Target, policy: OrgPolicy) -> bytes:
+    """The bytes of a ZenML Pro organization file, in the canonical form."""
+    roles = sorted((zenml_role(role) for role in policy.roles), key=lambda r: (r.level, r.name))
+    listed = [
+        {
+            "name": role.name,
+            "level": role.level,
+            "description": role.description,
+            "permissions": [
+                {"resource": p.resource, "action": p.action}
+                for p in sorted(role.permissions, key=lambda p: (p.resource, p.action))
+            ],
+        }
+        for role in roles
+    ]
+    head = {"$schema": target.schema} if target.schema is not None else {}
+    document = head | {"organization_id": target.organization_id, "roles": listed}
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+FORMAT = FileFormat(
+    validate_tree=_validate,
+    read_policy=_read,
+    parse_policy=_parse,
+    org_file=org_file,
+    org_schema=SCHEMA,
+    project_policy=False,
+)
