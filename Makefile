@@ -81,6 +81,26 @@ demo: $(VENV)/.installed
 	  $(PS) drift --policies $(DEMO_DIR)/adopted; status=$$?; \
 	  echo "exit code $$status: 0, no drift; commit the adopted files (or use export --branch NAME)"; \
 	  test $$status -eq 0
+	@echo
+	@echo "== 11. ZenML Pro: the sample in examples/zenml/ (provider = \"zenml\") against the bundled ZenML Pro emulator"
+	@mkdir -p $(DEMO_DIR); rm -rf $(DEMO_DIR)/zenml-journal; demo=$$(pwd)/$(DEMO_DIR); ps=$$(pwd)/$(PS); cd examples/zenml; \
+	  env -u ZENML_PRO_API_KEY -u ZENML_PRO_API_URL \
+	    $$ps emulator --provider zenml --port 0 --seed emulator-seed.json > $$demo/zenml-emulator.out 2>&1 & \
+	  pid=$$!; trap 'kill $$pid 2>/dev/null' EXIT; \
+	  for i in $$(seq 200); do grep -q "ZENML_PRO_API_KEY=" $$demo/zenml-emulator.out && break; sleep 0.1; done; \
+	  export $$(grep "^  ZENML_PRO_" $$demo/zenml-emulator.out | tr -d ' '); \
+	  echo "(emulator at $$ZENML_PRO_API_URL)"; \
+	  $$ps validate || exit 1; \
+	  echo; echo "== 12. policysync plan --out    (ZenML Pro: roles by level:name; the role to delete is held by a user)"; \
+	  $$ps plan --detailed-exitcode --out $$demo/zenml-plan.json; status=$$?; \
+	  echo "exit code $$status: 2 means changes are pending"; test $$status -eq 2 || exit 1; \
+	  echo; echo "== 13. policysync apply --allow-delete    (one role at a time, each operation journaled; the holders of the deleted role too)"; \
+	  $$ps apply $$demo/zenml-plan.json --allow-delete --journal $$demo/zenml-journal || exit 1; \
+	  echo "(the journal keeps who held the deleted role, for rollback to give it back:)"; \
+	  grep -h -A 10 '"holders": \[$$' $$demo/zenml-journal/*/*.json | head -12; \
+	  echo; echo "== 14. policysync drift    (ZenML Pro)"; \
+	  $$ps drift --all-orgs; status=$$?; \
+	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check policysync tests bench

@@ -58,14 +58,14 @@ T = TypeVar("T")
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policysync")
 def cli() -> None:
-    """Organization-scoped Stytch RBAC policies kept in git.
+    """Organization-scoped RBAC roles (Stytch B2B, ZenML Pro) kept in git.
 
     `policysync validate` checks the policy files offline. Exit codes: 0 success,
     1 invalid files or any error.
     """
 
 
-@cli.command(short_help="Check policy files offline: schemas, Stytch's rules, limits.")
+@cli.command(short_help="Check policy files offline: schemas, the provider's rules, limits.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @config_option
 @policies_option
@@ -104,7 +104,7 @@ def validate(
     return EXIT_OK if run.report.valid else EXIT_ERROR
 
 
-@cli.command(short_help="Show what apply would change in live Stytch.")
+@cli.command(short_help="Show what apply would change live.")
 @tree_options
 @format_option(
     PLAN_RENDERERS,
@@ -168,7 +168,7 @@ def plan(
     return EXIT_CHANGES if detailed_exitcode and not plan_is_empty(run.plan) else EXIT_OK
 
 
-@cli.command(short_help="Make live Stytch match the policy files, or a saved plan.")
+@cli.command(short_help="Make live roles match the policy files, or a saved plan.")
 @click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path))
 @tree_options
 @format_option(RUN_FORMATS, "How to print the result (the plan goes to stderr).")
@@ -283,7 +283,7 @@ def rollback(
     )
 
 
-@cli.command(short_help="Tell whether live Stytch still matches the policy files.")
+@cli.command(short_help="Tell whether live roles still match the policy files.")
 @tree_options
 @format_option(
     DRIFT_FORMATS, "text for people, markdown for job summaries and issues, json for programs."

@@ -137,7 +137,7 @@ def test_missing_organizations_are_drift_other_errors_are_failures() -> None:
         "Drift: 1 managed organization no longer exists. 1 could not be read."
     )
     text = click.unstyle(render_text(result))
-    assert "! organization ghost: no longer exists in Stytch: organization_not_found" in text
+    assert "! organization ghost: no longer exists live: organization_not_found" in text
     assert "(request request-id-test-1)" in text
     assert "! organization slow: timeout: no answer" in text
 

@@ -170,7 +170,7 @@ def commit_message(project_id: str, statuses: Mapping[str, str], shown: int = 50
     more = [f"... and {len(lines) - shown} more"] if len(lines) > shown else []
     return "\n".join(
         [
-            "Export the live Stytch RBAC policies",
+            "Export the live RBAC policies",
             "",
             f"Written by `policysync export` from project {project_id}:",
             "",

@@ -93,7 +93,7 @@ def error_line(org: OrgDrift, paint: Paint = plain) -> str:
     assert org.error is not None, "called for a missing or unreadable organization only"
     error = org.error
     request = f" (request {visible(error.request_id)})" if error.request_id else ""
-    what = "no longer exists in Stytch: " if org.status == "missing" else ""
+    what = "no longer exists live: " if org.status == "missing" else ""
     return (
         f"{paint('!')} organization {_label(org)}: {what}"
         f"{visible(error.error_type)}: {visible(error.message)}{request}"

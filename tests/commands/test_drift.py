@@ -205,9 +205,7 @@ def test_a_managed_organization_that_no_longer_exists(
     (workdir / "policies" / "orgs" / "ghost.json").write_text(json.dumps(ghost))
     code, out, err = drift(capsys, "--org", GHOST)
     assert code == 2, err
-    assert (
-        f"! organization ghost ({GHOST}): no longer exists in Stytch: organization_not_found" in out
-    )
+    assert f"! organization ghost ({GHOST}): no longer exists live: organization_not_found" in out
     assert out.strip().splitlines()[-1] == "Drift: 1 managed organization no longer exists."
     code, document = drift_json(capsys, "--org", GHOST)
     (org,) = document["organizations"]

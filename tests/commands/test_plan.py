@@ -234,16 +234,17 @@ def test_a_file_changed_during_the_plan_stops_it_with_a_message(
     import policysync.commands.plan as planning
 
     acme = workdir / "policies" / "orgs" / "acme.json"
-    validate_tree = planning.validate_tree
+    files_of = planning.file_format("stytch")
 
     def then_rewrite(*args: Any, **kwargs: Any) -> Any:
-        checked = validate_tree(*args, **kwargs)
+        checked = files_of.validate_tree(*args, **kwargs)
         document = json.loads(acme.read_text())
         document["organization_id"] = "someone-else"
         acme.write_text(json.dumps(document))
         return checked
 
-    monkeypatch.setattr(planning, "validate_tree", then_rewrite)
+    rewriting = files_of._replace(validate_tree=then_rewrite)
+    monkeypatch.setattr(planning, "file_format", lambda provider: rewriting)
     code, out, err = run(["plan"], capsys)
     assert code == 1
     assert out == ""
