@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 from policysync import __version__
 from policysync.canonical import grants, same_role
@@ -148,8 +148,10 @@ class _Answer(BaseModel):
 
 
 class _Token(_Answer):
-    access_token: str
-    expires_in: float | None = None
+    # A bearer is sent in a header: visible ASCII only (RFC 6750's b64token and more).
+    access_token: str = Field(pattern=r"^[\x21-\x7e]+$")
+    # Seconds; a day at most is believed (a token is used until shortly before then).
+    expires_in: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class _Organization(_Answer):
@@ -284,8 +286,8 @@ class ZenmlClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self.project_id = endpoint.base_url.rstrip("/")
-        self._key = endpoint.api_key.get_secret_value()
-        self._redact = Redactor(self._key)
+        self._key = endpoint.api_key  # a SecretStr: ********** in a repr or a traceback
+        self._redact = Redactor(self._key.get_secret_value())
         self._clock = clock
         self._http = HttpClient(
             endpoint.base_url,
@@ -536,17 +538,17 @@ class ZenmlClient:
                     return token
             try:
                 response = await self._http.send(
-                    "POST", "/auth/login", form={"password": self._key}
+                    "POST", "/auth/login", form={"password": self._key.get_secret_value()}
                 )
             except Rejected as rejected:
                 raise self._answer_error(rejected.response, None, rejected.after) from None
             assert response is not None
             answer = self._read(_TOKEN, response)
-            life = answer.expires_in if answer.expires_in is not None else 3600.0
+            life = 3600.0 if answer.expires_in is None else min(answer.expires_in, 86400.0)
             until = self._clock() + max(0.0, life - min(TOKEN_MARGIN_SECONDS, life / 10))
             token = answer.access_token
             if len(token) >= MIN_SECRET_LENGTH:
-                self._redact = Redactor(self._key, token)
+                self._redact = Redactor(self._key.get_secret_value(), token)
             self._token = (token, until)
             return token
 
