@@ -114,7 +114,9 @@ class DriftReport(BaseModel):
     format_version: Literal["1"]
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
-    project_id: str = Field(description="The Stytch project compared (never its secret).")
+    project_id: str = Field(
+        description="The Stytch project, or ZenML Pro API URL, compared (never a secret)."
+    )
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
     drift_found: bool = Field(

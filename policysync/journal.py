@@ -169,7 +169,7 @@ class RunSummary(BaseModel):
     kind: RunKind
     rolled_back_run: str | None = Field(description="The run a rollback undoes; else null.")
     policysync_version: str
-    project_id: str = Field(description="The Stytch project written to.")
+    project_id: str = Field(description="The Stytch project, or ZenML Pro API URL, written to.")
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None
     started_at: str = Field(description="ISO 8601, UTC.")

@@ -96,7 +96,9 @@ class PlanDocument(BaseModel):
     format_version: Literal["1"]
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
-    project_id: str = Field(description="The Stytch project planned against.")
+    project_id: str = Field(
+        description="The Stytch project, or ZenML Pro API URL, planned against."
+    )
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
     organizations: tuple[OrgPlan, ...] = Field(description="Sorted by organization_id.")
