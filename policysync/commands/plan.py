@@ -101,7 +101,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         )
     with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
         tree = Path(tmp) / "policies"
-        git.materialize(head.files, tree)
+        git.materialize(head.files, tree, settings.provider)
         checked = validate_tree(settings.provider, tree, limits)
         diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
         report = ValidationReport.build(
