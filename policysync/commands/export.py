@@ -92,7 +92,7 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     if request.branch is None:
         write(root, changed)
     elif changed:
-        message = commit_message(provider.project_id, statuses)
+        message = commit_message(provider.project_id, statuses, zenml)
         commit = git.commit_on_new_branch(root, request.branch, changed, message)
     return ExportResult(
         project_id=provider.project_id,
@@ -170,12 +170,14 @@ def write(root: Path, files: dict[str, bytes]) -> None:
             ) from None
 
 
-def commit_message(project_id: str, statuses: Mapping[str, str], shown: int = 50) -> str:
+def commit_message(
+    project_id: str, statuses: Mapping[str, str], zenml: bool = False, shown: int = 50
+) -> str:
     lines = [f"{state} {path}" for path, state in sorted(statuses.items()) if state != "unchanged"]
     more = [f"... and {len(lines) - shown} more"] if len(lines) > shown else []
     return "\n".join(
         [
-            "Export the live Stytch RBAC policies",
+            "Export the live ZenML Pro roles" if zenml else "Export the live Stytch RBAC policies",
             "",
             f"Written by `policysync export` from project {project_id}:",
             "",
