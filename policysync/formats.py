@@ -31,6 +31,7 @@ class FileFormat(NamedTuple):
     org_file: Callable[[Target, OrgPolicy], bytes]
     org_schema: str  # the `$schema` of a new organization file
     project_policy: bool  # whether the tree has `project.json`, a snapshot of live
+    exported: str  # what `export --branch` commits, for its message
 
 
 def _validate_org_policies(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
@@ -44,6 +45,7 @@ ORG_POLICIES = FileFormat(
     org_file=org_file,
     org_schema=ORG_SCHEMA,
     project_policy=True,
+    exported="the live Stytch RBAC policies",
 )
 
 # provider -> "module:attribute" of its format

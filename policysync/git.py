@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from policysync.errors import UsageError
-from policysync.layout import ORGS_DIR, PROJECT_FILE
+from policysync.layout import ORGS_DIR, root_file
 
 if TYPE_CHECKING:
     from git import Commit, Repo
@@ -220,8 +220,9 @@ def commit_on_new_branch(path: Path, branch: str, files: Mapping[str, bytes], me
         return commit.hexsha
 
 
-def materialize(files: Sequence[TreeFile], tree: Path) -> None:
-    """Write what the loader reads (`project.json`, the entries of `orgs/`) under `tree`.
+def materialize(files: Sequence[TreeFile], tree: Path, provider: str = "stytch") -> None:
+    """Write what the loader reads (`project.json`, or ZenML's `permissions.json`, and
+    the entries of `orgs/`) under `tree`.
     A file too large to read becomes a sparse file of its size: the loader refuses it
     by its size alone.
 
@@ -231,10 +232,10 @@ def materialize(files: Sequence[TreeFile], tree: Path) -> None:
     ignores case takes `orgs/A.json` and `orgs/a.json` for one name: such files are
     refused (UsageError) rather than laid out through one another."""
     tree.mkdir()
-    root = tree.resolve()
+    root, own = tree.resolve(), root_file(provider)
     for file in files:
         top = file.path.split("/", 1)[0]
-        if file.path != PROJECT_FILE and top != ORGS_DIR:
+        if file.path != own and top != ORGS_DIR:
             continue
         target = root.joinpath(*file.path.split("/"))
         try:

@@ -59,4 +59,5 @@ FORMAT = FileFormat(
     org_file=org_file,
     org_schema=SCHEMA,
     project_policy=False,
+    exported="the live ZenML Pro roles",
 )

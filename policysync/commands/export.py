@@ -87,7 +87,7 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     if request.branch is None:
         write(root, changed)
     elif changed:
-        message = commit_message(provider.project_id, statuses)
+        message = commit_message(provider.project_id, statuses, files_of.exported)
         commit = git.commit_on_new_branch(root, request.branch, changed, message)
     return ExportResult(
         project_id=provider.project_id,
@@ -165,12 +165,12 @@ def write(root: Path, files: dict[str, bytes]) -> None:
             ) from None
 
 
-def commit_message(project_id: str, statuses: Mapping[str, str], shown: int = 50) -> str:
+def commit_message(project_id: str, statuses: Mapping[str, str], what: str, shown: int = 50) -> str:
     lines = [f"{state} {path}" for path, state in sorted(statuses.items()) if state != "unchanged"]
     more = [f"... and {len(lines) - shown} more"] if len(lines) > shown else []
     return "\n".join(
         [
-            "Export the live RBAC policies",
+            f"Export {what}",
             "",
             f"Written by `policysync export` from project {project_id}:",
             "",

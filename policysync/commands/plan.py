@@ -102,7 +102,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         )
     with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
         tree = Path(tmp) / "policies"
-        git.materialize(head.files, tree)
+        git.materialize(head.files, tree, settings.provider)
         checked = files_of.validate_tree(tree, limits, None)
         diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
         report = ValidationReport.build(

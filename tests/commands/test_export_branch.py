@@ -44,7 +44,7 @@ def test_branch_commits_the_export_and_leaves_the_checkout_alone(
     assert f"Committed {commit[:12]} on the new branch adopt-drift" in out
     assert "Export live" not in git(tmp_path, "log", "-1", "--format=%s", "main")
     assert git(tmp_path, "log", "-1", "--format=%s", "adopt-drift") == (
-        "Export the live RBAC policies"
+        "Export the live Stytch RBAC policies"
     )
     changed = set(git(tmp_path, "diff", "--name-only", repo, commit).splitlines())
     assert "policies/orgs/cyberdyne.json" in changed
