@@ -44,7 +44,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import pydantic_core
 
-from policysync.errors import ApiError, ConfigError, TransportError, UsageError
+from policysync.errors import ApiError, ConfigError, ProviderError, TransportError, UsageError
 from policysync.providers.pacing import Backoff, Clock, RateLimiter, Sleep
 
 DEFAULT_BACKOFF = Backoff()
@@ -85,6 +85,7 @@ class Rejected(Exception):
 
 Outcome = httpx.Response | httpx.TransportError | AnswerTooLarge
 Settle = Callable[[], Awaitable[bool]]
+Auth = Callable[[], Awaitable[Mapping[str, str]]]  # headers asked for before each attempt
 
 
 class Site(NamedTuple):
@@ -180,6 +181,7 @@ class HttpClient:
         *,
         form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        auth: Auth | None = None,
     ) -> httpx.Response | None:
         """Send until a 200 comes or retrying is no longer worth it; the 200. `settle`,
         for a request that changes state, is called before sending it again after an
@@ -188,7 +190,10 @@ class HttpClient:
         TransportError when no answer can be read. Either says `outcome_unknown` when any
         attempt may have been carried out (`_outcome_unknown`): a write is then neither
         known to have landed nor known not to have. `form` is sent instead of a JSON
-        `body`, form-encoded; `headers` are added to the client's (e.g. a token)."""
+        `body`, form-encoded; `headers` are added to the client's, and so are `auth()`'s,
+        asked again before every attempt (a bearer token that expires while a request
+        waits to be retried is renewed for the next attempt). An error `auth()` raises
+        ends the retries, `outcome_unknown` when an earlier attempt may have landed."""
         content = None if body is None else _json_bytes(body)
         sent = self._headers
         if form is not None:
@@ -200,7 +205,16 @@ class HttpClient:
         unknown = False
         waited = 0.0  # seconds slept between attempts, bounded by backoff.max_wait
         while True:
-            outcome = await self._attempt(method, path, content, sent)
+            if auth is None:
+                outcome = await self._attempt(method, path, content, sent)
+            else:
+                try:
+                    credentials = await auth()
+                except ProviderError as exc:
+                    exc.outcome_unknown = exc.outcome_unknown or unknown
+                    raise
+                attempt_headers = httpx.Headers({**sent, **credentials})
+                outcome = await self._attempt(method, path, content, attempt_headers)
             if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
                 return outcome
             unknown = unknown or _outcome_unknown(outcome)

@@ -561,21 +561,33 @@ class ZenmlClient:
         settle: Callable[[], Awaitable[bool]] | None = None,
     ) -> httpx.Response | None:
         """The request's 200 (None when `settle` found an earlier attempt took effect);
-        ZenML's error otherwise. A 401 logs in again, once, and the request is sent again."""
-        token = await self._bearer()
+        ZenML's error otherwise. Every attempt carries the token cached then (one that
+        expired while the request waited to be retried is renewed first); a 401 logs in
+        again, once, and the request is sent again. The error says `outcome_unknown` when
+        any attempt, before the 401 or after, may have been carried out."""
+        used: list[str] = []  # the token of each attempt: the last one got the 401
+
+        async def bearer() -> dict[str, str]:
+            used.append(await self._bearer())
+            return {"Authorization": f"Bearer {used[-1]}"}
+
+        unknown = False
         for last in (False, True):
-            headers = {"Authorization": f"Bearer {token}"}
             try:
                 return await self._http.send(
-                    method, path, body, organization_id, settle, headers=headers
+                    method, path, body, organization_id, settle, auth=bearer
                 )
             except Rejected as rejected:
+                unknown = unknown or rejected.outcome_unknown
                 if rejected.response.status_code == 401 and not last:
-                    token = await self._bearer(stale=token)
+                    await self._bearer(stale=used[-1])
                     continue
                 error = self._answer_error(rejected.response, organization_id, rejected.after)
-                error.outcome_unknown = rejected.outcome_unknown
+                error.outcome_unknown = unknown
                 raise error from None
+            except ProviderError as error:
+                error.outcome_unknown = error.outcome_unknown or unknown
+                raise
         raise AssertionError("unreachable")
 
     def _read(self, adapter: TypeAdapter[_T], response: httpx.Response | None) -> _T:
