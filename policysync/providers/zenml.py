@@ -565,10 +565,11 @@ class ZenmlClient:
         expired while the request waited to be retried is renewed first); a 401 logs in
         again, once, and the request is sent again. The error says `outcome_unknown` when
         any attempt, before the 401 or after, may have been carried out."""
-        used: list[str] = []  # the token of each attempt: the last one got the 401
+        used: list[str] = []  # the token of each attempt
+        stale: str | None = None  # the token a 401 refused: logged in again instead
 
         async def bearer() -> dict[str, str]:
-            used.append(await self._bearer())
+            used.append(await self._bearer(stale))
             return {"Authorization": f"Bearer {used[-1]}"}
 
         unknown = False
@@ -580,7 +581,7 @@ class ZenmlClient:
             except Rejected as rejected:
                 unknown = unknown or rejected.outcome_unknown
                 if rejected.response.status_code == 401 and not last:
-                    await self._bearer(stale=used[-1])
+                    stale = used[-1]  # the next attempt logs in again first
                     continue
                 error = self._answer_error(rejected.response, organization_id, rejected.after)
                 error.outcome_unknown = unknown

@@ -1,8 +1,8 @@
 """The ZenML Pro client's bearer token across retries, against the ZenML emulator
 in-process (httpx.ASGITransport) on a fake clock shared by both: a token that expires
 while a request waits to be retried is renewed before the next attempt, however many
-times that happens; and a login that fails then says whether an earlier attempt of the
-request may have landed."""
+times that happens; a token refused all the same logs in again once; and a login that
+fails says whether an earlier attempt of the request may have landed."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ SEED_FILE = ROOT / "examples" / "zenml" / "emulator-seed.json"
 GLOBEX = "9a1b2c3d-0000-4000-8000-000000000002"
 TTL = 10  # seconds a token lives; every wait below is longer
 WAIT = "30"  # Retry-After, seconds
+
+
+DETAILS = {
+    401: b'{"detail": ["AuthorizationException", "The token has expired."]}',
+    429: b'{"detail": "Too many requests have been made."}',
+    503: b'{"detail": "The service is temporarily unavailable."}',
+}
 
 
 class Unsteady:
@@ -63,7 +70,7 @@ class Unsteady:
                 return await self.answer(send, path, 401, refused)
         if scope["method"] == self.method and path.endswith(self.suffix) and self.left > 0:
             self.left -= 1
-            return await self.answer(send, path, self.status, b'{"detail": "busy"}')
+            return await self.answer(send, path, self.status, DETAILS[self.status])
 
         async def counted(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -138,4 +145,27 @@ def test_a_login_failing_after_an_attempt_that_may_have_landed_says_so() -> None
     assert raised.value.outcome_unknown
     assert server.logins == 3  # the first; refused to the settling read and to the POST
     assert server.statuses[("/roles", 503)] == 1
+    store.close()
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_token_refused_logs_in_again_once_and_sends_again_once(refusals: int) -> None:
+    """A 401 for a token the client still thought alive: one login more and one request
+    more; a second 401 is the error."""
+    clock = FakeClock()
+    client, server, store = client_and_server(clock, "GET", "/roles", 401, refusals)
+
+    async def go() -> OrgPolicy:
+        async with client:
+            return await client.read_org(GLOBEX)
+
+    if refusals == 1:
+        assert asyncio.run(go()) == OrgPolicy(roles=())
+    else:
+        with pytest.raises(ApiError) as raised:
+            asyncio.run(go())
+        assert (raised.value.status, raised.value.error_type) == (401, "AuthorizationException")
+        assert not raised.value.outcome_unknown
+    assert server.logins == 2
+    assert clock.sleeps == []
     store.close()
