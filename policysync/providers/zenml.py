@@ -287,6 +287,9 @@ class ZenmlClient:
     ) -> None:
         self.project_id = endpoint.base_url.rstrip("/")
         self._key = endpoint.api_key  # a SecretStr: ********** in a repr or a traceback
+        # Every token this client was given is hidden too: a token replaced may still be
+        # good (it is replaced before it expires), and an answer may echo it after that.
+        self._given_tokens: list[str] = []
         self._redact = Redactor(self._key.get_secret_value())
         self._clock = clock
         self._http = HttpClient(
@@ -547,8 +550,9 @@ class ZenmlClient:
             life = 3600.0 if answer.expires_in is None else min(answer.expires_in, 86400.0)
             until = self._clock() + max(0.0, life - min(TOKEN_MARGIN_SECONDS, life / 10))
             token = answer.access_token
-            if len(token) >= MIN_SECRET_LENGTH:
-                self._redact = Redactor(self._key.get_secret_value(), token)
+            if len(token) >= MIN_SECRET_LENGTH and token not in self._given_tokens:
+                self._given_tokens.append(token)
+                self._redact = Redactor(self._key.get_secret_value(), *self._given_tokens)
             self._token = (token, until)
             return token
 
@@ -652,5 +656,5 @@ def _field_error(error: dict[str, Any]) -> str:
     """One error of a 422's list: where (without FastAPI's leading `body`/`query`), what."""
     loc = error.get("loc")
     parts = [str(p) for p in loc] if isinstance(loc, list) else []
-    where = ".".join(parts)
+    where = ".".join(parts[1:] if parts[:1] in (["body"], ["query"]) else parts)
     return f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", ""))
