@@ -14,7 +14,7 @@ $(BIN)/python:
 # compiles only what it copies), and with PYTHONDONTWRITEBYTECODE set none is ever written:
 # every command would compile policysync again (~50 ms of CPU). compileall writes it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	$(BIN)/python -m pip install --quiet -e '.[demo,emulator]'
 	$(BIN)/python -m compileall -q policysync
 	touch $@
 

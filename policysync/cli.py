@@ -387,6 +387,45 @@ def export(
     return EXIT_ERROR if result.problems else EXIT_OK
 
 
+@cli.command(short_help="Print or write the published JSON Schemas.")
+@click.argument("name", required=False)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write NAME.schema.json into this folder (made if missing) instead of printing.",
+)
+def schema(name: str | None, out: Path | None) -> int:
+    """Print the JSON Schema NAME (draft 2020-12), or with --out write it (without NAME:
+    all of them) as NAME.schema.json. Without NAME or --out, list the names:
+
+    \b
+    org-policy         policies/orgs/*.json (Stytch)
+    project-policy     policies/project.json (Stytch)
+    zenml-org-roles    policies/orgs/*.json (ZenML Pro)
+    zenml-permissions  policies/permissions.json (ZenML Pro)
+    validate-report    validate --format json
+    plan               plan --format json, and saved plans
+    run-result         apply and rollback --format json
+    drift              drift --format json and --report
+
+    The policy files' `$schema` keys point at a `schemas` folder beside `policies/`:
+    `policysync schema --out schemas` run there writes it.
+    """
+    from policysync import schemas
+
+    if name is not None and name not in schemas.SCHEMA_MODELS:
+        known = ", ".join(schemas.SCHEMA_MODELS)
+        raise UsageError(f"no schema is named {name!r}: the schemas are {known}")
+    if out is not None:
+        for path in schemas.write(out, [name] if name else list(schemas.SCHEMA_MODELS)):
+            click.echo(path)
+    elif name is None:
+        click.echo("\n".join(schemas.SCHEMA_MODELS))
+    else:
+        click.echo(schemas.render(name), nl=False)
+    return EXIT_OK
+
+
 def _plan_live(settings: Settings, provider: Provider, live: Live) -> PlanRun:
     from policysync.commands.plan import plan_live  # the validator with it
 

@@ -1,7 +1,9 @@
 """The published JSON Schemas, generated from the models so the two cannot drift apart.
 
 `python -m policysync.schemas --write` rewrites `schemas/`; `--check` (and a test) fails
-when a committed schema differs from what the models generate.
+when a committed schema differs from what the models generate. The wheel carries the
+committed files as `policysync/_schemas/` (pyproject's force-include), and `policysync
+schema` prints or writes them (`write`), rendered from the models: the same bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 
 from policysync import durable
 from policysync.drift import DriftReport
+from policysync.errors import UsageError
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
@@ -52,6 +55,24 @@ def filename(name: str) -> str:
     return f"{name}.schema.json"
 
 
+def write(directory: Path, names: list[str]) -> list[Path]:
+    """Write the schemas `names` into `directory` (made if missing) as NAME.schema.json;
+    the paths written."""
+    written = []
+    try:
+        durable.make_folders(directory)
+        for name in names:
+            path = directory / filename(name)
+            durable.replace(path, render(name).encode("utf-8"))
+            written.append(path)
+    except OSError as exc:
+        raise UsageError(
+            f"{exc.filename or directory}: cannot write the schemas there "
+            f"({exc.strerror or exc}): choose another --out folder"
+        ) from None
+    return written
+
+
 def stale(directory: Path) -> list[str]:
     """Names of the schema files in `directory` that are missing or out of date."""
     out = []
@@ -65,9 +86,7 @@ def stale(directory: Path) -> list[str]:
 def main(argv: list[str]) -> int:
     directory = Path(__file__).resolve().parent.parent / "schemas"
     if argv == ["--write"]:
-        directory.mkdir(exist_ok=True)
-        for name in SCHEMA_MODELS:
-            durable.replace(directory / filename(name), render(name).encode("utf-8"))
+        write(directory, list(SCHEMA_MODELS))
         return 0
     if argv == ["--check"]:
         out_of_date = stale(directory)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
+from support.clirun import run
 
 from policysync import schemas
 from policysync.models import OrgPolicyFile, ProjectPolicyFile
@@ -121,3 +122,65 @@ def test_org_schema_and_model_agree(doc: Any) -> None:
 def test_project_schema_and_model_agree(doc: Any) -> None:
     schema_ok = jsonschema.Draft202012Validator(committed("project-policy")).is_valid(doc)
     assert schema_ok == pydantic_accepts(ProjectPolicyFile, doc)
+
+
+# --- `policysync schema` --------------------------------------------------------------
+
+
+def test_schema_without_a_name_lists_the_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["schema"], capsys) == (0, "\n".join(schemas.SCHEMA_MODELS) + "\n", "")
+
+
+@pytest.mark.parametrize("name", sorted(schemas.SCHEMA_MODELS))
+def test_schema_name_prints_the_published_file(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["schema", name], capsys)
+    assert (code, err) == (0, "")
+    assert out == (SCHEMA_DIR / schemas.filename(name)).read_text(encoding="utf-8")
+
+
+def test_schema_out_writes_every_schema_into_a_new_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "a" / "schemas"
+    code, out, err = run(["schema", "--out", str(out_dir)], capsys)
+    assert (code, err) == (0, "")
+    written = [out_dir / schemas.filename(name) for name in schemas.SCHEMA_MODELS]
+    assert out.splitlines() == [str(path) for path in written]
+    assert sorted(out_dir.iterdir()) == sorted(written)
+    assert schemas.stale(out_dir) == []
+
+
+def test_schema_name_out_writes_only_that_one_and_replaces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "drift.schema.json").write_text("{}")
+    code, out, _ = run(["schema", "drift", "--out", str(tmp_path)], capsys)
+    assert (code, out) == (0, f"{tmp_path / 'drift.schema.json'}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["drift.schema.json"]
+    assert (tmp_path / "drift.schema.json").read_text() == schemas.render("drift")
+
+
+def test_an_unknown_schema_name_is_a_usage_error_naming_the_schemas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["schema", "org-polcy", "--out", str(tmp_path)], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: no schema is named 'org-polcy': the schemas are "
+        + ", ".join(schemas.SCHEMA_MODELS)
+        + "\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_out_where_nothing_can_be_written_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run(["schema", "--out", str(blocker / "schemas")], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {blocker / 'schemas'}: cannot write the schemas there (")
+    assert err.endswith("): choose another --out folder\n")

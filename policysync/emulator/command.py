@@ -139,7 +139,13 @@ def emulator(
     import sqlite3
 
     # Imported here: the CLI loads this module for its --help; the server stack only runs.
-    from policysync.emulator import server
+    try:
+        from policysync.emulator import server
+    except ModuleNotFoundError as exc:
+        if not _extra_missing(exc):
+            raise
+        package = (exc.name or "").partition(".")[0]
+        raise PolicysyncError(NEEDS_EXTRA.format(module=package)) from None
     from policysync.emulator.faults import Faults
 
     faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
@@ -195,6 +201,22 @@ def emulator(
         raise PolicysyncError(f"{db}: cannot open the SQLite database: {exc}") from None
     _serve(app, host, port, db, faults.any, credentials)
     return 0
+
+
+# What the server stack needs beyond policysync's own dependencies: the `emulator` extra,
+# which the pre-commit hook and the composite action do not install.
+EXTRA_PACKAGES = frozenset({"starlette", "uvicorn", "httptools"})
+NEEDS_EXTRA = (
+    "`policysync emulator` needs the emulator extra (no module named {module!r}): "
+    "pip install 'policysync[emulator]' (with pipx: pipx install --force "
+    "'policysync[emulator] @ <what you installed policysync from>')"
+)
+
+
+def _extra_missing(exc: ModuleNotFoundError) -> bool:
+    """Whether `exc` says a package of the `emulator` extra (or a module of one) is
+    not installed."""
+    return (exc.name or "").partition(".")[0] in EXTRA_PACKAGES
 
 
 class _Dumpable(Protocol):

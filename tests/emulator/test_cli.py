@@ -6,14 +6,17 @@ import base64
 import json
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support import clirun
 from support.processes import clean_env, emulator_process, run
 
+from policysync.emulator.command import EXTRA_PACKAGES
 from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET
 
 from .conftest import SEED_FILE
@@ -283,3 +286,51 @@ def test_a_seed_breaking_the_configured_limits_is_refused(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "more than the limit of 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def forget(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make `name` imported afresh (for this test only): out of sys.modules and off its
+    package, where `from package import name` would find it first."""
+    monkeypatch.delitem(sys.modules, name)
+    package, _, child = name.rpartition(".")
+    if package in sys.modules:
+        monkeypatch.delattr(sys.modules[package], child, raising=False)
+
+
+def without_server_modules(monkeypatch: pytest.MonkeyPatch, uninstalled: set[str]) -> None:
+    """As in an install without the `emulator` extra: the packages `uninstalled` cannot be
+    imported, and the emulator's own modules are imported again (command.py excepted)."""
+    for name in list(sys.modules):
+        if name in uninstalled:
+            monkeypatch.setitem(sys.modules, name, None)  # `import name` fails
+        elif name.partition(".")[0] in uninstalled or (
+            name.startswith("policysync.emulator.") and name != "policysync.emulator.command"
+        ):
+            forget(monkeypatch, name)
+
+
+@pytest.mark.parametrize("package", sorted(EXTRA_PACKAGES - {"httptools"}))
+def test_without_the_emulator_extra_it_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], package: str
+) -> None:
+    without_server_modules(monkeypatch, {package})
+    code, out, err = clirun.run(["emulator", "--port", "0", "--seed", str(SEED_FILE)], capsys)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "error: `policysync emulator` needs the emulator extra (no module named "
+        f"'{package}'): pip install 'policysync[emulator]' (with pipx: pipx install --force "
+        "'policysync[emulator] @ <what you installed policysync from>')\n"
+    )
+
+
+def test_another_missing_module_is_not_blamed_on_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    without_server_modules(monkeypatch, set())
+    monkeypatch.setitem(sys.modules, "policysync.emulator.server", None)
+    monkeypatch.delenv("POLICYSYNC_DEBUG", raising=False)
+    code, _, err = clirun.run(["emulator", "--port", "0", "--seed", str(SEED_FILE)], capsys)
+    assert code == 1
+    assert err.startswith("internal error: ModuleNotFoundError: ")
+    assert "emulator extra" not in err
