@@ -104,6 +104,37 @@ def validate(
     return EXIT_OK if run.report.valid else EXIT_ERROR
 
 
+@cli.command("fmt", short_help="Rewrite policy files in the canonical form export writes.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@config_option
+@policies_option
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not canonical.")
+def fmt_command(
+    paths: tuple[Path, ...], config: Path | None, policies: Path | None, check: bool
+) -> int:
+    """Rewrite the policy files in the one canonical form `policysync export` writes:
+    keys in the documented order; roles, permissions and actions sorted; two-space
+    indent; a final newline. Each file keeps its $schema and organization_id as
+    written, and grants exactly what it granted.
+
+    PATHS are policies folders or single files, as for `validate`; without PATHS the
+    policies folder is formatted. The files are validated first: with an error, none is
+    written. Prints the files rewritten (with --check: those that would be, writing
+    nothing). Exit 0 when done (with --check: every file is canonical), 1 otherwise.
+    """
+    from policysync.commands.fmt import run_fmt
+    from policysync.views.fmt import render_files, summary_line
+
+    result = run_fmt(settings_of(config, policies), paths, check)
+    if not _valid(result.report):
+        click.echo("error: the files were not formatted: fix the errors first", err=True)
+        return EXIT_ERROR
+    if result.changed:
+        click.echo(render_files(result))
+    click.echo(summary_line(result), err=True)
+    return EXIT_ERROR if check and result.changed else EXIT_OK
+
+
 @cli.command(short_help="Show what apply would change live.")
 @tree_options
 @format_option(

@@ -4,7 +4,7 @@
 it, renames it over `path` (`os.replace`, atomic) and fsyncs the folder (the rename is
 an entry of the folder). A reader sees the old file or the new one, never half of one,
 and once it returns the new file survives a crash. The journal, saved plans, drift
-reports and exported policy files all go through it.
+reports, exported and formatted policy files all go through it.
 
 The temporary file has a random name and is created with O_EXCL: a file or a symbolic
 link already at that name (planted by someone who can write to the folder) makes the

@@ -3,21 +3,31 @@
 Live policies are written in one canonical form (keys in the documented order; roles,
 permissions, actions, resources and scopes sorted; two-space indent; a final newline),
 so that exporting unchanged data again gives byte-identical files and a diff shows only
-real changes. A file that exists keeps its name, its `$schema` and its
-`organization_id` as written; a new file is named after the organization's slug and
-names the organization by its id (ids never change; slugs can).
+real changes; a file that says what live says in another form is left as written
+(`status`), for `policysync fmt`, which writes these same bytes. A file that exists
+keeps its name, its `$schema` and its `organization_id` as written; a new file is named
+after the organization's slug and names the organization by its id (ids never change;
+slugs can).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.models import OrgPolicy, Permission, ProjectPolicy, Role
+from policysync.canonical import same_policy, same_project
+from policysync.models import (
+    OrgPolicy,
+    OrgPolicyFile,
+    Permission,
+    ProjectPolicy,
+    ProjectPolicyFile,
+    Role,
+)
 from policysync.plan import OrgError
 
 ORG_SCHEMA = "../../schemas/org-policy.schema.json"
@@ -248,8 +258,48 @@ def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:
     return _dump(({"$schema": schema} if schema is not None else {}) | {"policy": body})
 
 
-def status(current: Mapping[str, bytes | None], path: str, data: bytes) -> FileStatus:
-    """What writing `data` at `path` does to the files `current` holds."""
+def status(
+    current: Mapping[str, bytes | None],
+    path: str,
+    data: bytes,
+    same: Callable[[bytes], bool] = lambda _: False,
+) -> FileStatus:
+    """What writing `data` at `path` does to the files `current` holds. A file that
+    already says what `data` says, in another form (`same` of its bytes), is
+    `unchanged` and left as written: putting it in the canonical form is `policysync
+    fmt`'s job, and a refresh reports only what live changed."""
     if path not in current:
         return "created"
-    return "unchanged" if current[path] == data else "updated"
+    old = current[path]
+    return "unchanged" if old == data or (old is not None and same(old)) else "updated"
+
+
+def same_org_file(
+    parse: Callable[[bytes], OrgPolicyFile], target: Target, policy: OrgPolicy
+) -> Callable[[bytes], bool]:
+    """Whether an organization file's bytes (read by `parse`, a `FileFormat`'s) name
+    `target`'s organization and say `policy`, in any form."""
+
+    def same(data: bytes) -> bool:
+        try:
+            document = parse(data.removeprefix(_BOM))
+        except ValueError:  # pydantic's ValidationError included: not a valid file
+            return False
+        return document.organization_id == target.organization_id and same_policy(
+            document.org_policy, policy
+        )
+
+    return same
+
+
+def same_project_file(policy: ProjectPolicy) -> Callable[[bytes], bool]:
+    """Whether the bytes of `project.json` say `policy`, in any form."""
+
+    def same(data: bytes) -> bool:
+        try:
+            document = ProjectPolicyFile.model_validate_json(data.removeprefix(_BOM))
+        except ValueError:
+            return False
+        return same_project(document.policy, policy)
+
+    return same

@@ -213,12 +213,7 @@ def validate(
     and `orgs/`); a file is checked within the root it belongs to (and, when `related`,
     so are the files naming the same organization as it does)."""
     provider = settings.provider
-    roots: dict[Path, list[Path]] = {}
-    for path in paths or [Path(settings.policies)]:
-        if path.is_dir():
-            roots.setdefault(_as_root(path, provider), [])
-        else:
-            roots.setdefault(_root_of(path, Path(settings.policies), provider), []).append(path)
+    roots = roots_of(paths, settings)
     check_root: Callable[..., RootResult] = validate_root
     if provider == "zenml":  # imported here: it builds on this module
         from policysync.zenml_validate import validate_zenml_root
@@ -234,6 +229,19 @@ def validate(
     return ValidationReport.build(
         sort_diagnostics(diagnostics), files_checked, organizations, strict
     )
+
+
+def roots_of(paths: Sequence[Path], settings: Settings) -> dict[Path, list[Path]]:
+    """The policies roots that `paths` name (the `--policies` folder when there are
+    none), each with the files selected in it; no file selected means every file."""
+    provider = settings.provider
+    roots: dict[Path, list[Path]] = {}
+    for path in paths or [Path(settings.policies)]:
+        if path.is_dir():
+            roots.setdefault(_as_root(path, provider), [])
+        else:
+            roots.setdefault(_root_of(path, Path(settings.policies), provider), []).append(path)
+    return roots
 
 
 def outside_tree(root: Path, files: list[Path], provider: str = "stytch") -> list[Path]:

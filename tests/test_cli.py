@@ -55,7 +55,7 @@ def test_invalid_file_exits_1_with_a_located_message(
     code, out, _ = run(["validate", str(tree)], capsys)
     assert code == 1
     first = out.splitlines()[0]
-    assert first.startswith(f"{acme}:10:59: error[action-unknown] ")
+    assert first.startswith(f"{acme}:32:15: error[action-unknown] ")
     assert 'did you mean "approve"?' in first
     assert out.splitlines()[-1] == "1 error, 0 warnings in 8 files: invalid."
 

@@ -160,9 +160,11 @@ def test_the_zenml_rule_catches_a_name_and_a_credential(tmp_path: Path) -> None:
     assert zenml_may_live("providers/zenml.py")
 
 
-def test_running_validate_loads_no_server_or_http_code() -> None:
+def test_running_validate_or_fmt_loads_no_server_or_http_code() -> None:
+    """They run in pre-commit hooks."""
     code = (
-        "import sys, policysync.cli, policysync.commands.validate; "
+        "import sys, policysync.cli, policysync.commands.validate, policysync.commands.fmt, "
+        "policysync.views.fmt, policysync.zenml_format; "
         "print(sorted(m for m in sys.modules "
         "if m.startswith(('policysync.emulator.', 'starlette', 'uvicorn', 'httpx'))"
         " and m != 'policysync.emulator.command'))"

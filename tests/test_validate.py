@@ -31,7 +31,9 @@ def test_the_loader_returns_models_of_the_sample() -> None:
     assert {r.role_id for r in project.policy.roles} >= {"stytch_admin", "stytch_member"}
     assert len(orgs) == 7
     acme = next(o for o in orgs if o.path.name == "acme.json")
-    assert acme.document.org_policy.roles[0].permissions[0].actions == ("read", "approve")
+    approver = acme.document.org_policy.roles[1]
+    assert approver.role_id == "invoice-approver"
+    assert approver.permissions[0].actions == ("approve", "read")
 
 
 def test_parallel_check_reports_exactly_what_the_sequential_one_does(

@@ -158,6 +158,7 @@ if __name__ == "__main__":
 import jq  # noqa: E402
 import pytest  # noqa: E402  (the fake gh above runs without it)
 import yaml  # noqa: E402
+from support.clirun import run  # noqa: E402
 from support.gitkit import add_role, commit_all, edit, git  # noqa: E402
 
 from policysync.config import Limits  # noqa: E402
@@ -735,9 +736,13 @@ def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:
         assert "--against-ref HEAD^1" in line
 
 
+def pre_commit_hooks() -> dict[str, dict[str, Any]]:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    return {hook["id"]: hook for hook in hooks}
+
+
 def test_pre_commit_hook_validates_the_policy_tree() -> None:
-    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert hook["id"] == "policysync-validate"
+    hook = pre_commit_hooks()["policysync-validate"]
     assert hook["entry"] == "policysync validate"
     assert hook["language"] == "python"
     assert hook["pass_filenames"] is False
@@ -746,6 +751,33 @@ def test_pre_commit_hook_validates_the_policy_tree() -> None:
     assert files.search("policies/project.json")
     assert not files.search("README.md")
     assert not files.search("policies/orgs/notes.txt")
+
+
+def test_pre_commit_fmt_hook_checks_the_staged_policy_files(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = pre_commit_hooks()["policysync-fmt"]
+    assert hook["language"] == "python"
+    assert hook["pass_filenames"] is True
+    files = re.compile(hook["files"])
+    staged = ["policies/project.json", "policies/orgs/acme.json", "policies/orgs/globex.json"]
+    assert all(files.search(name) for name in staged)
+    for name in (
+        "policies/emulator-seed.json",
+        "policies/orgs/.acme.json.tmp.json",
+        "policies/orgs/sub/x.json",
+        "policies/orgs/notes.txt",
+        "README.md",
+    ):
+        assert not files.search(name), name
+    program, *args = hook["entry"].split()
+    assert program == "policysync"
+    assert run([*args, *staged], capsys)[:2] == (0, "")
+    globex = workdir / "policies/orgs/globex.json"
+    globex.write_text(json.dumps(json.loads(globex.read_text())))  # one line
+    before = globex.read_bytes()
+    assert run([*args, *staged], capsys)[:2] == (1, "policies/orgs/globex.json\n")
+    assert globex.read_bytes() == before  # the hook writes nothing
 
 
 # policy-pr.yml

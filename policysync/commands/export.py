@@ -1,7 +1,8 @@
 """`policysync export`, as a function: read live, then write the files, or commit them.
 
 Without a branch, the files of the policies folder on disk are refreshed (each replaced
-whole by `durable.replace`, and only when its bytes change). With `--branch NAME`, the
+whole by `durable.replace`, and only when what it says changes: a file that says what
+live says in another form is left as written, for `policysync fmt`). With `--branch NAME`, the
 files are read from HEAD instead and the result is committed on the new branch NAME,
 starting at HEAD; the current branch, the index and the work tree are left untouched
 (`git switch NAME` shows the result).
@@ -9,7 +10,7 @@ starting at HEAD; the current branch, the index and the work tree are left untou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +27,8 @@ from policysync.export import (
     choose,
     existing,
     project_file,
+    same_org_file,
+    same_project_file,
     status,
 )
 from policysync.formats import file_format
@@ -71,9 +74,11 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
     project_schema = project.schema if had_project else PROJECT_SCHEMA
     outputs: dict[str, bytes] = {}
     ids: dict[str, str | None] = {}
+    same: dict[str, Callable[[bytes], bool]] = {}  # the file says it already, in any form
     if files_of.project_policy:
         outputs[PROJECT_FILE] = project_file(project_schema, live_project)
         ids[PROJECT_FILE] = None
+        same[PROJECT_FILE] = same_project_file(live_project)
     for target, policy in sorted(policies, key=lambda item: item[0].name):
         path = f"{ORGS_DIR}/{target.name}"
         if isinstance(policy, OrgError):
@@ -81,7 +86,8 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
         else:
             outputs[path] = files_of.org_file(target, policy)
             ids[path] = target.organization_id
-    statuses = {path: status(current, path, data) for path, data in outputs.items()}
+            same[path] = same_org_file(files_of.parse_policy, target, policy)
+    statuses = {path: status(current, path, data, same[path]) for path, data in outputs.items()}
     changed = {path: outputs[path] for path, state in statuses.items() if state != "unchanged"}
     commit = None
     if request.branch is None:

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stytch
@@ -134,6 +135,43 @@ def test_the_canonical_form_does_not_depend_on_live_order(
     assert list(document) == ["$schema", "organization_id", "org_policy"]
     role_ids = [role["role_id"] for role in document["org_policy"]["roles"]]
     assert role_ids == sorted(role_ids)
+
+
+def reversed_json(value: Any) -> Any:
+    """`value` with every list and every object's keys in reverse order."""
+    if isinstance(value, list):
+        return [reversed_json(v) for v in reversed(value)]
+    if isinstance(value, dict):
+        return {k: reversed_json(value[k]) for k in reversed(list(value))}
+    return value
+
+
+def test_a_file_saying_what_live_says_in_another_form_is_left_unchanged(
+    live: EmulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Formatting is `policysync fmt`'s job: export reports only what live changed."""
+    assert run(["export", "--all-orgs"], capsys)[0] == 0
+    exported = snapshot()
+    for path in (ORGS / "acme.json", ORGS / "hooli.json", Path("policies/project.json")):
+        path.write_text(json.dumps(reversed_json(json.loads(path.read_text()))))
+    as_written = snapshot()
+    assert as_written != exported
+    code, out, _ = run(["export", "--all-orgs", "--format", "json"], capsys)
+    assert code == 0
+    assert {f["status"] for f in json.loads(out)["files"]} == {"unchanged"}
+    assert snapshot() == as_written  # left as written
+    code, out, _ = run(["fmt", "--check"], capsys)
+    assert (code, len(out.splitlines())) == (1, 3)
+    assert run(["fmt"], capsys)[0] == 0
+    assert snapshot() == exported  # fmt writes the bytes export writes
+
+    # a real change in a file not in the canonical form: rewritten, canonical
+    acme = ORGS / "acme.json"
+    acme.write_text(json.dumps(reversed_json(json.loads(acme.read_text()))).replace("read", "rea"))
+    code, out, _ = run(["export", "--org", "acme"], capsys)
+    assert code == 0
+    assert "~ policies/orgs/acme.json (updated)" in out
+    assert snapshot() == exported
 
 
 def test_all_orgs_adds_the_organizations_with_roles(

@@ -81,6 +81,22 @@ def test_nothing_to_adopt_creates_no_branch(
     assert "again" not in git(tmp_path, "branch", "--list")
 
 
+def test_files_at_head_in_another_form_create_no_branch(
+    repo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["export", "--all-orgs"], capsys)[0] == 0
+    acme = ORGS / "acme.json"
+    document = json.loads(acme.read_text())
+    document["org_policy"]["roles"].reverse()
+    acme.write_text(json.dumps(document))  # what live says, on one line
+    head = commit_all(tmp_path, "live, adopted; acme on one line")
+    code, out, err = run(["export", "--all-orgs", "--branch", "reformatted"], capsys)
+    assert code == 0, err
+    assert "Nothing changed since HEAD: branch reformatted was not created." in out
+    assert git(tmp_path, "branch", "--list", "reformatted") == ""
+    assert git(tmp_path, "rev-parse", "HEAD") == head
+
+
 def test_the_branch_starts_from_the_files_at_head(
     repo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

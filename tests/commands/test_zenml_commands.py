@@ -470,6 +470,30 @@ def test_export_writes_zenml_files_that_validate_and_match_live(
     live.untouched()  # export reads only
 
 
+def test_export_leaves_a_file_saying_what_live_says_in_another_form(
+    sample: Path, live: Zenml, capsys: pytest.CaptureFixture[str]
+) -> None:
+    initech = ORGS / "initech.json"  # the sample's initech already matches live
+    document = json.loads(initech.read_text())
+    for role in document["roles"]:
+        role["permissions"].reverse()
+    document["roles"].reverse()
+    initech.write_text(json.dumps(document))
+    as_written = initech.read_bytes()
+    code, out, err = run(["export", "--format", "json"], capsys)
+    assert code == 0, err
+    statuses = {Path(f["file"]).name: f["status"] for f in json.loads(out)["files"]}
+    assert statuses == {
+        "acme.json": "updated",
+        "globex.json": "updated",  # its role is not live yet
+        "initech.json": "unchanged",
+    }
+    assert initech.read_bytes() == as_written
+    code, out, err = run(["fmt"], capsys)
+    assert (code, out) == (0, f"{initech}\n"), err
+    assert initech.read_bytes() == (SAMPLE / ORGS / "initech.json").read_bytes()
+
+
 def test_export_on_a_branch_commits_zenml_files_named_for_zenml(
     sample: Path, live: Zenml, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
