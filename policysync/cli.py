@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +37,7 @@ from policysync.options import (
 )
 from policysync.views.common import error_text, visible
 from policysync.views.plan import PLAN_RENDERERS
-from policysync.views.terminal import confirm, progress
+from policysync.views.terminal import ProgressStart, colour_choice, confirm, progress
 from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
@@ -253,8 +253,11 @@ def apply(
         confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
     held = _locked(base, "apply")
-    applied = run_apply(provider, the_plan, base, live.parallelism, held.started)
-    return _report(fmt, applied, provider)
+
+    def applied(tick: ProgressStart | None) -> Coroutine[Any, Any, RunResult]:
+        return run_apply(provider, the_plan, base, live.parallelism, held.started, tick)
+
+    return _report(fmt, "writing org policies", applied, provider)
 
 
 @cli.command(short_help="Put back the policies an apply run replaced.")
@@ -307,11 +310,13 @@ def rollback(
             f"run {summary.run_id} in project {provider.project_id}?"
         )
     policies = Path(settings.policies)
-    return _report(
-        fmt,
-        run_rollback(provider, base, summary.run_id, wanted, policies, parallelism, held.started),
-        provider,
-    )
+
+    def rolled_back(tick: ProgressStart | None) -> Coroutine[Any, Any, RunResult]:
+        return run_rollback(
+            provider, base, summary.run_id, wanted, policies, parallelism, held.started, tick
+        )
+
+    return _report(fmt, "putting back org policies", rolled_back, provider)
 
 
 @cli.command(short_help="Tell whether live roles still match the policy files.")
@@ -413,7 +418,8 @@ def export(
 
     provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
     request = Request(orgs, all_orgs, branch, parallelism, search_page_size)
-    result = _run(export_live(settings, provider, request), provider)
+    with progress("reading live org policies") as tick:
+        result = _run(export_live(settings, provider, request, tick), provider)
     click.echo(EXPORT_RENDERERS[fmt](result))
     return EXIT_ERROR if result.problems else EXIT_OK
 
@@ -474,14 +480,21 @@ def _locked(base: Path, kind: RunKind) -> RunLock:
     return held
 
 
-def _report(fmt: str, main: Coroutine[Any, Any, RunResult], provider: Provider) -> int:
-    """Run an apply or rollback, print its result (a partial one if it stopped early,
-    with why on stderr), and say how it ended."""
+def _report(
+    fmt: str,
+    label: str,
+    main: Callable[[ProgressStart | None], Coroutine[Any, Any, RunResult]],
+    provider: Provider,
+) -> int:
+    """Run an apply or rollback (with a progress bar named `label` on a terminal),
+    print its result (a partial one if it stopped early, with why on stderr), and say
+    how it ended."""
     from policysync.errors import RunStopped
     from policysync.views.run import RUN_RENDERERS, stopped_message
 
     try:
-        result = _run(main, provider)
+        with progress(label) as tick:  # the bar ends before the result is printed
+            result = _run(main(tick), provider)
     except RunStopped as stopped:
         click.echo(RUN_RENDERERS[fmt](stopped.result))
         click.echo(stopped_message(stopped.result, stopped.reason, stopped.interrupted), err=True)
@@ -514,7 +527,12 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        code = cli.main(args=argv, prog_name="policysync", standalone_mode=False)
+        code = cli.main(
+            args=argv,
+            prog_name="policysync",
+            standalone_mode=False,
+            color=colour_choice(os.environ),  # every command's output, and click's own
+        )
     except click.ClickException as exc:
         exc.show()
         code = EXIT_ERROR

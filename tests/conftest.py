@@ -37,3 +37,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(ROOT / "policies", tmp_path / "policies")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def colour_by_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No colour setting from the environment the suite runs in (a CI job's FORCE_COLOR,
+    a TERM=dumb): output is coloured only where a test makes a stream a terminal, or
+    sets one of these itself."""
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)

@@ -28,7 +28,7 @@ from policysync.models import OrgPolicy, RoleHolders, RoleOperation
 from policysync.plan import OrgError, OrgPlan, Plan
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
-from policysync.workers import each, to_the_end
+from policysync.workers import Progress, each, to_the_end
 
 # Organizations in progress per request slot of the client (`parallelism` of them):
 # while one waits for its journal entry to reach the disk, its slot reads the next one,
@@ -64,9 +64,12 @@ async def apply(
     base: Path,
     parallelism: int,
     started: Callable[[str], None] = unnamed,
+    progress: Callable[[int], Progress] | None = None,
 ) -> RunResult:
     """Apply `plan` through `provider`, journaled in a new run folder under `base`;
-    `started(run_id)` once it is created (the lock's holder file names the run)."""
+    `started(run_id)` once it is created (the lock's holder file names the run);
+    `progress(total)` once the organizations to write are known, then its callback
+    after each."""
 
     def journal() -> Journal:
         run = Journal.create(
@@ -79,7 +82,7 @@ async def apply(
         started(run.run_id)
         return run
 
-    return await apply_plan(provider, plan, journal, parallelism)
+    return await apply_plan(provider, plan, journal, parallelism, progress)
 
 
 async def apply_plan(
@@ -87,6 +90,7 @@ async def apply_plan(
     plan: Plan,
     journal: Callable[[], Journal],
     parallelism: int,
+    progress: Callable[[int], Progress] | None = None,
 ) -> RunResult:
     """Make live match the plan's desired policies, organization by organization. The
     journal is created (by `journal()`) only when there is something to write."""
@@ -108,7 +112,8 @@ async def apply_plan(
         return await write_org(provider, run, org.organization_id, org.file, org.desired, expected)
 
     if run is not None:
-        for result in await through(run, todo, one, parallelism):
+        tick = progress(len(todo)) if progress else None
+        for result in await through(run, todo, one, parallelism, tick):
             results[result.organization_id] = result
     for entry in plan.entries:
         if entry.action == "no-op":
@@ -255,9 +260,11 @@ async def through(
     todo: Sequence[Org],
     one: Callable[[Org], Awaitable[OrgResult]],
     parallelism: int,
+    tick: Progress | None = None,
 ) -> list[OrgResult]:
-    """`one` on every organization of `todo` until the run stops, then every entry on
-    disk. On Ctrl-C the run stops too, and the organizations in progress finish."""
+    """`one` on every organization of `todo` until the run stops (`tick(1)` after
+    each), then every entry on disk. On Ctrl-C the run stops too, and the organizations
+    in progress finish."""
 
     async def unless_stopped(org: Org) -> OrgResult:
         if run.stopped:
@@ -265,7 +272,7 @@ async def through(
         return await one(org)
 
     async def work() -> list[OrgResult]:
-        results = await each(todo, unless_stopped, IN_PROGRESS_PER_SLOT * parallelism)
+        results = await each(todo, unless_stopped, IN_PROGRESS_PER_SLOT * parallelism, tick)
         with contextlib.suppress(OSError):  # the journal stopped the run, saying why
             await run.settle()
         return results

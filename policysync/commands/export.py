@@ -36,7 +36,7 @@ from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_f
 from policysync.models import Organization, OrgPolicy
 from policysync.plan import OrgError
 from policysync.providers.base import Provider
-from policysync.workers import each
+from policysync.workers import Progress, each
 
 
 class Request(NamedTuple):
@@ -47,8 +47,14 @@ class Request(NamedTuple):
     search_page_size: int = 1000
 
 
-async def export_live(settings: Settings, provider: Provider, request: Request) -> ExportResult:
-    """Export through `provider` (which the caller has entered)."""
+async def export_live(
+    settings: Settings,
+    provider: Provider,
+    request: Request,
+    progress: Callable[[int], Progress] | None = None,
+) -> ExportResult:
+    """Export through `provider` (which the caller has entered); `progress(total)` once
+    the organizations to read are known, then its callback after each."""
     root = Path(settings.policies)
     if request.branch is not None:  # refused before any request is made
         git.check_new_branch(root, request.branch)
@@ -68,7 +74,8 @@ async def export_live(settings: Settings, provider: Provider, request: Request) 
         except ProviderError as exc:
             return target, OrgError.of(exc)
 
-    policies = await each(targets, read, request.parallelism)
+    tick = progress(len(targets)) if progress else None
+    policies = await each(targets, read, request.parallelism, tick)
     project = existing(PROJECT_FILE, current.get(PROJECT_FILE))
     had_project = PROJECT_FILE in current
     project_schema = project.schema if had_project else PROJECT_SCHEMA

@@ -20,6 +20,7 @@ from policysync.errors import UsageError
 from policysync.journal import MAY_HAVE_LANDED, Journal, JournaledRun, JournalEntry, refusal
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
+from policysync.workers import Progress
 
 
 async def rollback(
@@ -30,10 +31,12 @@ async def rollback(
     policies: Path,
     parallelism: int,
     started: Callable[[str], None] = unnamed,
+    progress: Callable[[int], Progress] | None = None,
 ) -> RunResult:
     """Roll back run `run_id` (its entries `wanted`) through `provider`, journaled as a
     run of its own under `base`; `policies` is the folder whose git state is recorded;
-    `started(run_id)` once the rollback's own run is created."""
+    `started(run_id)` once the rollback's own run is created; `progress(total)` once
+    the organizations to put back are known, then its callback after each."""
     state = git.head_state(policies)
 
     def journal(rolled_back: str) -> Journal:
@@ -48,7 +51,9 @@ async def rollback(
         started(run.run_id)
         return run
 
-    return await rollback_run(provider, run_id, provider.project_id, wanted, journal, parallelism)
+    return await rollback_run(
+        provider, run_id, provider.project_id, wanted, journal, parallelism, progress
+    )
 
 
 def rollback_entries(run: JournaledRun, project_id: str, only: Sequence[str]) -> list[JournalEntry]:
@@ -78,6 +83,7 @@ async def rollback_run(
     wanted: list[JournalEntry],
     journal: Callable[[str], Journal],
     parallelism: int,
+    progress: Callable[[int], Progress] | None = None,
 ) -> RunResult:
     """Put back the priors of run `run_id` (its `rollback_entries`), where live is still
     what that run wrote: live is read for every entry whose PUT may have landed
@@ -106,7 +112,9 @@ async def rollback_run(
 
     results: dict[str, OrgResult] = {}
     if run is not None:
-        results = {r.organization_id: r for r in await through(run, written, one, parallelism)}
+        tick = progress(len(written)) if progress else None
+        done = await through(run, written, one, parallelism, tick)
+        results = {r.organization_id: r for r in done}
     for entry in wanted:
         if entry.organization_id not in results:  # the run wrote nothing there
             results[entry.organization_id] = OrgResult(

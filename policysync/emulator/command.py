@@ -41,7 +41,12 @@ _FRACTION = click.FloatRange(0, 1)
     show_default=True,
     help="Whose API to serve: Stytch's B2B RBAC, or ZenML Pro's organization roles.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 or :: for every interface).",
+)
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--db",
@@ -51,7 +56,8 @@ _FRACTION = click.FloatRange(0, 1)
 @click.option(
     "--seed",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Initial state (project policy, organizations); applied to an empty database only.",
+    help="Initial state (project policy, organizations); applied to an empty database only "
+    "[default: a new project's state, without organizations].",
 )
 @click.option("--project-id", envvar="STYTCH_PROJECT_ID", help="[default: $STYTCH_PROJECT_ID]")
 @click.option("--secret", envvar="STYTCH_SECRET", help="[default: $STYTCH_SECRET]")
@@ -130,11 +136,15 @@ def emulator(
     (environment="http://127.0.0.1:8787/"). Without --project-id and --secret (or
     $STYTCH_PROJECT_ID and $STYTCH_SECRET) it uses built-in test credentials and prints them.
     PUT enforces Stytch's org-policy rules and the [limits] of the settings file.
+    Without --seed, an empty database starts as a new project: Stytch's default project
+    policy (roles stytch_admin and stytch_member) and no organizations. --host 0.0.0.0
+    (or ::) listens on every interface and prints the loopback URL to use here.
 
     With --provider zenml, POST /auth/login takes --api-key (or $ZENML_PRO_API_KEY, or a
     built-in test key it prints) for a bearer token living --token-ttl seconds; the
     paths are served at the root and below /api/v1. --project-id, --secret, --config,
-    --search-rate-limit and --disable-org-policy are Stytch's only.
+    --search-rate-limit and --disable-org-policy are Stytch's only; an empty database
+    without --seed starts with no organization.
     """
     import sqlite3
 
@@ -149,6 +159,7 @@ def emulator(
     from policysync.emulator.faults import Faults
 
     faults = Faults(_latency(latency_ms), rate_limit, error_rate, drop_rate, fault_seed)
+    new: str | None = None  # what an empty database without --seed started with
     try:
         if provider == "zenml":
             from policysync.emulator import zenml_app
@@ -157,11 +168,15 @@ def emulator(
             zstore = ZenmlStore(str(db) if db else ":memory:")
             if dump:
                 return _dump(db, zstore)
-            if (to_load := _seed_to_load(db, seed, zstore.is_empty())) is not None:
+            empty = zstore.is_empty()
+            if (to_load := _seed_to_load(db, seed, empty)) is not None:
                 zseed = server.read_model(to_load, ZenmlSeed)
                 if (problem := seed_problem(zseed)) is not None:
                     raise ConfigError(f"{to_load}: not a valid seed file: {problem}")
                 zstore.load(zseed)
+            elif empty:
+                zstore.load(ZenmlSeed())
+                new = "no organizations"
             key = api_key or zenml_app.DEFAULT_API_KEY
             app = zenml_app.build(zstore, key, token_ttl, faults, max_body_bytes)
             shown_key = "(from --api-key or $ZENML_PRO_API_KEY)" if api_key else key
@@ -172,14 +187,22 @@ def emulator(
                 f"tokens live {token_ttl} s; also served below /api/v1",
             ]
         else:
+            from policysync.emulator.seed import DEFAULT_SEED
             from policysync.emulator.store import Store
 
             limits = load_settings(config or find_config(Path())).limits
             store = Store(str(db) if db else ":memory:")
             if dump:
                 return _dump(db, store)
-            if (to_load := _seed_to_load(db, seed, store.is_empty())) is not None:
+            empty = store.is_empty()
+            if (to_load := _seed_to_load(db, seed, empty)) is not None:
                 store.load(server.read_seed(to_load, limits))
+            elif empty:
+                store.load(DEFAULT_SEED)
+                new = (
+                    "Stytch's default project policy (roles stytch_admin and stytch_member), "
+                    "no organizations"
+                )
             app = server.build(
                 store,
                 project_id or server.DEFAULT_PROJECT_ID,
@@ -199,6 +222,8 @@ def emulator(
             ]
     except sqlite3.Error as exc:
         raise PolicysyncError(f"{db}: cannot open the SQLite database: {exc}") from None
+    if new is not None:
+        credentials.append(f"started empty: {new}; --seed FILE loads a state")
     _serve(app, host, port, db, faults.any, credentials)
     return 0
 
@@ -233,13 +258,12 @@ def _dump(db: Path | None, store: _Dumpable) -> int:
 
 
 def _seed_to_load(db: Path | None, seed: Path | None, empty: bool) -> Path | None:
-    """The --seed to load: into an empty database only (a note otherwise)."""
+    """The --seed to load: into an empty database only (a note otherwise). An empty
+    database without --seed starts with a new project's state (the caller's default)."""
     if seed is not None:
         if empty:
             return seed
         click.echo(f"note: {db} already holds a state; --seed {seed} was not applied", err=True)
-    elif empty:
-        raise click.UsageError("an empty database: give --seed FILE (policysync emulator --help)")
     return None
 
 
@@ -247,7 +271,8 @@ def _serve(
     app: ASGIApp, host: str, port: int, db: Path | None, faulty: bool, credentials: list[str]
 ) -> None:
     """Listen, print what a client needs (credentials[0] names the API, the rest are
-    lines with `{url}` in them), serve until Ctrl-C or SIGTERM."""
+    lines with `{url}` in them: a loopback URL when listening on every interface),
+    serve until Ctrl-C or SIGTERM."""
     import ipaddress
 
     from policysync.emulator import server
@@ -256,9 +281,15 @@ def _serve(
         sock = server.bind(host, port)
     except OSError as exc:
         raise PolicysyncError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    if not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
-        click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
     url = server.base_url(sock)
+    if server.listens_everywhere(sock):
+        click.echo(
+            f"warning: listening on all interfaces ({host}): reachable from other machines; "
+            f"this machine reaches it at {url}",
+            err=True,
+        )
+    elif not ipaddress.ip_address(sock.getsockname()[0]).is_loopback:
+        click.echo(f"warning: listening on {host}: reachable from other machines", err=True)
     lines = [f"policysync emulator serving {credentials[0]} at {url}"]
     lines += [f"  {line.format(url=url)}" for line in credentials[1:]]
     lines.append(

@@ -4,6 +4,8 @@ port is known, even when the system chose it (port 0)."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -105,6 +107,10 @@ def bind(host: str, port: int) -> socket.socket:
     # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and _unspecified(host):
+        # `::` is every interface, IPv4 too, as on Linux by default (not on Windows)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind((host, port))
     # Listening from here on: a client that connects as soon as the URL is printed
     # waits in the backlog until the server accepts, instead of being refused.
@@ -112,8 +118,35 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, or no address at all (bind says so)
+        return False
+
+
+def listens_everywhere(sock: socket.socket) -> bool:
+    """Whether `sock` is bound to every interface (0.0.0.0 or ::)."""
+    return _unspecified(sock.getsockname()[0])
+
+
+def _ipv6_only(sock: socket.socket) -> bool:
+    try:
+        return sock.family == socket.AF_INET6 and bool(
+            sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        )
+    except (OSError, AttributeError):
+        return True
+
+
 def base_url(sock: socket.socket) -> str:
+    """The URL a client on this machine reaches `sock` at. A socket on every interface
+    is reached through loopback, 127.0.0.1 (::1 for a `::` that takes no IPv4): 0.0.0.0
+    is no address to connect to, and policysync sends credentials over plain http://
+    to loopback only."""
     host, port = sock.getsockname()[:2]
+    if listens_everywhere(sock):
+        host = "::1" if _ipv6_only(sock) else "127.0.0.1"
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-apply-cli-cXVpdGVzZWNyZXQ"
 JOURNAL = Path(".policysync/journal")
+COLOUR = re.compile(r"\x1b\[3[0-9]m")  # a foreground colour (a bar hides the cursor)
 
 
 def canonical(roles: Any) -> dict[str, tuple[str, dict[str, frozenset[str]]]]:
@@ -657,3 +659,54 @@ def test_journal_setting_is_relative_to_the_settings_file(
     (run_id,) = list_runs(workdir / "state" / "journal")
     assert f"Journal: ../state/journal/{run_id}." in out
     assert f"policysync rollback {run_id} --journal ../state/journal" in out
+
+
+def test_without_a_terminal_apply_and_rollback_show_no_progress_and_no_colour(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    assert code == 0, err
+    assert "- role legacy-admin" in err  # the plan, on stderr
+    assert "writing org policies" not in err
+    assert "\x1b[" not in out + err  # no colour, no bar
+    (run_id,) = list_runs(workdir / JOURNAL)
+    code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
+    assert code == 0, err
+    assert err == ""
+    assert "\x1b[" not in out
+
+
+def test_on_a_terminal_apply_and_rollback_show_progress_on_stderr(
+    live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    """stderr a terminal, stdout a pipe: the plan is coloured, a bar counts the writes
+    to 100%, and stdout holds the JSON result alone."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(["apply", "--auto-approve", "--allow-delete", "--format", "json"], capsys)
+    assert code == 0, err
+    assert "reading live org policies" in err  # apply's own plan
+    assert re.search(r"writing org policies +\[#+\] +100%", err)  # 4 written, 4 ticks
+    assert COLOUR.search(err)  # the plan's symbols
+    assert json.loads(out)["applied"] == 4
+    (run_id,) = list_runs(workdir / JOURNAL)
+    code, out, err = run(["rollback", run_id, "--auto-approve", "--format", "json"], capsys)
+    assert code == 0, err
+    assert re.search(r"putting back org policies +\[#+\] +100%", err)
+    assert json.loads(out)["applied"] == 4
+    assert_all(live, {k: seeded()[k] for k in desired()})
+
+
+def test_forced_colour_without_a_terminal_and_a_terminal_on_stdout_only(
+    live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    code, out, err = run(["plan"], capsys)
+    assert code == 0, err
+    assert COLOUR.search(out)
+    assert err == ""  # FORCE_COLOR makes no terminal: no progress bar
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, _out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    assert code == 0, err
+    assert "- role legacy-admin" in err
+    assert "\x1b[" not in err  # stderr is no terminal: no colour, no bar

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +232,18 @@ def test_export_needs_credentials(
     code, _, err = run(["export"], capsys)
     assert code == 1
     assert "STYTCH_PROJECT_ID" in err
+
+
+def test_a_progress_bar_only_on_a_terminal(
+    live: EmulatorThread, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(["export", "--format", "json"], capsys)
+    assert code == 0, err
+    assert err == ""  # not a terminal: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(["export", "--all-orgs", "--format", "json"], capsys)
+    assert code == 0, err
+    # every organization read (the 7 with files, and those --all-orgs adds) is counted
+    assert re.search(r"reading live org policies +\[#+\] +100%", err)
+    assert "reading live" not in out
+    assert json.loads(out)["problems"] == []

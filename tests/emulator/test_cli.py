@@ -9,17 +9,23 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from support import clirun
+from support.clirun import run as cli
 from support.processes import clean_env, emulator_process, run
 
+from policysync.canonical import same_project
 from policysync.emulator.command import EXTRA_PACKAGES
-from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET
+from policysync.emulator.seed import DEFAULT_POLICY, Seed
+from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET, base_url
+from policysync.models import ProjectPolicy, ProjectPolicyFile
+from policysync.providers.http import check_base_url
+from policysync.rules import check_project
 
-from .conftest import SEED_FILE
+from .conftest import ROOT, SEED_FILE
 
 GIVEN_SECRET = "secret-test-Zq8v-given-by-the-user-3141592653"
 GIVEN_PROJECT = "project-test-22222222-2222-4222-8222-222222222222"
@@ -87,11 +93,120 @@ def test_a_rejected_seed_never_shows_the_secret(tmp_path: Path) -> None:
     assert GIVEN_SECRET not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("with_db", [False, True], ids=["in-memory", "empty-db-file"])
-def test_an_empty_database_needs_a_seed(tmp_path: Path, with_db: bool) -> None:
-    args = ["--db", str(tmp_path / "new.db")] if with_db else []
-    result = run("--port", "0", *args, cwd=tmp_path)
-    assert_clean_failure(result, "an empty database", "--seed")
+def test_the_default_policy_is_the_sample_s_stytch_roles_and_resources() -> None:
+    """A new project's policy: the sample's `project.json` without its own roles,
+    resources and scopes."""
+    sample = ProjectPolicyFile.model_validate_json((ROOT / "policies/project.json").read_text())
+    stytch_roles = [r for r in sample.policy.roles if r.role_id.startswith("stytch_")]
+    builtin = [r for r in sample.policy.resources if r.resource_id.startswith("stytch.")]
+    expected = ProjectPolicy(roles=tuple(stytch_roles), resources=tuple(builtin))
+    assert same_project(DEFAULT_POLICY, expected)  # as sets: the sample is in canonical order
+    assert [r.role_id for r in DEFAULT_POLICY.roles] == ["stytch_admin", "stytch_member"]
+    assert DEFAULT_POLICY.scopes == ()
+    assert not check_project(DEFAULT_POLICY)
+
+
+def live_policy(url: str) -> ProjectPolicy:
+    answer = httpx.get(url + "v1/b2b/rbac/policy", auth=(DEFAULT_PROJECT_ID, DEFAULT_SECRET))
+    assert answer.status_code == 200, answer.text
+    return ProjectPolicy.model_validate(answer.json()["policy"])
+
+
+def organization_count(url: str) -> int:
+    auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
+    answer = httpx.post(url + "v1/b2b/organizations/search", json={}, auth=auth, timeout=10)
+    assert answer.status_code == 200, answer.text
+    count: int = answer.json()["results_metadata"]["total"]
+    return count
+
+
+def test_an_empty_database_starts_as_a_new_project(tmp_path: Path) -> None:
+    with emulator_process(cwd=tmp_path) as running:
+        assert live_policy(running.url) == DEFAULT_POLICY
+        assert organization_count(running.url) == 0
+        running.stop()
+    assert "  started empty: Stytch's default project policy (roles stytch_admin and " in (
+        running.stdout
+    )
+    assert "--seed FILE loads a state" in running.stdout
+    assert running.stderr == ""  # no warning
+
+
+def test_an_empty_database_file_keeps_the_new_project_s_state(tmp_path: Path) -> None:
+    """Started empty, a --db holds the new project's state: served again on the next
+    start (with no `started empty` line), dumped, and no --seed is applied over it."""
+    db = str(tmp_path / "new.db")
+    with emulator_process("--db", db, cwd=tmp_path) as running:
+        assert live_policy(running.url) == DEFAULT_POLICY
+        running.stop()
+    assert "started empty" in running.stdout
+    with emulator_process("--db", db, "--seed", str(SEED_FILE), cwd=tmp_path) as running:
+        assert live_policy(running.url) == DEFAULT_POLICY
+        assert organization_count(running.url) == 0
+        running.stop()
+    assert "started empty" not in running.stdout
+    assert f"--seed {SEED_FILE} was not applied" in running.stderr
+    dumped = run("--db", db, "--dump", cwd=tmp_path)
+    assert dumped.returncode == 0, dumped.stderr
+    assert Seed.model_validate_json(dumped.stdout) == Seed(policy=DEFAULT_POLICY)
+
+
+def test_on_every_interface_it_prints_a_loopback_url_policysync_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--host 0.0.0.0` (and no --seed): the URL printed is 127.0.0.1's, and
+    `policysync export` with it exports the new project's policy."""
+    with emulator_process("--host", "0.0.0.0", cwd=tmp_path) as running:
+        assert running.url.startswith("http://127.0.0.1:")
+        assert f"  STYTCH_BASE_URL={running.url}" in running.stdout.splitlines()
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("STYTCH_PROJECT_ID", DEFAULT_PROJECT_ID)
+        monkeypatch.setenv("STYTCH_SECRET", DEFAULT_SECRET)
+        monkeypatch.setenv("STYTCH_BASE_URL", running.url)
+        code, out, err = cli(["export"], capsys)
+        assert code == 0, out + err
+        running.stop()
+    exported = ProjectPolicyFile.model_validate_json(
+        (tmp_path / "policies/project.json").read_text()
+    )
+    assert same_project(exported.policy, DEFAULT_POLICY)
+    assert "warning: listening on all interfaces (0.0.0.0): reachable from other machines; " in (
+        running.stderr
+    )
+    assert f"this machine reaches it at {running.url}" in running.stderr
+
+
+class _Bound:
+    """What base_url reads of a bound socket."""
+
+    def __init__(self, family: socket.AddressFamily, name: tuple[str, int], v6only: int) -> None:
+        self.family, self._name, self._v6only = family, name, v6only
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._name
+
+    def getsockopt(self, level: int, option: int) -> int:
+        assert (level, option) == (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        return self._v6only
+
+
+@pytest.mark.parametrize(
+    ("family", "address", "v6only", "url"),
+    [
+        (socket.AF_INET, "0.0.0.0", 0, "http://127.0.0.1:8787/"),
+        (socket.AF_INET6, "::", 0, "http://127.0.0.1:8787/"),  # IPv4 too
+        (socket.AF_INET6, "::", 1, "http://[::1]:8787/"),  # IPv6 only
+        (socket.AF_INET, "127.0.0.1", 0, "http://127.0.0.1:8787/"),
+        (socket.AF_INET6, "::1", 1, "http://[::1]:8787/"),
+        (socket.AF_INET, "192.0.2.7", 0, "http://192.0.2.7:8787/"),
+    ],
+)
+def test_the_url_printed_for_an_address(
+    family: socket.AddressFamily, address: str, v6only: int, url: str
+) -> None:
+    assert base_url(cast(socket.socket, _Bound(family, (address, 8787), v6only))) == url
+    if address != "192.0.2.7":  # plain http to another machine is refused, rightly
+        check_base_url(url, "STYTCH_BASE_URL", "https://test.stytch.com")
 
 
 def _seed_data() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.clirun import run as cli
 from support.processes import clean_env, emulator_process, run
 
 from policysync.emulator.zenml_app import DEFAULT_API_KEY
@@ -125,3 +126,31 @@ def test_a_bad_seed_is_a_clean_failure(tmp_path: Path, seed: str, fragment: str)
     assert str(path) in result.stderr
     assert fragment in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_empty_and_on_every_interface_it_serves_no_organization_at_a_loopback_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --seed, `--host 0.0.0.0`: it starts with no organization and prints
+    127.0.0.1's URL, which `policysync export --all-orgs` (provider = "zenml") logs in
+    at, finding nothing to export."""
+    with emulator_process("--provider", "zenml", "--host", "0.0.0.0", cwd=tmp_path) as running:
+        assert running.url.startswith("http://127.0.0.1:")
+        assert f"  ZENML_PRO_API_URL={running.url}" in running.stdout.splitlines()
+        listed = httpx.get(
+            running.url + "organizations",
+            headers={"Authorization": f"Bearer {token(running.url)}"},
+            timeout=10,
+        )
+        assert listed.json() == []
+        (tmp_path / "policysync.toml").write_text('provider = "zenml"\n')
+        (tmp_path / "policies" / "orgs").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("ZENML_PRO_API_URL", running.url)
+        monkeypatch.setenv("ZENML_PRO_API_KEY", DEFAULT_API_KEY)
+        code, out, err = cli(["export", "--all-orgs", "--format", "json"], capsys)
+        assert code == 0, out + err
+        running.stop()
+    assert json.loads(out)["files"] == []
+    assert "  started empty: no organizations; --seed FILE loads a state" in running.stdout
+    assert "warning: listening on all interfaces (0.0.0.0)" in running.stderr
