@@ -60,8 +60,20 @@ T = TypeVar("T")
 def cli() -> None:
     """Organization-scoped RBAC roles (Stytch B2B, ZenML Pro) kept in git.
 
-    `policysync validate` checks the policy files offline. Exit codes: 0 success,
-    1 invalid files or any error.
+    `policysync validate` checks the policy files offline. Settings come from
+    policysync.toml (or [tool.policysync] in pyproject.toml) here or in the nearest
+    folder above.
+
+    \b
+    Exit codes:
+      0    success: valid files; no changes; no drift
+      1    invalid files, a usage error, or any other error
+      2    changes pending (plan --detailed-exitcode), drift found (drift)
+      130  interrupted (Ctrl-C)
+
+    \b
+    Shell completion, in ~/.bashrc (zsh and fish: see the README):
+      eval "$(_POLICYSYNC_COMPLETE=bash_source policysync)"
     """
 
 
@@ -287,8 +299,8 @@ def rollback(
     folder's lock, as apply does.
     """
 
+    from policysync.commands.rollback import named_orgs, rollback_entries
     from policysync.commands.rollback import rollback as run_rollback
-    from policysync.commands.rollback import rollback_entries
     from policysync.journal import read_run
 
     settings = settings_of(config, None)
@@ -296,7 +308,8 @@ def rollback(
     base = journal or Path(settings.journal)
     held = _locked(base, "rollback")  # the run read is not being written meanwhile
     journaled = read_run(base, run_id)  # an unknown run is refused before asking
-    wanted = rollback_entries(journaled, provider.project_id, orgs)
+    only = _run(named_orgs(journaled, provider, orgs), provider) if orgs else []
+    wanted = rollback_entries(journaled, provider.project_id, only)
     summary = journaled.summary
     if not journaled.has_manifest:
         click.echo(
@@ -381,7 +394,7 @@ def drift(
     "orgs",
     multiple=True,
     metavar="ID",
-    help="This organization: its id, slug or external id (repeatable).",
+    help="This organization: its id, slug or external id, or its file's name (repeatable).",
 )
 @click.option("--all-orgs", is_flag=True, help="Also every organization with org-specific roles.")
 @click.option(

@@ -1,4 +1,6 @@
-"""Settings: `policysync.toml`, or `[tool.policysync]` in `pyproject.toml`.
+"""Settings: `policysync.toml`, or `[tool.policysync]` in `pyproject.toml`, in the
+current folder or the nearest folder above it that has either (as ruff and pytest find
+theirs); the paths in them are relative to the file.
 
 Stytch does not publish its server-side limits; these defaults are policysync's own,
 chosen generously, and every one can be changed in the configuration file.
@@ -6,6 +8,7 @@ chosen generously, and every one can be changed in the configuration file.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -69,11 +72,29 @@ CONFIG_FILE = "policysync.toml"
 
 
 def find_config(start: Path) -> Path | None:
-    """`policysync.toml` in `start`, else a `pyproject.toml` there with `[tool.policysync]`."""
-    candidate = start / CONFIG_FILE
+    """The settings file of a command run in `start`: `policysync.toml`, else a
+    `pyproject.toml` with `[tool.policysync]`, in `start` or else the nearest folder
+    above it holding either. The search ends at the top of a git repository (a folder
+    holding `.git`): a file outside the repository never applies to it. The path found
+    is named from `start` (`../../policysync.toml`), as messages show it."""
+    try:
+        here = start.resolve()
+    except OSError:  # the current folder was deleted
+        return None
+    for hops, folder in enumerate((here, *here.parents)):
+        found = _settings_file(folder)
+        if found is not None:
+            return Path(start, *[os.pardir] * hops, found.name)
+        if (folder / ".git").exists():  # a work tree's `.git` is a file
+            return None
+    return None
+
+
+def _settings_file(folder: Path) -> Path | None:
+    candidate = folder / CONFIG_FILE
     if candidate.is_file():
         return candidate
-    pyproject = start / "pyproject.toml"
+    pyproject = folder / "pyproject.toml"
     if pyproject.is_file() and re.search(r"^\[tool\.policysync", _read(pyproject), re.M):
         return pyproject
     return None
@@ -98,7 +119,10 @@ def load_settings(path: Path | None) -> Settings:
             key = ".".join(str(p) for p in err["loc"])
             line = _line_of(text, str(err["loc"][-1]))
             where = f"{path}:{line}" if line else str(path)
-            problems.append(f"{where}: `{key}`: {err['msg']}")
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: `{key}`: {unknown_key(err['loc'])}")
+            else:
+                problems.append(f"{where}: `{key}`: {err['msg']}")
         raise ConfigError("\n".join(problems) + "\nfix the configuration file") from None
     # Relative paths in a settings file are relative to that file, wherever policysync runs.
     policies = os.path.normpath(path.parent / settings.policies)
@@ -113,7 +137,31 @@ def _read(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
 
 
+def unknown_key(loc: tuple[int | str, ...]) -> str:
+    """Why the key at `loc` is refused: not a setting, and which one was meant."""
+    known = sorted(_model_at(loc[:-1]).model_fields)
+    section = ".".join(str(p) for p in loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"not a setting; did you mean `{'.'.join([*map(str, loc[:-1]), close[0]])}`?"
+    where = f"of [{section}]" if section else "at the top level"
+    return f"not a setting; the settings {where} are: {', '.join(known)}"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model of the table at `loc` (`("limits",)`: Limits)."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        assert isinstance(annotation, type), "extra keys are refused in tables only"
+        assert issubclass(annotation, BaseModel)
+        model = annotation
+    return model
+
+
 def _line_of(text: str, key: str) -> int | None:
-    """The line where `key = ...` is set, for pointing at a bad value."""
-    match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M)
+    """The line where `key = ...` is set (or the table `[key]` opens), for pointing at a
+    bad value or an unknown key."""
+    pattern = rf"^\s*(?:{re.escape(key)}\s*=|\[\s*(?:tool\.policysync\.)?{re.escape(key)}\s*\])"
+    match = re.search(pattern, text, re.M)
     return text.count("\n", 0, match.start()) + 1 if match else None

@@ -12,6 +12,7 @@ slugs can).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -115,11 +116,12 @@ def choose(
     known: Sequence[Known] | None,
     schema: str = ORG_SCHEMA,
 ) -> tuple[list[Target], list[ExportProblem]]:
-    """The organizations to export: those named by `wanted` (an id, slug or external id)
-    and, with `all_orgs`, those with org-specific roles; with neither, those that have
-    files. An organization with a file is exported into it; a new file gets the
-    `$schema` `schema`. `known` (organization search) is needed for the `wanted` no file
-    names as written, and for `all_orgs`."""
+    """The organizations to export: those named by `wanted` (an id, slug or external
+    id; `export_live` has turned file names into ids) and, with `all_orgs`, those with
+    org-specific roles; with neither, those that have files. An organization with a
+    file is exported into it; a new file gets the `$schema` `schema`. `known`
+    (organization search) is needed for the `wanted` no file names as written, and for
+    `all_orgs`."""
     refresh = all_orgs or not wanted
     problems: list[ExportProblem] = []
     by_id: dict[str, Existing] = {}
@@ -150,8 +152,16 @@ def choose(
         elif org_id in by_name:
             add(by_name[org_id])
         else:
-            message = f"no organization of the project has the id, slug or external id {org_id}"
-            problems.append(ExportProblem(file=None, organization_id=org_id, message=message))
+            message = (
+                "no organization of the project has the id, slug or external id "
+                f"{org_id}, and no file in orgs/ has that name"
+            )
+            names = [*by_id, *by_name, *(f.name.removesuffix(".json") for f in files)]
+            close = difflib.get_close_matches(org_id, sorted(set(names)), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            problems.append(
+                ExportProblem(file=None, organization_id=org_id, message=message + hint)
+            )
     if all_orgs:
         for org in sorted(known or (), key=lambda o: (o.slug, o.organization_id)):
             if org.has_roles:

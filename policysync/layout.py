@@ -11,6 +11,7 @@ With `provider = "zenml"` there is no project policy: the optional
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROJECT_FILE = "project.json"
@@ -32,7 +33,7 @@ def is_org_file_path(relative: str) -> bool:
 
 def is_org_file(path: Path, root: Path) -> bool:
     """Whether `path` is an organization file of the policies folder `root`."""
-    return path.absolute().parent == (root / ORGS_DIR).absolute() and is_org_file_name(path.name)
+    return place(path).parent == place(root / ORGS_DIR) and is_org_file_name(path.name)
 
 
 def root_file(provider: str) -> str:
@@ -43,5 +44,10 @@ def root_file(provider: str) -> str:
 def is_tree_file(path: Path, root: Path, provider: str = "stytch") -> bool:
     """Whether `path` is a file the layout of `root` names: project.json (permissions.json
     for ZenML) or an organization file."""
-    own = (root / root_file(provider)).absolute()
-    return path.absolute() == own or is_org_file(path, root)
+    return place(path) == place(root / root_file(provider)) or is_org_file(path, root)
+
+
+def place(path: Path) -> Path:
+    """Where `path` is, whichever way it is named (`../orgs/x.json` inside `orgs/` is
+    `x.json`): absolute, `.` and `..` resolved by name (symbolic links are not followed)."""
+    return Path(os.path.abspath(path))

@@ -69,7 +69,8 @@ def live_options(f: F) -> F:
 config_option = click.option(
     "--config",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Settings file [default: ./policysync.toml, or [tool.policysync] in ./pyproject.toml].",
+    help="Settings file [default: policysync.toml, or pyproject.toml with [tool.policysync], "
+    "here or in the nearest folder above].",
 )
 policies_option = click.option(
     "--policies",
@@ -77,7 +78,12 @@ policies_option = click.option(
     help="The policies folder [default: policies].",
 )
 orgs_option = click.option(
-    "--org", "orgs", multiple=True, metavar="ID", help="Only this organization (repeatable)."
+    "--org",
+    "orgs",
+    multiple=True,
+    metavar="ID",
+    help="Only this organization (repeatable): its organization_id as written in its file, "
+    "the file's name (acme for orgs/acme.json), or its live id, slug or external id.",
 )
 shard_option = click.option(
     "--shard", metavar="I/N", help="Only the organizations of shard I of N."

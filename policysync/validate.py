@@ -18,7 +18,7 @@ from typing import NamedTuple
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, q, sort_diagnostics
-from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file, root_file
+from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file, place, root_file
 from policysync.loader import (
     OrgFile,
     Source,
@@ -194,14 +194,14 @@ def narrow(
     if not selected:
         organizations = sum(1 for r in results if r.organization_id is not None)
         return RootResult(diagnostics, files_checked, organizations, files)
-    chosen = {p.absolute() for p in selected}
+    chosen = {place(p) for p in selected}
     if related:  # a changed file can make another one a duplicate
-        named = {r.organization_id for r in results if r.path.absolute() in chosen}
-        chosen |= {r.path.absolute() for r in results if r.organization_id in named - {None}}
-    keep = chosen | {root_file.absolute()}
-    diagnostics = [d for d in diagnostics if Path(d.file).absolute() in keep]
+        named = {r.organization_id for r in results if place(r.path) in chosen}
+        chosen |= {place(r.path) for r in results if r.organization_id in named - {None}}
+    keep = chosen | {place(root_file)}
+    diagnostics = [d for d in diagnostics if place(Path(d.file)) in keep]
     organizations = sum(
-        1 for r in results if r.organization_id is not None and r.path.absolute() in keep
+        1 for r in results if r.organization_id is not None and place(r.path) in keep
     )
     return RootResult(diagnostics, len(chosen), organizations, files)
 
@@ -258,19 +258,33 @@ def _is_root(folder: Path, provider: str) -> bool:
 
 
 def _as_root(folder: Path, provider: str) -> Path:
-    """A policies root named by the user: `policies`, or its `policies/orgs`."""
+    """A policies root named by the user: `policies`, or its `policies/orgs` (`.` inside
+    it, too)."""
     own_root = (folder / root_file(provider)).exists()
-    if folder.name == ORGS_DIR and not own_root and _is_root(folder.parent, provider):
-        return folder.parent
+    above = _parent(folder)
+    if _name(folder) == ORGS_DIR and not own_root and _is_root(above, provider):
+        return above
     return folder
 
 
 def _root_of(file: Path, default: Path, provider: str) -> Path:
     """The policies root a file belongs to: `<root>/orgs/x.json` or `<root>/project.json`
     (`<root>/permissions.json` for ZenML)."""
-    parent = file.absolute().parent
     if file.name == root_file(provider):
         return file.parent
-    if parent.name == ORGS_DIR and _is_root(parent.parent, provider):
-        return file.parent.parent
+    above = _parent(file.parent)
+    if _name(file.parent) == ORGS_DIR and _is_root(above, provider):
+        return above
     return default
+
+
+def _name(folder: Path) -> str:
+    """The name of the folder `folder` is (`orgs` for `.` inside `orgs/`)."""
+    return place(folder).name
+
+
+def _parent(folder: Path) -> Path:
+    """The folder above `folder`, named from where `folder` is named: `..` for `.`."""
+    if folder.name in ("", os.pardir):  # `.`, `..`, `../..`
+        return Path(os.path.normpath(folder / os.pardir))
+    return folder.parent

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import jsonschema
 import pytest
 from support.casefiles import CASES, case_dirs
 from support.clirun import run
 
-from policysync.cli import main
+from policysync.cli import cli, main
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "policies"
@@ -359,3 +360,80 @@ def test_file_names_with_control_characters_cannot_forge_validate_output(
     code, out, _ = run(["validate", str(tree), "--format", "json"], capsys)
     files = {Path(d["file"]).name for d in json.loads(out)["diagnostics"]}
     assert files == set(HOSTILE_NAMES)  # JSON stays exact
+
+
+def test_top_level_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines()]
+    start = lines.index("Exit codes:")
+    codes = [line.split()[0] for line in lines[start + 1 : start + 5]]
+    assert codes == ["0", "1", "2", "130"]
+    assert any("--detailed-exitcode" in line and "drift" in line for line in lines[start:])
+    assert 'eval "$(_POLICYSYNC_COMPLETE=bash_source policysync)"' in lines
+
+
+def _options(command: click.Command) -> list[str]:
+    return [o for p in command.params for o in p.opts if o.startswith("--") and len(o) > 6]
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_a_mistyped_option_gets_the_closest_one(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click says "Did you mean" for every command's options: a mistyped long option
+    (one letter dropped) gets the option meant."""
+    options = _options(cli.commands[name])
+    assert options
+    for option in options:
+        mistyped = option[:4] + option[5:]
+        code, out, err = run([name, mistyped], capsys)
+        assert (code, out) == (1, "")
+        assert f"No such option '{mistyped}'" in err
+        assert f"'{option}'" in err.split("Did you mean", 1)[1], (name, option)
+
+
+def test_a_mistyped_command_gets_the_closest_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["valdate", "policies"], capsys)
+    assert (code, out) == (1, "")
+    assert "No such command 'valdate'. Did you mean 'validate'?" in err
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _policysync_completion policysync"),
+        ("zsh", "compdef _policysync_completion policysync"),
+        ("fish", "complete --no-files --command policysync"),
+    ],
+)
+def test_the_shell_completion_scripts_are_generated(shell: str, marker: str) -> None:
+    """As the README says to install them: the console script, run with
+    _POLICYSYNC_COMPLETE=<shell>_source, prints the script, which asks the console
+    script again (with <shell>_complete) for each completion."""
+    script = Path(sys.executable).parent / "policysync"
+    env = {**os.environ, "_POLICYSYNC_COMPLETE": f"{shell}_source"}
+    proc = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert marker in proc.stdout
+    assert f"_POLICYSYNC_COMPLETE={shell}_complete" in proc.stdout
+
+
+def test_bash_completes_commands_and_options() -> None:
+    script = Path(sys.executable).parent / "policysync"
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        env = {
+            **os.environ,
+            "_POLICYSYNC_COMPLETE": "bash_complete",
+            "COMP_WORDS": line,
+            "COMP_CWORD": str(len(words) - 1),
+        }
+        proc = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    assert complete("policysync val") == ["plain,validate"]
+    assert complete("policysync plan --detailed") == ["plain,--detailed-exitcode"]
+    assert "plain,markdown" in complete("policysync plan --format ")

@@ -19,6 +19,7 @@ from policysync.config import Settings
 from policysync.errors import ProviderError, UsageError
 from policysync.export import (
     PROJECT_SCHEMA,
+    Existing,
     ExportedFile,
     ExportProblem,
     ExportResult,
@@ -36,6 +37,7 @@ from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_f
 from policysync.models import Organization, OrgPolicy
 from policysync.plan import OrgError
 from policysync.providers.base import Provider
+from policysync.selection import by_files
 from policysync.workers import Progress, each
 
 
@@ -62,11 +64,12 @@ async def export_live(
     files = [existing(name[len(ORGS_DIR) + 1 :], data) for name, data in _org_items(current)]
     live_project = await provider.read_catalog()
     written = {file.organization_id for file in files}
+    wanted = [_by_file(name, files) for name in request.orgs]
     known = None
-    if request.all_orgs or set(request.orgs) - written:
+    if request.all_orgs or set(wanted) - written:
         known = [_known(o) async for o in provider.list_orgs(request.search_page_size)]
     files_of = file_format(settings.provider)
-    targets, problems = choose(files, request.orgs, request.all_orgs, known, files_of.org_schema)
+    targets, problems = choose(files, wanted, request.all_orgs, known, files_of.org_schema)
 
     async def read(target: Target) -> tuple[Target, OrgPolicy | OrgError]:
         try:
@@ -112,6 +115,14 @@ async def export_live(
         branch=request.branch,
         commit=commit,
     )
+
+
+def _by_file(name: str, files: Sequence[Existing]) -> str:
+    """An `--org` name as an organization id: the id a file with that name (`acme` or
+    `acme.json`) names, when no file names an organization `name`; else `name` itself."""
+    managed = {file.organization_id: file.name for file in files if file.organization_id}
+    chosen = by_files([name], managed).chosen
+    return chosen[0] if chosen else name
 
 
 def _known(organization: Organization) -> Known:

@@ -27,7 +27,7 @@ from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
-from policysync.selection import Shard, select
+from policysync.selection import Shard, resolve, resolve_by_files, select
 from policysync.workers import Progress, each
 
 
@@ -72,7 +72,8 @@ async def plan_live(
     if not report.valid:
         return PlanRun(None, report, live_project)
     files = checked.files
-    ids = _selected(files, options, f"no file in {root / ORGS_DIR} manages")
+    only = await resolve(options.only, _named(files), provider.list_orgs, _no_file(root))
+    ids = select(sorted(files), only, options.shard)
     tick = progress(len(ids)) if progress else None
     desired = Desired(files, root.resolve(), settings.limits, settings.provider)
     # git's state meanwhile: the organizations' reads leave the CPU idle
@@ -110,23 +111,21 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         )
         if not report.valid:
             return PlanRun(None, report, notes=tuple(notes))
-        ids = _selected(checked.files, options, f"no file in {root / ORGS_DIR} at HEAD names")
+        only = resolve_by_files(options.only, _named(checked.files), _no_file(root, " at HEAD"))
+        ids = select(sorted(checked.files), only, options.shard)
         desired = Desired(checked.files, tree.resolve(), limits, settings.provider, tree, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
     plan = _assemble(entries, live.project_id, head.commit, state.dirty)
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
 
 
-def _selected(files: dict[str, Path], options: Options, no_file: str) -> list[str]:
-    """The organizations of `options` among those the files name, by --org and --shard."""
-    unknown = sorted(set(options.only) - files.keys())
-    if unknown:
-        raise UsageError(
-            f"--org {', '.join(unknown)}: {no_file} "
-            f"{'this organization' if len(unknown) == 1 else 'these organizations'} "
-            "(give the organization_id as written in its file)"
-        )
-    return select(sorted(files), options.only, options.shard)
+def _named(files: dict[str, Path]) -> dict[str, str | None]:
+    """The organizations the files name, with their files, as `--org` finds them."""
+    return {org_id: str(path) for org_id, path in files.items()}
+
+
+def _no_file(root: Path, at: str = "") -> str:
+    return f"no file in {root / ORGS_DIR}{at} names"
 
 
 def _assemble(

@@ -20,6 +20,7 @@ from policysync.errors import UsageError
 from policysync.journal import MAY_HAVE_LANDED, Journal, JournaledRun, JournalEntry, refusal
 from policysync.providers.base import Provider
 from policysync.result import OrgResult, RunResult
+from policysync.selection import resolve
 from policysync.workers import Progress
 
 
@@ -62,11 +63,7 @@ def rollback_entries(run: JournaledRun, project_id: str, only: Sequence[str]) ->
     be rolled back here: another project, or a journal that does not add up (for `only`,
     their own entries must be intact). Checked before anything is asked or written."""
     summary, entries = run.summary, run.entries
-    if summary.project_id != project_id:
-        raise UsageError(
-            f"run {summary.run_id} wrote to project {summary.project_id}, not "
-            f"{project_id}: check which project the credentials in the environment name"
-        )
+    _check_project(run, project_id)
     problems = run.problems_of(only)
     if problems:
         raise refusal(run, problems)
@@ -74,6 +71,28 @@ def rollback_entries(run: JournaledRun, project_id: str, only: Sequence[str]) ->
     if unknown:
         raise UsageError(f"--org {', '.join(unknown)}: run {summary.run_id} did not write it")
     return [e for e in entries if not only or e.organization_id in only]
+
+
+async def named_orgs(run: JournaledRun, provider: Provider, names: Sequence[str]) -> list[str]:
+    """The organizations, as the run's entries name them, that the `--org` names give:
+    an id as the run wrote it, an entry's file name (`acme` for policies/orgs/acme.json),
+    or another name the organization has live (listed only when needed)."""
+    _check_project(run, provider.project_id)
+    damaged = [name for name in names if run.problems_of([name])]  # refused by its problems
+    managed = {entry.organization_id: entry.file for entry in run.entries}
+    rest = [name for name in names if name not in damaged]
+    nothing = f"run {run.summary.run_id} did not write"
+    found = await resolve(rest, managed, provider.list_orgs, nothing)
+    return damaged + found
+
+
+def _check_project(run: JournaledRun, project_id: str) -> None:
+    summary = run.summary
+    if summary.project_id != project_id:
+        raise UsageError(
+            f"run {summary.run_id} wrote to project {summary.project_id}, not "
+            f"{project_id}: check which project the credentials in the environment name"
+        )
 
 
 async def rollback_run(

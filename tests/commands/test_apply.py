@@ -489,6 +489,31 @@ def test_rollback_of_one_organization(
     assert_all(live, {k: v for k, v in desired().items() if k != acme})
 
 
+def test_rollback_takes_an_organization_by_file_name_or_live_name(
+    live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
+) -> None:
+    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    (run_id,) = list_runs(workdir / JOURNAL)
+    acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+    hooli = "organization-test-9a3e6f21-7c84-4b0d-a5e2-61f8d3c7b940"
+    code, out, err = run(["rollback", run_id, "--org", "hoolie", "--auto-approve"], capsys)
+    assert (code, out) == (1, "")
+    assert f"--org hoolie: run {run_id} did not write this organization; did you mean hooli?" in err
+    # globex is managed, but the run did not change it
+    code, out, err = run(["rollback", run_id, "--org", "globex", "--auto-approve"], capsys)
+    assert (code, out) == (1, "")
+    assert f"--org globex: run {run_id} did not write this organization" in err
+    assert list_runs(workdir / JOURNAL) == [run_id]
+    # hooli by its file's name, acme by its external id (its entry names it by its id)
+    args = ["rollback", run_id, "--org", "hooli", "--org", "acme-42", "--auto-approve"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "Rollback: 2 applied" in out
+    for org in (acme, hooli):
+        assert live.roles(org) == canonical(seeded()[org].model_dump()["roles"])
+    assert_all(live, {k: v for k, v in desired().items() if k not in (acme, hooli)})
+
+
 def test_rollback_refuses_a_journal_that_does_not_add_up(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:

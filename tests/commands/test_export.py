@@ -208,12 +208,28 @@ def test_org_exports_only_that_organization(
     assert "+ policies/orgs/initech.json (created)" in out
 
 
+def test_org_takes_a_file_name(live: EmulatorThread, capsys: pytest.CaptureFixture[str]) -> None:
+    (ORGS / "acme.json").rename(ORGS / "acme-corp.json")  # a name no live organization has
+    before = snapshot()
+    for name in ("acme-corp", "acme-corp.json"):
+        code, out, err = run(["export", "--org", name, "--format", "json"], capsys)
+        assert code == 0, err
+        files = {f["file"]: f["organization_id"] for f in json.loads(out)["files"]}
+        assert files == {"policies/orgs/acme-corp.json": ACME_ID, "policies/project.json": None}
+    after = snapshot()
+    acme = OrgPolicyFile.model_validate_json(after[str(ORGS / "acme-corp.json")])
+    assert same_policy(acme.org_policy, seeded(ACME_ID))
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed <= {str(ORGS / "acme-corp.json"), "policies/project.json"}
+
+
 def test_unknown_and_unreadable_organizations_are_reported(
     live: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["export", "--org", "no-such-org", "--org", "globex"], capsys)
     assert code == 1
     assert "! organization no-such-org: no organization of the project has" in out
+    assert "did you mean" not in out
     assert "1 problem." in out
     gone = ORGS / "gone.json"
     gone.write_text(json.dumps({"organization_id": "deleted-org", "org_policy": {"roles": []}}))
@@ -222,6 +238,10 @@ def test_unknown_and_unreadable_organizations_are_reported(
     assert "! organization deleted-org (policies/orgs/gone.json): not exported: " in out
     assert "organization_not_found" in out
     assert json.loads(gone.read_text())["organization_id"] == "deleted-org"  # left as it was
+    code, out, _ = run(["export", "--org", "initec"], capsys)
+    assert code == 1
+    assert "has the id, slug or external id initec, and no file in orgs/ has that name; " in out
+    assert "did you mean initech?" in out
 
 
 def test_export_needs_credentials(

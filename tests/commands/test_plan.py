@@ -250,3 +250,55 @@ def test_a_file_changed_during_the_plan_stops_it_with_a_message(
     assert out == ""
     assert f"{acme.relative_to(workdir)} changed during the plan: run it again" in err
     assert "Traceback" not in err
+
+
+SEARCH = "/v1/b2b/organizations/search"
+GLOBEX_ID = "organization-test-3c1d8e55-94a2-4f0b-b6d7-8e2f1a9c0d44"  # globex.json: "globex"
+ACME_ID = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"  # acme.json: this id
+
+
+def planned(capsys: pytest.CaptureFixture[str], *orgs: str) -> list[str]:
+    """The organization ids (as written in their files) a plan limited by `orgs` covers."""
+    code, out, err = run(["plan", "--format", "json", *(f"--org={o}" for o in orgs)], capsys)
+    assert code == 0, err
+    return sorted(o["organization_id"] for o in json.loads(out)["organizations"])
+
+
+def test_org_takes_the_file_name_without_searching(
+    live: Counting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert planned(capsys, "acme") == [ACME_ID]
+    assert planned(capsys, "acme.json", "globex") == ["globex", ACME_ID]
+    # umbrella.json names its organization by external id: the file name finds it too
+    assert planned(capsys, "umbrella") == ["umbrella-corp-8841"]
+    assert planned(capsys, "umbrella-corp-8841", "umbrella.json") == ["umbrella-corp-8841"]
+    assert SEARCH not in live.paths  # the files were enough
+
+
+def test_org_takes_a_live_id_slug_or_external_id_the_file_does_not_use(
+    live: Counting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # globex.json names its organization by slug, acme.json by id: each given the other way
+    assert planned(capsys, GLOBEX_ID) == ["globex"]
+    assert live.paths.count(SEARCH) == 1
+    assert planned(capsys, "acme-42", "hooli") == [
+        ACME_ID,
+        "organization-test-9a3e6f21-7c84-4b0d-a5e2-61f8d3c7b940",  # hooli.json's id
+    ]
+
+
+def test_an_org_that_names_nothing_is_refused_with_the_closest_names(
+    live: Counting, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["plan", "--org", "globx", "--org", "acme"], capsys)
+    assert (code, out) == (1, "")
+    assert (
+        "--org globx: no file in policies/orgs names this organization; did you mean globex?"
+    ) in err
+    assert "--org acme" not in err
+    # cyberdyne exists live, but no file manages it
+    code, _, err = run(["plan", "--org", "cyberdyne"], capsys)
+    assert code == 1
+    assert "--org cyberdyne: no file in policies/orgs names this organization\n" in err
+    assert "the file's name, or a name it has live" in err
+    assert not [p for p in live.paths if p.endswith(("cyberdyne", "globex", ACME_ID))]

@@ -120,6 +120,17 @@ def test_org_and_shard_limit_the_offline_plan(
     code, _, err = run(["plan", "--against-ref", repo, "--org", "nobody"], capsys)
     assert code == 1
     assert "--org nobody" in err
+    # by file name too (offline: live names cannot be looked up)
+    code, out, _ = run(["plan", "--against-ref", repo, "--org", "globex.json"], capsys)
+    assert code == 0
+    assert "in 1 of 1 organization." in out
+    code, _, err = run(["plan", "--against-ref", repo, "--org", "globx"], capsys)
+    assert code == 1
+    assert (
+        "--org globx: no file in policies/orgs at HEAD names this organization; "
+        "did you mean globex?\n(name an organization by its organization_id as written in "
+        "its file, or the file's name)"
+    ) in err
 
 
 def test_uncommitted_changes_are_not_planned_and_make_the_tree_dirty(

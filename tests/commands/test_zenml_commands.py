@@ -234,6 +234,30 @@ def test_plan_as_text_markdown_and_json(
     live.untouched()  # planning wrote nothing
 
 
+def test_from_the_orgs_folder_an_organization_named_another_way(
+    sample: Path, live: Zenml, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the settings (provider = "zenml") are found above; their paths are relative to them
+    monkeypatch.chdir(sample / "policies" / "orgs")
+    code, out, err = run(["validate", "."], capsys)
+    assert (code, out.strip()) == (0, "4 files valid (3 organizations)."), err
+    # globex.json names its organization by name: its id finds it, through the listing
+    globex = "9a1b2c3d-0000-4000-8000-000000000002"
+    code, out, err = run(["plan", "--org", globex], capsys)
+    assert code == 0, err
+    assert "organization globex\n  + role workspace:Stack Operators" in out
+    assert out.rstrip().endswith("in 1 of 1 organization.")
+    # acme.json names its organization by id: its name finds it (its file's name, here)
+    code, out, err = run(["plan", "--org", "acme"], capsys)
+    assert code == 0, err
+    assert out.rstrip().endswith("in 1 of 1 organization.")
+    # hooli exists live, but no file names it
+    code, out, err = run(["plan", "--org", "hooli"], capsys)
+    assert (code, out) == (1, "")
+    assert "--org hooli: no file in ../../policies/orgs names this organization\n" in err
+    live.untouched()
+
+
 # apply --------------------------------------------------------------------------------
 
 
