@@ -4,21 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 PS := $(BIN)/policysync
 
-.PHONY: demo test lint typecheck workflows unit schemas bench clean
+.PHONY: demo test lint typecheck workflows unit schemas bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-installs only when pyproject.toml changes. An editable install has no bytecode (pip
-# compiles only what it copies), and with PYTHONDONTWRITEBYTECODE set none is ever written:
-# every command would compile policysync again (~50 ms of CPU). compileall writes it.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Re-installs only when pyproject.toml or the lock changes. The dependencies come first,
+# at the versions of requirements/runtime.txt with their hashes, as the composite action
+# installs them: the tests run against what users get. An editable install has no
+# bytecode (pip compiles only what it copies), and with PYTHONDONTWRITEBYTECODE set none
+# is ever written: every command would compile policysync again (~50 ms of CPU).
+# compileall writes it.
+LOCK := requirements/runtime.txt
+
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet -e '.[demo,emulator]'
 	$(BIN)/python -m compileall -q policysync
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
@@ -142,6 +149,19 @@ bench: $(VENV)/.installed-dev
 	  done; \
 	  echo; echo "make bench:$$verdicts $$(( $$(date +%s) - start )) s in all"; \
 	  exit $$status
+
+# The locks of the composite action and the release workflow, with the sha256 of every
+# file of each pinned version (all platforms, Python 3.11 and newer). Keeps the pinned
+# versions that still satisfy pyproject.toml; `make lock UPGRADE=--upgrade` takes the
+# newest. The tests check that the lock covers pyproject.toml's dependencies and that
+# this virtual environment runs the locked versions.
+lock: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,lock]'
+	$(BIN)/uv pip compile pyproject.toml $(UV_LOCK_FLAGS) -o requirements/runtime.txt
+	$(BIN)/uv pip compile requirements/build.in $(UV_LOCK_FLAGS) -o requirements/build.txt
+
+UV_LOCK_FLAGS = --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(UPGRADE)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

@@ -1,504 +1,74 @@
-"""The GitHub workflows and the composite action, run as a runner runs them.
-
-Each job's `run:` steps are taken verbatim from the YAML and run with bash, in order, in a
-real git repository, with the runner's files and variables (`GITHUB_STEP_SUMMARY`,
-`GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`, `GITHUB_WORKSPACE`, `RUNNER_TEMP`...), the
-`env:` they declare with their `${{ }}` values resolved from contexts the test supplies
-(a job's `secrets` are the repository's, and those of the environment it names), and
-their `if:` conditions evaluated. policysync is the one of this virtual environment,
-Stytch is the bundled emulator on 127.0.0.1, and `gh` is a fake placed first on PATH
-that keeps comments and issues in a JSON file, answers with GitHub's JSON shapes, applies
-`--jq` filters with jq itself, and records every call (no network).
-Steps with `uses:` are not run; the test stands in for the two whose effect the next
-steps need (upload-artifact and download-artifact, through `Artifacts`).
-
-This file is also the fake `gh`: `python tests/test_workflows.py ARGS...`.
+"""The policy workflows: the reusable ones (`on: workflow_call`: policysync-pr, -drift,
+-apply, -rollback) and this repository's thin callers of them (policy-*.yml), run as a
+runner runs them (support/workflows.py): each `run:` step for real with bash, against the
+emulators, with a fake `gh`; inputs and secrets as a caller passes them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).parent.parent
-WORKFLOWS = ROOT / ".github" / "workflows"
-FAKE_GH_STATE = "FAKE_GH_STATE"
-BOT = {"login": "github-actions[bot]", "type": "Bot"}  # who comments with GITHUB_TOKEN
+import jq
+import pytest
+import yaml
+from support import fake_gh
+from support.clirun import run as cli_run
+from support.gitkit import add_role, commit_all, edit, git
+from support.workflows import (
+    POLICYSYNC_REPOSITORY,
+    POLICYSYNC_SHA,
+    PR_NUMBER,
+    REPOSITORY,
+    ROOT,
+    STEP_TIMEOUT,
+    VENV,
+    WORKFLOWS,
+    Artifacts,
+    Call,
+    Job,
+    Runner,
+    gh,
+    gh_calls,
+    github_files,
+    load,
+    reusable_workflows,
+    triggers,
+)
 
-
-# The fake `gh`, first: it runs as a script, without pytest or policysync.
-
-
-def fake_gh(argv: list[str]) -> int:
-    state_path = Path(os.environ[FAKE_GH_STATE])
-    state = json.loads(state_path.read_text())
-    state["calls"].append(argv)
-    try:
-        return _gh(state, argv)
-    finally:
-        state_path.write_text(json.dumps(state, indent=1))
-
-
-def _gh(state: dict[str, Any], argv: list[str]) -> int:
-    if not os.environ.get("GH_TOKEN"):
-        print("gh: set the GH_TOKEN environment variable", file=sys.stderr)
-        return 4
-    repo = os.environ.get("GH_REPO", "")
-    words: list[str] = []
-    opts: dict[str, str] = {}
-    rest = iter(argv)
-    for arg in rest:
-        if arg in ("--paginate", "--force"):
-            opts[arg] = ""
-        elif arg.startswith("-"):
-            opts[arg] = next(rest)
-        else:
-            words.append(arg)
-
-    def body() -> str:
-        if "--body-file" in opts:
-            return Path(opts["--body-file"]).read_text()
-        name, _, value = opts["-F"].partition("=@")
-        assert name == "body", opts
-        return Path(value).read_text()
-
-    def refused() -> int:
-        print("gh: HTTP 403: Resource not accessible by integration", file=sys.stderr)
-        return 1
-
-    issues = state["issues"]
-    match words:
-        case ["api", endpoint]:
-            method = opts.get("--method", "GET")
-            thread = re.fullmatch(rf"repos/{re.escape(repo)}/issues/(\d+)/comments", endpoint)
-            comment = re.fullmatch(rf"repos/{re.escape(repo)}/issues/comments/(\d+)", endpoint)
-            if thread and method == "GET":
-                assert "--paginate" in opts, opts
-                page = [c for c in state["comments"] if c["issue"] == int(thread[1])]
-                print_jq(opts["--jq"], page)
-                return 0
-            if thread and method == "POST":
-                if state["read_only"]:
-                    return refused()
-                state["next_id"] += 1
-                state["comments"].append(
-                    {"id": state["next_id"], "issue": int(thread[1]), "user": BOT, "body": body()}
-                )
-                print(json.dumps(state["comments"][-1]))
-                return 0
-            if comment and method == "PATCH":
-                if state["read_only"]:
-                    return refused()
-                (found,) = [c for c in state["comments"] if c["id"] == int(comment[1])]
-                found["body"] = body()
-                print(json.dumps(found))
-                return 0
-        case ["issue", "list"]:
-            assert (opts["--json"], opts["--jq"]) == ("number", ".[].number"), opts
-            for issue in reversed(issues):  # newest first, as gh lists them
-                if issue["state"] == opts["--state"] and opts["--label"] in issue["labels"]:
-                    print(issue["number"])
-            return 0
-        case ["issue", "create"]:
-            assert opts["--label"] in state["labels"], "the label must exist first"
-            number = 100 + len(issues)
-            issues.append(
-                {
-                    "number": number,
-                    "title": opts["--title"],
-                    "labels": [opts["--label"]],
-                    "body": body(),
-                    "state": "open",
-                    "comments": [],
-                }
-            )
-            print(f"https://github.com/{repo}/issues/{number}")
-            return 0
-        case ["issue", "edit", number]:
-            (issue,) = [i for i in issues if i["number"] == int(number)]
-            issue["body"] = body()
-            return 0
-        case ["issue", "close", number]:
-            (issue,) = [i for i in issues if i["number"] == int(number)]
-            assert opts["--reason"] == "completed", opts
-            issue["state"] = "closed"
-            issue["comments"].append(opts["--comment"])
-            return 0
-        case ["label", "create", name]:
-            assert "--force" in opts, "without --force a second run fails on the label"
-            if name not in state["labels"]:
-                state["labels"].append(name)
-            return 0
-    print(f"fake gh: unsupported call {argv}", file=sys.stderr)
-    return 2
-
-
-def print_jq(program: str, value: Any) -> None:
-    """`gh --jq`: each result on a line, a string as it is, anything else as JSON."""
-    import jq  # a dev dependency: only the runs of the fake gh under pytest need it
-
-    for result in jq.compile(program).input_value(value).all():
-        print(result if isinstance(result, str) else json.dumps(result))
-
-
-if __name__ == "__main__":
-    sys.exit(fake_gh(sys.argv[1:]))
-
-
-# The runner.
-
-import jq  # noqa: E402
-import pytest  # noqa: E402  (the fake gh above runs without it)
-import yaml  # noqa: E402
-from support.clirun import run  # noqa: E402
-from support.gitkit import add_role, commit_all, edit, git  # noqa: E402
-
-from policysync.config import Limits  # noqa: E402
-from policysync.emulator.seed import Seed  # noqa: E402
-from policysync.emulator.server import EmulatorThread, build  # noqa: E402
-from policysync.emulator.store import Store  # noqa: E402
+from policysync.config import Limits
+from policysync.emulator.seed import Seed
+from policysync.emulator.server import EmulatorThread, build, read_model
+from policysync.emulator.store import Store
+from policysync.emulator.zenml_app import build as build_zenml
+from policysync.emulator.zenml_store import ZenmlSeed, ZenmlStore
 
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-workflows-d29ya2Zsb3dz"
-VENV = Path(sys.executable).parent.parent  # not resolved: the venv, not its base Python
-REPOSITORY = "acme/policies"
+ZENML_KEY = "ZENPROKEY_test-workflows-a2V5LWZvci13b3JrZmxvd3M"
 ENVIRONMENTS = ("policysync-read", "policysync-apply")  # README's, "Setting it up"
-PR_NUMBER = 7
-STEP_TIMEOUT = 60
-EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\))"
-    r"|(?P<name>[A-Za-z_][\w-]*(?:\.[\w-]+)*))"
-)
-STATUS_FUNCTIONS = re.compile(r"\b(always|success|failure|cancelled)\s*\(")
-
-
-def load(path: Path) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(path.read_text())
-    if True in document:  # YAML 1.1 reads the key `on` as true
-        document["on"] = document.pop(True)
-    return document
-
-
-def text(value: Any) -> str:
-    """A context value as GitHub turns it into a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-@dataclass
-class Step:
-    name: str
-    ran: bool  # a `run:` step that was run (uses steps never are)
-    condition: bool  # its `if:` held
-    code: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    outputs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Job:
-    ran: bool
-    ok: bool = True
-    summary: str = ""
-    outputs: dict[str, str] = field(default_factory=dict)
-    steps: dict[str, Step] = field(default_factory=dict)
-    temp: Path = Path()
-
-    @property
-    def log(self) -> str:
-        return "".join(s.stdout + s.stderr for s in self.steps.values())
-
-
-Uses = Callable[[dict[str, Any], dict[str, str], "Runner"], None]
-
-
-class Runner:
-    """Runs jobs of one repository checkout (`workspace`) the way a runner would."""
-
-    def __init__(self, workspace: Path, scratch: Path, gh_state: Path, uses: Uses) -> None:
-        self.workspace = workspace
-        self.scratch = scratch
-        self.gh_state = gh_state
-        self.uses = uses
-        self.secrets: dict[str, str] = {}  # the repository's: every job reads them
-        self.environments: dict[str, dict[str, str]] = {}  # environment secrets, by name
-        self.jobs_run = 0
-        self.context: dict[str, Any] = {}
-        assert (VENV / "bin" / "policysync").is_file(), "run pytest with .venv/bin/python"
-        fakebin = scratch / "fakebin"
-        fakebin.mkdir(parents=True, exist_ok=True)
-        gh = fakebin / "gh"
-        gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__)}" "$@"\n')
-        gh.chmod(0o755)
-        self.path = f"{fakebin}:{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin"
-
-    # Expressions.
-
-    def lookup(self, path: str) -> Any:
-        head, *rest = path.split(".")
-        value = self.context[head]
-        for part in rest:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif head in ("secrets", "steps", "needs"):
-                return ""  # an unset secret or output is the empty string
-            else:
-                raise KeyError(f"the test gives no value for {path}")
-        return value
-
-    def evaluate(self, expression: str, failed: bool = False) -> Any:
-        """A GitHub expression, through Python: literals, contexts, ==, !=, !, &&, ||,
-        parentheses and the status functions are all these workflows use."""
-        python, pos = [], 0
-        expression = expression.strip()
-        while pos < len(expression):
-            token = TOKEN.match(expression, pos)
-            assert token, f"unsupported expression: {expression!r}"
-            pos = token.end()
-            if token["str"]:
-                python.append(repr(token["str"][1:-1].replace("''", "'")))
-            elif token["num"]:
-                python.append(token["num"])
-            elif token["op"]:
-                op = token["op"]
-                python.append({"&&": " and ", "||": " or ", "!": " not "}.get(op, op))
-            elif expression[pos:].lstrip().startswith("("):
-                python.append(f"_{token['name']}")
-            elif token["name"] in ("true", "false", "null"):
-                python.append({"true": "True", "false": "False", "null": "None"}[token["name"]])
-            else:
-                python.append(f"_ctx({token['name']!r})")
-        names = {
-            "__builtins__": {},
-            "_ctx": self.lookup,
-            "_always": lambda: True,
-            "_success": lambda: not failed,
-            "_failure": lambda: failed,
-            "_cancelled": lambda: False,
-        }
-        return eval("".join(python), names)  # the text of our own workflows
-
-    def interpolate(self, value: Any) -> str:
-        return EXPRESSION.sub(lambda m: text(self.evaluate(m[1])), text(value))
-
-    def condition(self, source: Any, failed: bool) -> bool:
-        if source is None:
-            return not failed
-        inner = EXPRESSION.fullmatch(str(source).strip())
-        expression = inner[1] if inner else str(source)
-        if not STATUS_FUNCTIONS.search(expression):
-            expression = f"success() && ({expression})"
-        return bool(self.evaluate(expression, failed))
-
-    # Jobs.
-
-    def job(
-        self,
-        workflow: str,
-        job_id: str,
-        *,
-        inputs: dict[str, Any] | None = None,
-        needs: dict[str, Job] | None = None,
-    ) -> Job:
-        document = load(WORKFLOWS / workflow)
-        job = document["jobs"][job_id]
-        environment = job.get("environment")
-        if isinstance(environment, dict):
-            environment = environment["name"]
-        self.begin(inputs or {}, needs or {}, environment)
-        if "if" in job and not self.condition(job["if"], failed=False):
-            return Job(ran=False)
-        shell = job.get("defaults", document.get("defaults", {})).get("run", {}).get("shell")
-        env = {k: self.interpolate(v) for k, v in document.get("env", {}).items()}
-        self.context["env"] = env
-        env.update({k: self.interpolate(v) for k, v in job.get("env", {}).items()})
-        result = self.steps(job["steps"], env, shell)
-        result.outputs = {k: self.interpolate(v) for k, v in job.get("outputs", {}).items()}
-        return result
-
-    def action(
-        self, path: Path, inputs: dict[str, str], skip: set[str], prepare: Callable[[Path], None]
-    ) -> Job:
-        """The steps of a composite action but those named in `skip`; `prepare` gets the
-        runner's temp folder first."""
-        document = load(path)
-        given = {k: inputs.get(k, text(v.get("default"))) for k, v in document["inputs"].items()}
-        prepare(self.begin(given, {}))
-        steps = [s for s in document["runs"]["steps"] if s.get("name") not in skip]
-        return self.steps(steps, {}, None)
-
-    def begin(
-        self, inputs: dict[str, Any], needs: dict[str, Job], environment: str | None = None
-    ) -> Path:
-        """A job's contexts. Its secrets: the repository's and, when it names an
-        environment, that environment's (which win, as on GitHub)."""
-        self.jobs_run += 1
-        temp = self.scratch / f"job{self.jobs_run}" / "runner-temp"
-        temp.mkdir(parents=True)
-        secrets = dict(self.secrets)
-        if environment is not None:
-            secrets.update(self.environments.get(environment, {}))
-        self.context = {
-            "secrets": secrets,
-            "inputs": inputs,
-            "needs": {k: {"outputs": v.outputs, "result": "success"} for k, v in needs.items()},
-            "steps": {},
-            "env": {},
-            "runner": {"temp": str(temp), "os": "Linux"},
-            "github": {
-                "token": "ghs_fake-token-for-tests",
-                "repository": REPOSITORY,
-                "server_url": "https://github.com",
-                "run_id": "4242",
-                "run_attempt": "1",
-                "workspace": str(self.workspace),
-                "event": {"pull_request": {"number": PR_NUMBER}},
-            },
-        }
-        return temp
-
-    def steps(self, steps: list[dict[str, Any]], env: dict[str, str], shell: str | None) -> Job:
-        temp = Path(self.context["runner"]["temp"])
-        job = Job(ran=True, temp=temp)
-        summaries: list[str] = []
-        path = self.path
-        failed = False
-        for index, step in enumerate(steps):
-            name = step.get("id") or step.get("name") or f"step{index}"
-            if not self.condition(step.get("if"), failed):
-                job.steps[name] = Step(name, ran=False, condition=False)
-                continue
-            if "uses" in step:
-                given = {k: self.interpolate(v) for k, v in step.get("with", {}).items()}
-                self.uses(step, given, self)
-                job.steps[name] = Step(name, ran=False, condition=True)
-                self.context["steps"][name] = {"outputs": {}, "outcome": "success"}
-                continue
-            files = {
-                key: temp.parent / f"{index}-{key.lower()}"
-                for key in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH")
-            }
-            for file in files.values():
-                file.touch()
-            script = temp.parent / f"{index}-script.sh"
-            script.write_text(step["run"])
-            step_env = {k: self.interpolate(v) for k, v in step.get("env", {}).items()}
-            process_env = {
-                "PATH": path,
-                "HOME": str(self.scratch / "home"),
-                "LANG": "C.UTF-8",
-                "CI": "true",
-                "GITHUB_ACTIONS": "true",
-                "GITHUB_WORKSPACE": str(self.workspace),
-                "GITHUB_REPOSITORY": REPOSITORY,
-                "GITHUB_REF_NAME": "main",
-                "GITHUB_RUN_ID": "4242",
-                "GITHUB_SERVER_URL": "https://github.com",
-                "RUNNER_TEMP": str(temp),
-                FAKE_GH_STATE: str(self.gh_state),
-                **{k: str(v) for k, v in files.items()},
-                **env,
-                **step_env,
-            }
-            shell_name = step.get("shell", shell)
-            command = {
-                "bash": ["bash", "--noprofile", "--norc", "-eo", "pipefail"],
-                None: ["bash", "-e"],
-            }[shell_name]
-            cwd = self.workspace / self.interpolate(step.get("working-directory", "."))
-            process = subprocess.run(
-                [*command, str(script)],
-                cwd=cwd,
-                env=process_env,
-                capture_output=True,
-                text=True,
-                timeout=STEP_TIMEOUT,
-                check=False,
-            )
-            outputs = parse_env_file(files["GITHUB_OUTPUT"].read_text())
-            env.update(parse_env_file(files["GITHUB_ENV"].read_text()))
-            for line in files["GITHUB_PATH"].read_text().splitlines():
-                path = f"{line}:{path}"
-            summaries.append(files["GITHUB_STEP_SUMMARY"].read_text())
-            outcome = "success" if process.returncode == 0 else "failure"
-            self.context["steps"][name] = {"outputs": outputs, "outcome": outcome}
-            job.steps[name] = Step(
-                name, True, True, process.returncode, process.stdout, process.stderr, outputs
-            )
-            assert "Traceback" not in process.stdout + process.stderr, process.stderr
-            assert SECRET not in process.stdout + process.stderr + summaries[-1]
-            failed = failed or process.returncode != 0
-        job.ok = not failed
-        job.summary = "".join(summaries)
-        return job
-
-
-def parse_env_file(content: str) -> dict[str, str]:
-    """`name=value` lines and `name<<DELIMITER` blocks, as the runner reads them."""
-    values: dict[str, str] = {}
-    lines = iter(content.splitlines())
-    for line in lines:
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            block: list[str] = []
-            for item in lines:
-                if item == delimiter:
-                    break
-                block.append(item)
-            values[name] = "\n".join(block)
-        elif line:
-            name, value = line.split("=", 1)
-            values[name] = value
-    return values
-
-
-class Artifacts:
-    """upload-artifact and download-artifact, between the jobs of one test."""
-
-    def __init__(self) -> None:
-        self.stored: dict[str, dict[str, bytes]] = {}
-
-    def __call__(self, step: dict[str, Any], given: dict[str, str], runner: Runner) -> None:
-        action = step["uses"].split("@")[0]
-        if action == "actions/upload-artifact":
-            source = runner.workspace / given["path"]  # an absolute path stays as it is
-            base = source.parent if source.is_file() else source
-            files = [source] if source.is_file() else sorted(source.rglob("*"))
-            found = {str(f.relative_to(base)): f for f in files if f.is_file()}
-            assert found or given.get("if-no-files-found") != "error", given
-            if found:
-                self.stored[given["name"]] = {k: f.read_bytes() for k, f in found.items()}
-        elif action == "actions/download-artifact":
-            target = runner.workspace / given["path"]
-            for relative, content in self.stored[given["name"]].items():
-                (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                (target / relative).write_bytes(content)
+BOT = fake_gh.BOT
+CALLERS = {
+    "policy-pr.yml": "policysync-pr.yml",
+    "policy-drift.yml": "policysync-drift.yml",
+    "policy-apply.yml": "policysync-apply.yml",
+    "policy-rollback.yml": "policysync-rollback.yml",
+}
+# The credentials are named per provider (README.md, "Setting it up"); each step that
+# reads live state gets both sets, each unless `provider` names the other provider.
+STYTCH_CREDENTIALS = ("STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL")
+ZENML_CREDENTIALS = ("ZENML_PRO_API_KEY", "ZENML_PRO_API_URL")
+CREDENTIAL_PREFIXES = ("STYTCH_", "ZENML_")
 
 
 # Fixtures.
-
-
-def gh_calls(state: Path, *, mutating: bool = False) -> list[list[str]]:
-    calls: list[list[str]] = json.loads(state.read_text())["calls"]
-    reads = (["issue", "list"], ["api", "--paginate"])
-    return [c for c in calls if not mutating or c[:2] not in reads]
-
-
-def gh(state: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(state.read_text())
-    return loaded
 
 
 @pytest.fixture
@@ -520,18 +90,7 @@ def gh_state(tmp_path: Path) -> Path:
         "user": {"login": "alice", "type": "User"},
         "body": "LGTM, but <!-- policysync-plan -->?",
     }
-    state.write_text(
-        json.dumps(
-            {
-                "calls": [],
-                "comments": [unrelated],
-                "next_id": 1,
-                "issues": [],
-                "labels": [],
-                "read_only": False,
-            }
-        )
-    )
+    state.write_text(json.dumps({**fake_gh.initial_state(), "comments": [unrelated], "next_id": 1}))
     return state
 
 
@@ -542,7 +101,9 @@ def artifacts() -> Artifacts:
 
 @pytest.fixture
 def runner(workspace: Path, tmp_path: Path, gh_state: Path, artifacts: Artifacts) -> Runner:
-    return Runner(workspace, tmp_path / "runner", gh_state, artifacts)
+    made = Runner(workspace, tmp_path / "runner", gh_state, artifacts)
+    made.hidden = {SECRET, ZENML_KEY}
+    return made
 
 
 @pytest.fixture
@@ -558,8 +119,53 @@ def live(runner: Runner) -> Iterator[Store]:
         yield store
 
 
+@pytest.fixture
+def zenml_live(runner: Runner, workspace: Path) -> Iterator[ZenmlStore]:
+    """The ZenML Pro sample instead: examples/zenml/ committed as the checkout, its
+    emulator seeded with its seed, and ZenML Pro's credentials in both environments."""
+    shutil.rmtree(workspace / "policies")
+    shutil.copytree(ROOT / "examples" / "zenml", workspace, dirs_exist_ok=True)
+    (workspace / "emulator-seed.json").unlink()
+    commit_all(workspace, "the ZenML Pro sample")
+    store = ZenmlStore()
+    store.load(read_model(ROOT / "examples" / "zenml" / "emulator-seed.json", ZenmlSeed))
+    with EmulatorThread(build_zenml(store, ZENML_KEY)) as emulator:
+        for name in ENVIRONMENTS:
+            runner.environments[name] = {
+                "ZENML_PRO_API_KEY": ZENML_KEY,
+                "ZENML_PRO_API_URL": emulator.url,
+            }
+        yield store
+
+
 def credentials(url: str) -> dict[str, str]:
     return {"STYTCH_PROJECT_ID": PROJECT_ID, "STYTCH_SECRET": SECRET, "STYTCH_BASE_URL": url}
+
+
+@pytest.fixture
+def recorded(runner: Runner, tmp_path: Path) -> Path:
+    """`policysync` wrapped, first on PATH: each call's arguments, and which credential
+    variables it was given non-empty (never their values), are added to the file this
+    returns, then the real command runs."""
+    log = tmp_path / "policysync-calls.jsonl"
+    wrapper = runner.fakebin / "policysync"
+    names = [*STYTCH_CREDENTIALS, *ZENML_CREDENTIALS]
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(log)!r}, 'a') as log:\n"
+        "    given = sorted(k for k in " + repr(names) + " if os.environ.get(k))\n"
+        "    log.write(json.dumps({'argv': sys.argv[1:], 'credentials': given}) + '\\n')\n"
+        f"real = {str(VENV / 'bin' / 'policysync')!r}\n"
+        "os.execv(real, [real, *sys.argv[1:]])\n"
+    )
+    wrapper.chmod(0o755)
+    return log
+
+
+def calls_of(log: Path, command: str) -> list[dict[str, Any]]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [c for c in map(json.loads, lines) if c["argv"][:1] == [command]]
 
 
 def push_pr_commit(workspace: Path, role_id: str) -> None:
@@ -568,14 +174,27 @@ def push_pr_commit(workspace: Path, role_id: str) -> None:
     commit_all(workspace, f"add {role_id}")
 
 
+def apply_run(runner: Runner, run_id: str, attempt: str = "1", **inputs: Any) -> dict[str, Job]:
+    """policy-apply run `run_id` (its plan job, then its apply job), as dispatched with
+    `inputs`."""
+    runner.run_id, runner.run_attempt = run_id, attempt
+    return runner.run(runner.call("policy-apply.yml", inputs))
+
+
+def journal_runs(*artifacts: dict[str, bytes]) -> set[str]:
+    """The policysync runs in journal artifacts (a folder each, beside `.lock`)."""
+    return {name.split("/")[0] for files in artifacts for name in files if "/" in name}
+
+
+def rollback_run(runner: Runner, run_id: str, **inputs: Any) -> Job:
+    runner.run_id, runner.run_attempt = run_id, "1"
+    return runner.run(runner.call("policy-rollback.yml", inputs))["rollback"]
+
+
 # The files themselves.
 
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", re.MULTILINE)
 PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
-
-
-def github_files() -> list[Path]:
-    return [*sorted(WORKFLOWS.glob("*.yml")), ROOT / "action.yml"]
 
 
 @pytest.mark.parametrize("path", github_files(), ids=lambda p: p.name)
@@ -588,7 +207,10 @@ def test_actions_are_pinned_to_commits_and_run_scripts_hold_no_expressions(path:
         assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{target}: no # vX.Y.Z"
     document = load(path)
     jobs = document.get("jobs") or {"action": {"steps": document["runs"]["steps"]}}
-    for job in jobs.values():
+    for name, job in jobs.items():
+        if "uses" in job:  # a caller: this repository's reusable workflow, no steps
+            assert job["uses"].startswith("./.github/workflows/"), f"{path.name}: {name}"
+            continue
         for step in job["steps"]:
             assert "${{" not in step.get("run", ""), f"{path.name}: {step} (pass it in env:)"
             if step.get("uses", "").startswith("actions/checkout@"):
@@ -625,25 +247,144 @@ def test_ci_runs_make_test_on_pushes_and_pull_requests() -> None:
     assert [s["run"] for s in document["jobs"]["test"]["steps"] if "run" in s] == ["make test"]
 
 
-def test_policy_workflows_are_triggered_and_guarded_as_documented() -> None:
-    pr = load(WORKFLOWS / "policy-pr.yml")
-    assert pr["on"]["pull_request"]["paths"] == ["policies/**", "schemas/**"]
-    assert pr["jobs"]["plan"]["permissions"]["pull-requests"] == "write"
-    drift = load(WORKFLOWS / "policy-drift.yml")
-    assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
-    assert drift["jobs"]["drift"]["permissions"]["issues"] == "write"
-    assert drift["jobs"]["drift"]["environment"] == "policysync-read"
-    apply = load(WORKFLOWS / "policy-apply.yml")
-    assert set(apply["on"]) == {"workflow_dispatch"}
-    allow = apply["on"]["workflow_dispatch"]["inputs"]["allow_delete"]
-    assert (allow["type"], allow["default"]) == ("boolean", False)
-    assert apply["concurrency"]["cancel-in-progress"] is False
-    assert apply["jobs"]["apply"]["environment"] == "policysync-apply"
-    assert apply["jobs"]["plan"]["environment"] == "policysync-read"
-    journal = apply["jobs"]["apply"]["steps"][-1]
+@pytest.mark.parametrize(("caller", "called"), CALLERS.items())
+def test_callers_are_thin_and_grant_what_the_called_jobs_need(caller: str, called: str) -> None:
+    """The repository's own workflows only call the reusable ones, as a policy repository
+    does by reference: one job, `uses:` and `with:`, no steps, no secrets passed (the
+    called jobs read their environments'). A called job gets at most its caller's
+    permissions, so the caller grants each permission any called job asks for."""
+    document = load(WORKFLOWS / caller)
+    (job,) = document["jobs"].values()
+    assert set(job) <= {"name", "permissions", "uses", "with"}, set(job)
+    assert job["uses"] == f"./.github/workflows/{called}"
+    rank = {"read": 1, "write": 2}
+    needed: dict[str, str] = {}
+    for called_job in load(WORKFLOWS / called)["jobs"].values():
+        for scope, level in called_job["permissions"].items():
+            if rank[level] > rank.get(needed.get(scope, ""), 0):
+                needed[scope] = level
+    assert job["permissions"] == needed
+    assert len((WORKFLOWS / caller).read_text().splitlines()) <= 50
+
+
+def test_callers_are_triggered_as_documented() -> None:
+    pr = triggers(load(WORKFLOWS / "policy-pr.yml"))
+    assert pr == {"pull_request": {"paths": ["policies/**", "schemas/**"]}}
+    drift = triggers(load(WORKFLOWS / "policy-drift.yml"))
+    assert set(drift) == {"schedule", "workflow_dispatch"}
+    apply = triggers(load(WORKFLOWS / "policy-apply.yml"))
+    assert set(apply) == {"workflow_dispatch"}
+    for name in ("allow_delete", "force"):
+        spec = apply["workflow_dispatch"]["inputs"][name]
+        assert (spec["type"], spec["default"]) == ("boolean", False)
+    rollback = triggers(load(WORKFLOWS / "policy-rollback.yml"))
+    assert set(rollback) == {"workflow_dispatch"}
+    assert rollback["workflow_dispatch"]["inputs"]["apply_run_id"]["required"] is True
+
+
+def test_reusable_workflows_are_the_four_and_guarded_as_documented() -> None:
+    assert [p.name for p in reusable_workflows()] == [
+        "policysync-apply.yml",
+        "policysync-drift.yml",
+        "policysync-pr.yml",
+        "policysync-rollback.yml",
+    ]
+    for name in ("policysync-apply.yml", "policysync-rollback.yml"):  # never side by side
+        assert load(WORKFLOWS / name)["concurrency"] == {
+            "group": "policysync-apply",
+            "cancel-in-progress": False,
+        }
+    apply = load(WORKFLOWS / "policysync-apply.yml")["jobs"]
+    assert apply["plan"]["environment"] == "policysync-read"
+    assert apply["apply"]["environment"] == "policysync-apply"
+    journal = apply["apply"]["steps"][-1]
     assert journal["uses"].startswith("actions/upload-artifact@")
     assert journal["if"] == "always()"  # also when the apply failed
     assert journal["with"]["include-hidden-files"] is True  # .policysync/ is hidden
+    assert (
+        journal["with"]["name"]
+        == "policysync-journal-${{ github.run_id }}-${{ github.run_attempt }}"
+    )
+    rollback = load(WORKFLOWS / "policysync-rollback.yml")["jobs"]["rollback"]
+    assert rollback["environment"] == "policysync-apply"
+    assert rollback["permissions"] == {"contents": "read", "actions": "read"}
+    kept = rollback["steps"][-1]
+    assert (kept["uses"].split("@")[0], kept["if"]) == ("actions/upload-artifact", "always()")
+    assert kept["with"]["name"] == journal["with"]["name"]  # a rollback can be rolled back
+    drift = load(WORKFLOWS / "policysync-drift.yml")["jobs"]["drift"]
+    assert drift["environment"] == "policysync-read"
+    assert drift["permissions"]["issues"] == "write"
+    pr = load(WORKFLOWS / "policysync-pr.yml")["jobs"]
+    assert pr["plan"]["permissions"]["pull-requests"] == "write"
+
+
+@pytest.mark.parametrize("path", reusable_workflows(), ids=lambda p: p.name)
+def test_reusable_workflows_install_policysync_of_their_own_commit(path: Path) -> None:
+    """A reusable workflow runs the policysync it was called at: each job checks out
+    `job.workflow_repository` at `job.workflow_sha` beside the policy files and installs
+    it with its composite action, with the job's Python."""
+    for name, job in load(path)["jobs"].items():
+        steps = job["steps"]
+        names = [s.get("name") for s in steps]
+        checkout = steps[names.index("Check out policysync")]
+        assert checkout["with"] == {
+            "repository": "${{ job.workflow_repository }}",
+            "ref": "${{ job.workflow_sha }}",
+            "path": ".policysync-action",
+            "persist-credentials": False,
+        }, name
+        install = steps[names.index("Install policysync")]
+        assert install["uses"] == "./.policysync-action"
+        assert install["with"] == {"python-version": "${{ inputs.python-version }}"}
+        assert names.index("Install policysync") > names.index("Check out policysync")
+        first = next(
+            i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/checkout@")
+        )
+        assert steps[first]["with"].get("repository") is None  # the caller's files first
+
+
+def test_reusable_workflows_take_the_documented_inputs() -> None:
+    expected = {
+        "policysync-pr.yml": {"policies", "python-version", "provider"},
+        "policysync-drift.yml": {
+            "policies", "python-version", "parallelism", "provider", "all-orgs",
+        },
+        "policysync-apply.yml": {
+            "policies", "python-version", "parallelism", "provider", "allow-delete", "force",
+        },
+        "policysync-rollback.yml": {
+            "apply-run-id", "journal-run", "orgs", "python-version", "parallelism", "provider",
+        },
+    }  # fmt: skip
+    for path in reusable_workflows():
+        inputs = triggers(load(path))["workflow_call"]["inputs"]
+        assert set(inputs) == expected[path.name], path.name
+        for name, spec in inputs.items():
+            assert spec.get("description"), f"{path.name}: {name}"
+        assert "secrets" not in triggers(load(path))["workflow_call"]  # the environments'
+
+
+def readme_inputs() -> dict[tuple[str, str], str]:
+    """README's table of the reusable workflows' inputs: (workflow, input) -> default."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The reusable workflows' inputs", 1)[1].split("\n#", 1)[0]
+    rows: dict[tuple[str, str], str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].startswith("`"):
+            for workflow in re.findall(r"[a-z]+", cells[0]):
+                rows[(f"policysync-{workflow}.yml", cells[1].strip("`"))] = cells[2]
+    return rows
+
+
+def test_readme_documents_every_input_with_its_default() -> None:
+    expected = {}
+    for path in reusable_workflows():
+        for name, spec in triggers(load(path))["workflow_call"]["inputs"].items():
+            default = "required" if spec.get("required") else json.dumps(spec.get("default"))
+            expected[(path.name, name)] = default.replace('""', "empty")
+    documented = {k: v.strip("`") for k, v in readme_inputs().items()}
+    assert documented == expected
 
 
 SECRET_REFERENCE = re.compile(r"\bsecrets\.(\w+)")
@@ -656,13 +397,6 @@ def secrets_named(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(secrets_named(v) for v in node))
     return set(SECRET_REFERENCE.findall(node)) if isinstance(node, str) else set()
-
-
-# The credentials are named per provider (README.md, "Setting it up"); each step that
-# reads live state gets both sets, and the settings' `provider` picks the one it reads.
-STYTCH_CREDENTIALS = ("STYTCH_PROJECT_ID", "STYTCH_SECRET", "STYTCH_BASE_URL")
-ZENML_CREDENTIALS = ("ZENML_PRO_API_KEY", "ZENML_PRO_API_URL")
-CREDENTIAL_PREFIXES = ("STYTCH_", "ZENML_")
 
 
 @pytest.mark.parametrize("path", github_files(), ids=lambda p: p.name)
@@ -680,60 +414,61 @@ def test_credentials_are_read_only_in_jobs_of_an_environment(path: Path) -> None
     assert "secrets-outside-env" not in (ROOT / ".github" / "zizmor.yml").read_text()
 
 
-def test_every_step_given_the_stytch_credentials_is_given_the_zenml_ones() -> None:
+def test_every_step_given_credentials_is_given_both_providers_unless_provider_says() -> None:
     """Wherever an `env:` (of a job or a step) passes credentials, it passes both
-    providers' complete sets, each variable from the secret of its name, in a job of one
-    of the environments; the list of those places is pinned, so none goes unnoticed."""
+    providers' complete sets, each variable from the secret of its name unless the input
+    `provider` names the other provider, in a job of one of the environments; the list
+    of those places is pinned, so none goes unnoticed."""
+    unless = {
+        **dict.fromkeys(STYTCH_CREDENTIALS, "zenml"),
+        **dict.fromkeys(ZENML_CREDENTIALS, "stytch"),
+    }
+    expected = {
+        name: f"${{{{ inputs.provider != '{other}' && secrets.{name} || '' }}}}"
+        for name, other in unless.items()
+    }
     given = []
     for path in sorted(WORKFLOWS.glob("*.yml")):
         for job_name, job in load(path)["jobs"].items():
-            for where, env in [
-                (f"job {job_name}", job.get("env", {})),
-                *(
-                    (f"job {job_name}, step {s.get('name')}", s.get("env", {}))
-                    for s in job["steps"]
-                ),
-            ]:
+            places = [(f"job {job_name}", job.get("env", {}))]
+            places += [
+                (f"job {job_name}, step {s.get('name')}", s.get("env", {}))
+                for s in job.get("steps", [])
+            ]
+            for where, env in places:
                 credentials = {k: v for k, v in env.items() if k.startswith(CREDENTIAL_PREFIXES)}
                 if not credentials:
                     continue
-                expected = {
-                    k: f"${{{{ secrets.{k} }}}}" for k in (*STYTCH_CREDENTIALS, *ZENML_CREDENTIALS)
-                }
                 assert credentials == expected, f"{path.name}: {where}"
                 assert job.get("environment") in ENVIRONMENTS, f"{path.name}: {where}"
                 given.append((path.name, where))
     assert given == [
-        ("policy-apply.yml", "job plan, step Plan"),
-        ("policy-apply.yml", "job apply, step Apply the saved plan"),
-        ("policy-drift.yml", "job drift, step Detect drift"),
+        ("policysync-apply.yml", "job plan, step Plan"),
+        ("policysync-apply.yml", "job apply, step Apply the saved plan"),
+        ("policysync-drift.yml", "job drift, step Detect drift"),
+        ("policysync-rollback.yml", "job rollback, step Roll back"),
     ]
 
 
-@pytest.mark.parametrize("path", [*github_files(), ROOT / "README.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [ROOT / "action.yml", ROOT / "README.md"], ids=lambda p: p.name)
 def test_examples_in_comments_and_readme_pass_both_providers_credentials(path: Path) -> None:
     """The `env:` examples a user copies (action.yml's header, README's composite action)
     name ZenML Pro's secrets as often as Stytch's."""
     source = path.read_text()
-    assert source.count("secrets.STYTCH_SECRET }}") == source.count("secrets.ZENML_PRO_API_KEY }}")
-    assert source.count("secrets.STYTCH_SECRET }}") == source.count("secrets.ZENML_PRO_API_URL }}")
+    stytch = len(re.findall(r"secrets\.STYTCH_SECRET\b", source))
+    assert stytch > 0
+    assert stytch == len(re.findall(r"secrets\.ZENML_PRO_API_KEY\b", source))
+    assert stytch == len(re.findall(r"secrets\.ZENML_PRO_API_URL\b", source))
 
 
 def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:
-    pr = load(WORKFLOWS / "policy-pr.yml")
+    pr = load(WORKFLOWS / "policysync-pr.yml")
     for name, job in pr["jobs"].items():
         assert "environment" not in job, name
         assert secrets_named(job) == set(), name
-    plans = [
-        line.strip()
-        for job in pr["jobs"].values()
-        for step in job["steps"]
-        for line in step.get("run", "").splitlines()
-        if line.strip().startswith("policysync plan")
-    ]
-    assert plans, "no plan in policy-pr.yml"
-    for line in plans:
-        assert "--against-ref HEAD^1" in line
+    scripts = [s.get("run", "") for job in pr["jobs"].values() for s in job["steps"]]
+    plans = [line for script in scripts for line in script.splitlines() if "(plan " in line]
+    assert plans == ["args=(plan --against-ref HEAD^1 --format markdown --detailed-exitcode)"]
 
 
 def pre_commit_hooks() -> dict[str, dict[str, Any]]:
@@ -772,24 +507,76 @@ def test_pre_commit_fmt_hook_checks_the_staged_policy_files(
         assert not files.search(name), name
     program, *args = hook["entry"].split()
     assert program == "policysync"
-    assert run([*args, *staged], capsys)[:2] == (0, "")
+    assert cli_run([*args, *staged], capsys)[:2] == (0, "")
     globex = workdir / "policies/orgs/globex.json"
     globex.write_text(json.dumps(json.loads(globex.read_text())))  # one line
     before = globex.read_bytes()
-    assert run([*args, *staged], capsys)[:2] == (1, "policies/orgs/globex.json\n")
+    assert cli_run([*args, *staged], capsys)[:2] == (1, "policies/orgs/globex.json\n")
     assert globex.read_bytes() == before  # the hook writes nothing
 
 
-# policy-pr.yml
+# The runner itself: inputs and secrets as GitHub passes them.
+
+
+def test_a_call_passes_typed_inputs_and_no_secrets(runner: Runner) -> None:
+    runner.secrets = {"STYTCH_SECRET": "a repository secret"}
+    call = runner.call("policy-apply.yml", {"allow_delete": True})
+    assert call == Call(
+        "policysync-apply.yml",
+        {
+            "policies": "",
+            "python-version": "3.12",
+            "parallelism": 16,
+            "provider": "stytch",
+            "allow-delete": True,
+            "force": False,
+        },
+        {},  # the caller passes none: the called jobs read their environments'
+        {"contents": "read"},
+    )
+    with pytest.raises(AssertionError, match="the input allow_delete is a boolean"):
+        runner.call("policy-apply.yml", {"allow_delete": "true"})
+    with pytest.raises(AssertionError, match="the input apply_run_id is required"):
+        runner.call("policy-rollback.yml", {})
+
+
+def test_a_called_job_reads_its_environments_secrets_not_the_repositorys(
+    runner: Runner, recorded: Path, live: Store
+) -> None:
+    """The repository's secrets reach a called workflow only when its caller passes them
+    (`secrets: inherit`); ours pass none, and the environment's are what the jobs read
+    (and win over any passed)."""
+    environment = runner.environments["policysync-read"]
+    runner.environments["policysync-read"] = {}
+    runner.secrets = {"STYTCH_SECRET": "secret-test-the-repositorys-cmVwbw"}
+    runner.hidden.add(runner.secrets["STYTCH_SECRET"])
+    call = runner.call("policy-apply.yml")
+    assert not runner.job(call, "plan").ok
+    assert calls_of(recorded, "plan")[-1]["credentials"] == []
+    inherited = Call(call.workflow, call.inputs, dict(runner.secrets), call.permissions)
+    assert not runner.job(inherited, "plan").ok
+    assert calls_of(recorded, "plan")[-1]["credentials"] == ["STYTCH_SECRET"]
+    runner.environments["policysync-read"] = environment
+    plan = runner.job(inherited, "plan")
+    assert plan.ok, plan.log  # the environment's secret, not the repository's
+    assert calls_of(recorded, "plan")[-1]["credentials"] == sorted(STYTCH_CREDENTIALS)
+
+
+def live_url(runner: Runner) -> str:
+    return runner.environments["policysync-apply"]["STYTCH_BASE_URL"]
+
+
+# policysync-pr.yml, through policy-pr.yml
 
 
 def test_pr_validate_annotates_the_broken_line(runner: Runner, workspace: Path) -> None:
-    job = runner.job("policy-pr.yml", "validate")
+    pr = runner.call("policy-pr.yml")
+    job = runner.job(pr, "validate")
     assert job.ok, job.log
 
     acme = workspace / "policies" / "orgs" / "acme.json"
     acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
-    job = runner.job("policy-pr.yml", "validate")
+    job = runner.job(pr, "validate")
     assert not job.ok
     assert re.search(
         r"^::error file=policies/orgs/acme\.json,line=\d+,col=\d+,title=[^:]*::.*aprove",
@@ -805,11 +592,15 @@ def test_pr_plan_is_the_offline_plan_and_keeps_one_sticky_comment(
     # request's plan is made from git alone: its job names no secret.
     runner.secrets = runner.environments["policysync-read"]
     push_pr_commit(workspace, "first-role")
-    job = runner.job("policy-pr.yml", "plan")
+    pr = runner.call("policy-pr.yml")
+    job = runner.job(pr, "plan")
     assert job.ok, job.log
     assert job.steps["plan"].outputs["exit-code"] == "2"
     assert "policysync plan (offline)" in job.summary
-    assert "Made from git alone, without Stytch credentials" in job.summary
+    assert (
+        "Made from git alone, without Stytch credentials: it assumes live Stytch holds"
+        in job.summary
+    )
     # Only this commit's role: the base branch plays live, not the emulator (which
     # differs from the files in four organizations).
     assert "**Plan: 1 to add, 0 to change, 0 to destroy, in 1 of 7 organizations.**" in job.summary
@@ -827,7 +618,7 @@ def test_pr_plan_is_the_offline_plan_and_keeps_one_sticky_comment(
     assert comments[1]["body"] == Path(job.steps["plan"].outputs["body"]).read_text()
 
     push_pr_commit(workspace, "second-role")  # a later push: the same comment, updated
-    job = runner.job("policy-pr.yml", "plan")
+    job = runner.job(pr, "plan")
     assert job.ok, job.log
     _, patch = gh_calls(gh_state, mutating=True)
     assert patch[:4] == ["api", "--method", "PATCH", f"repos/{REPOSITORY}/issues/comments/2"]
@@ -855,8 +646,9 @@ def test_pr_plan_comment_is_never_one_written_by_someone_else(
     state["next_id"] = 1 + len(SPOOFS)
     gh_state.write_text(json.dumps(state))
 
+    pr = runner.call("policy-pr.yml")
     push_pr_commit(workspace, "first-role")
-    job = runner.job("policy-pr.yml", "plan")
+    job = runner.job(pr, "plan")
     assert job.ok, job.log
     [post] = gh_calls(gh_state, mutating=True)  # a comment of its own, not a PATCH
     assert post[:3] == ["api", "--method", "POST"]
@@ -866,7 +658,7 @@ def test_pr_plan_comment_is_never_one_written_by_someone_else(
     assert "+ role first-role" in comments[-1]["body"]
 
     push_pr_commit(workspace, "second-role")  # the next push updates the bot's comment
-    job = runner.job("policy-pr.yml", "plan")
+    job = runner.job(pr, "plan")
     assert job.ok, job.log
     _, patch = gh_calls(gh_state, mutating=True)
     assert patch[3] == f"repos/{REPOSITORY}/issues/comments/{len(SPOOFS) + 2}"
@@ -877,7 +669,7 @@ def test_pr_plan_comment_is_never_one_written_by_someone_else(
 
 def test_pr_plan_comment_filter_matches_the_marker_and_the_bot() -> None:
     """The `--jq` filter of the sticky comment step, on its own."""
-    steps = load(WORKFLOWS / "policy-pr.yml")["jobs"]["plan"]["steps"]
+    steps = load(WORKFLOWS / "policysync-pr.yml")["jobs"]["plan"]["steps"]
     (step,) = [s for s in steps if s.get("name") == "Sticky pull-request comment"]
     marker = "<!-- policysync-plan -->"
     comments = [
@@ -899,7 +691,7 @@ def test_pr_plan_with_a_read_only_token_warns_and_keeps_the_summary(
     state = gh(gh_state)
     state["read_only"] = True  # a pull request from a fork: read-only token
     gh_state.write_text(json.dumps(state))
-    job = runner.job("policy-pr.yml", "plan")
+    job = runner.job(runner.call("policy-pr.yml"), "plan")
     assert job.ok, job.log  # the comment could not be made: a warning, not a failure
     assert "policysync plan (offline)" in job.summary
     assert "**Plan: 1 to add, 0 to change, 0 to destroy, in 1 of 7 organizations.**" in job.summary
@@ -914,7 +706,7 @@ def test_pr_plan_that_fails_fails_the_job_but_still_comments(
     acme = workspace / "policies" / "orgs" / "acme.json"
     acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
     commit_all(workspace, "a typo")
-    job = runner.job("policy-pr.yml", "plan")
+    job = runner.job(runner.call("policy-pr.yml"), "plan")
     assert not job.ok
     assert job.steps["plan"].outputs["exit-code"] == "1"
     assert "The plan failed (exit code 1)" in job.summary
@@ -922,13 +714,74 @@ def test_pr_plan_that_fails_fails_the_job_but_still_comments(
     assert "The plan failed" in gh(gh_state)["comments"][-1]["body"]
 
 
-# policy-drift.yml
+def test_pr_input_policies_names_the_folder(
+    runner: Runner, workspace: Path, recorded: Path
+) -> None:
+    git(workspace, "mv", "policies", "rbac")
+    commit_all(workspace, "the policies in rbac/")
+    push_pr_commit_in(workspace / "rbac", "moved-role")
+    assert not runner.job("policysync-pr.yml", "validate").ok  # policies/ is gone
+    validate = runner.job("policysync-pr.yml", "validate", inputs={"policies": "rbac"})
+    assert validate.ok, validate.log
+    plan = runner.job("policysync-pr.yml", "plan", inputs={"policies": "rbac"})
+    assert plan.ok, plan.log
+    assert "+ role moved-role" in plan.summary
+    assert calls_of(recorded, "plan")[-1]["argv"][-2:] == ["--policies", "rbac"]
+    assert calls_of(recorded, "validate")[-1]["argv"] == [
+        "validate",
+        "--format",
+        "github",
+        "--policies",
+        "rbac",
+    ]
+
+
+def push_pr_commit_in(policies: Path, role_id: str) -> None:
+    edit(policies / "orgs" / "acme.json", lambda d: add_role(d, role_id))
+    commit_all(policies.parent, f"add {role_id}")
+
+
+@pytest.mark.parametrize(
+    ("provider", "wording"),
+    [
+        ("zenml", "without ZenML Pro credentials: it assumes live ZenML Pro holds"),
+        ("", "without credentials: it assumes the live roles are"),
+    ],
+)
+def test_pr_input_provider_names_the_provider(
+    runner: Runner, workspace: Path, provider: str, wording: str
+) -> None:
+    push_pr_commit(workspace, "named-role")
+    job = runner.job("policysync-pr.yml", "plan", inputs={"provider": provider})
+    assert job.ok, job.log
+    assert f"Made from git alone, {wording} the\nbase branch's files." in job.summary
+
+
+@pytest.mark.parametrize("workflow", [p.name for p in reusable_workflows()])
+def test_an_unknown_provider_stops_every_workflow_first(
+    runner: Runner, recorded: Path, workflow: str
+) -> None:
+    first = next(iter(load(WORKFLOWS / workflow)["jobs"]))
+    inputs: dict[str, Any] = {"provider": "Stytch Pro"}
+    if workflow == "policysync-rollback.yml":
+        inputs["apply-run-id"] = "4242"
+    job = runner.job(workflow, first, inputs=inputs)
+    assert not job.ok
+    assert "the input provider must be stytch, zenml or empty" in job.log
+    ran = [name for name, step in job.steps.items() if step.ran]
+    kept = "Keep the rollback's own journal"  # if: always(): it keeps nothing here
+    assert ran in (["Check the inputs"], ["Check the inputs", kept])
+    assert not recorded.exists()  # policysync never ran
+
+
+# policysync-drift.yml, through policy-drift.yml
 
 
 def test_drift_opens_updates_and_closes_one_issue(
     runner: Runner, workspace: Path, gh_state: Path, live: Store
 ) -> None:
-    job = runner.job("policy-drift.yml", "drift")
+    drift = runner.call("policy-drift.yml")
+    job = runner.job(drift, "drift")
     assert job.ok, job.log  # drift is reported by the issue, not by a failed job
     assert job.steps["drift"].outputs["drift"] == "true"
     assert job.steps["drift"].outputs["exit-code"] == "2"
@@ -941,11 +794,11 @@ def test_drift_opens_updates_and_closes_one_issue(
     assert create[:2] == ["issue", "create"]
     [issue] = gh(gh_state)["issues"]
     assert issue["labels"] == ["policysync-drift"]
-    assert issue["body"].startswith("<!-- policysync-drift -->\n")
+    assert issue["body"].startswith("<!-- policysync-drift -->\nLive Stytch no longer matches")
     assert "+ role legacy-admin" in issue["body"]
     assert "/acme/policies/actions/runs/4242" in issue["body"]
 
-    job = runner.job("policy-drift.yml", "drift")  # still drifted: the same issue, updated
+    job = runner.job(drift, "drift")  # still drifted: the same issue, updated
     assert job.ok, job.log
     body = str(job.temp / "policysync-drift-issue.md")
     assert gh_calls(gh_state, mutating=True)[2] == ["issue", "edit", "100", "--body-file", body]
@@ -965,7 +818,7 @@ def test_drift_opens_updates_and_closes_one_issue(
         check=False,
     )
     assert fixed.returncode == 0, fixed.stderr
-    job = runner.job("policy-drift.yml", "drift")  # drift gone: the issue is closed
+    job = runner.job(drift, "drift")  # drift gone: the issue is closed
     assert job.ok, job.log
     assert job.steps["drift"].outputs["drift"] == "false"
     assert "No drift." in job.summary
@@ -981,7 +834,7 @@ def test_drift_opens_updates_and_closes_one_issue(
     assert "No drift any more" in issue["comments"][0]
 
     calls = len(gh_calls(gh_state))
-    job = runner.job("policy-drift.yml", "drift")  # nothing to do: one look, no change
+    job = runner.job(drift, "drift")  # nothing to do: one look, no change
     assert job.ok, job.log
     assert len(gh_calls(gh_state)) == calls + 1
     assert len(gh_calls(gh_state, mutating=True)) == 4
@@ -991,7 +844,7 @@ def test_drift_that_fails_fails_the_job_and_leaves_the_issue_alone(
     runner: Runner, gh_state: Path, live: Store
 ) -> None:
     runner.environments["policysync-read"]["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
-    job = runner.job("policy-drift.yml", "drift")
+    job = runner.job(runner.call("policy-drift.yml"), "drift")
     assert not job.ok
     assert job.steps["drift"].outputs["exit-code"] == "1"
     assert "::error title=policysync drift::drift detection failed (exit code 1)" in job.log
@@ -999,74 +852,306 @@ def test_drift_that_fails_fails_the_job_and_leaves_the_issue_alone(
     assert gh_calls(gh_state) == []
 
 
-# policy-apply.yml
+def test_drift_inputs_reach_policysync(
+    runner: Runner, gh_state: Path, recorded: Path, live: Store
+) -> None:
+    inputs = {"parallelism": 3, "all-orgs": True, "provider": ""}
+    job = runner.job("policysync-drift.yml", "drift", inputs=inputs)
+    assert job.ok, job.log
+    [call] = calls_of(recorded, "drift")
+    assert call["argv"][-3:] == ["--parallelism", "3", "--all-orgs"]
+    assert call["credentials"] == sorted(STYTCH_CREDENTIALS)  # ZenML Pro's are not set
+    [issue] = gh(gh_state)["issues"]
+    assert "\nThe live roles no longer match the policy files of `main`" in issue["body"]
+
+    job = runner.job("policysync-drift.yml", "drift", inputs={})  # the defaults
+    assert job.ok, job.log
+    assert calls_of(recorded, "drift")[-1]["argv"][-2:] == ["--parallelism", "16"]
+
+
+# policysync-apply.yml, through policy-apply.yml
 
 
 def test_apply_applies_the_saved_plan_and_keeps_the_journal(
     runner: Runner, workspace: Path, artifacts: Artifacts, live: Store
 ) -> None:
-    plan = runner.job("policy-apply.yml", "plan")
+    call = runner.call("policy-apply.yml", {"allow_delete": False})
+    plan = runner.job(call, "plan")
     assert plan.ok, plan.log
     assert plan.outputs == {"changes": "true"}
     assert "**Plan: 2 to add, 2 to change, 1 to destroy, in 4 of 7 organizations.**" in plan.summary
     assert PROJECT_ID.encode() in artifacts.stored["policysync-plan"]["policysync-plan.json"]
 
     # Without allow_delete the saved plan (it deletes a role) is refused before any write.
-    refused = runner.job(
-        "policy-apply.yml", "apply", inputs={"allow_delete": False}, needs={"plan": plan}
-    )
+    refused = runner.job(call, "apply", needs={"plan": plan})
     assert refused.ran
     assert not refused.ok
     assert "**Apply failed (exit code 1).**" in refused.summary
     assert "--allow-delete" in refused.summary
     assert refused.steps["Upload the journal"].condition  # uploaded even so
 
-    applied = runner.job(
-        "policy-apply.yml", "apply", inputs={"allow_delete": True}, needs={"plan": plan}
-    )
+    runner.run_attempt = "2"
+    allowed = runner.call("policy-apply.yml", {"allow_delete": True})
+    applied = runner.job(allowed, "apply", needs={"plan": plan})
     assert applied.ok, applied.log
     assert applied.steps["apply"].outputs["exit-code"] == "0"
     assert "**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed" in applied.summary
-    [journal] = [v for k, v in artifacts.stored.items() if k.startswith("policysync-journal-")]
-    [run] = {name.split("/")[0] for name in journal if "/" in name}
+    journal = artifacts.runs["4242"]["policysync-journal-4242-2"]
+    [run] = journal_runs(journal)
     assert f"{run}/run.json" in journal
     assert len(journal) == 6  # run.json and the four organizations applied; and .lock
     assert ".lock" in journal  # the journal folder's lock (runlock.py), empty when free
     assert (workspace / ".policysync" / "journal" / run / "run.json").is_file()
 
-    again = runner.job("policy-apply.yml", "plan")  # live now matches: nothing to approve
+    # Each job installed the policysync of the commit the workflow was called at.
+    checkouts = artifacts.uses_of("actions/checkout")
+    ours = {
+        "repository": POLICYSYNC_REPOSITORY,
+        "ref": POLICYSYNC_SHA,
+        "path": ".policysync-action",
+        "persist-credentials": False,
+    }
+    assert checkouts == [{"persist-credentials": False}, ours] * 3  # plan, apply, apply
+    assert artifacts.uses_of("./.policysync-action") == [{"python-version": "3.12"}] * 3
+
+    again = runner.job(allowed, "plan")  # live now matches: nothing to approve
     assert again.ok, again.log
     assert again.outputs == {"changes": "false"}
     assert "No changes." in again.summary
-    assert not runner.job(
-        "policy-apply.yml", "apply", inputs={"allow_delete": True}, needs={"plan": again}
-    ).ran
+    assert not runner.job(allowed, "apply", needs={"plan": again}).ran
 
 
-# action.yml
+def test_apply_job_waits_for_a_plan_that_succeeded(runner: Runner, live: Store) -> None:
+    runner.environments["policysync-read"]["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
+    jobs = apply_run(runner, "4242", allow_delete=True)
+    assert jobs["plan"].result == "failure"
+    assert jobs["apply"].result == "skipped"
+
+
+def guard_on_every_tree(workspace: Path) -> None:
+    """apply's "too much change" guard from the first organization on (by default it
+    starts at 10 of them): the sample plan changes 4 of 7, more than 30%."""
+    (workspace / "policysync.toml").write_text("[apply]\nguard_min_organizations = 1\n")
+    commit_all(workspace, "guard every tree")
+
+
+def test_apply_input_force_passes_the_too_much_change_guard(
+    runner: Runner, workspace: Path, live: Store
+) -> None:
+    """The onboarding of many organizations at once: refused after approval without
+    `force`, applied with it."""
+    guard_on_every_tree(workspace)
+    before = live.dump()
+    refused = apply_run(runner, "4242", allow_delete=True)["apply"]
+    assert refused.ran
+    assert not refused.ok
+    assert "--force" in refused.summary
+    assert live.dump() == before  # the guard stops it before any write
+
+    forced = apply_run(runner, "4243", allow_delete=True, force=True)["apply"]
+    assert forced.ok, forced.log
+    assert "**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed" in forced.summary
+    assert live.dump() != before
+
+
+def test_apply_inputs_reach_the_plan_and_the_apply(
+    runner: Runner, workspace: Path, recorded: Path, live: Store
+) -> None:
+    git(workspace, "mv", "policies", "rbac")
+    commit_all(workspace, "the policies in rbac/")
+    inputs = {"policies": "rbac", "parallelism": 2, "allow-delete": True, "force": True}
+    plan = runner.job("policysync-apply.yml", "plan", inputs=inputs)
+    assert plan.ok, plan.log
+    applied = runner.job("policysync-apply.yml", "apply", inputs=inputs, needs={"plan": plan})
+    assert applied.ok, applied.log
+    [planned] = calls_of(recorded, "plan")
+    assert planned["argv"][-4:] == ["--parallelism", "2", "--policies", "rbac"]
+    [apply] = calls_of(recorded, "apply")
+    assert apply["argv"][-6:] == [
+        "--parallelism",
+        "2",
+        "--policies",
+        "rbac",
+        "--allow-delete",
+        "--force",
+    ]
+    assert planned["credentials"] == apply["credentials"] == sorted(STYTCH_CREDENTIALS)
+
+
+def test_apply_input_provider_passes_only_that_providers_credentials(
+    runner: Runner, recorded: Path, live: Store
+) -> None:
+    everything = {**credentials(live_url(runner)), "ZENML_PRO_API_KEY": ZENML_KEY}
+    runner.environments["policysync-read"] = dict(everything)
+    for run, (provider, given) in enumerate(
+        [("stytch", STYTCH_CREDENTIALS), ("", (*STYTCH_CREDENTIALS, "ZENML_PRO_API_KEY"))]
+    ):
+        runner.run_id = str(5000 + run)
+        plan = runner.job("policysync-apply.yml", "plan", inputs={"provider": provider})
+        assert plan.ok, plan.log
+        assert calls_of(recorded, "plan")[-1]["credentials"] == sorted(given)
+    # Stytch's credentials withheld from a Stytch tree: policysync says they are missing.
+    plan = runner.job("policysync-apply.yml", "plan", inputs={"provider": "zenml"})
+    assert not plan.ok
+    assert calls_of(recorded, "plan")[-1]["credentials"] == ["ZENML_PRO_API_KEY"]
+    assert "STYTCH_PROJECT_ID" in plan.log
+
+
+# policysync-rollback.yml, through policy-rollback.yml
+
+
+def test_rollback_puts_back_what_an_apply_run_replaced_and_can_be_undone(
+    runner: Runner, workspace: Path, artifacts: Artifacts, live: Store
+) -> None:
+    before = live.dump()
+    applied = apply_run(runner, "4242", allow_delete=True)["apply"]
+    assert applied.ok, applied.log
+    after = live.dump()
+    assert after != before
+
+    job = rollback_run(runner, "4300", apply_run_id="4242")
+    assert job.ok, job.log
+    assert live.dump() == before
+    [download] = [d for d in artifacts.uses_of("actions/download-artifact") if "pattern" in d]
+    assert download == {
+        "pattern": "policysync-journal-4242-*",
+        "path": f"{job.temp}/policysync-artifacts",
+        "run-id": "4242",
+        "github-token": "ghs_fake-token-for-tests",
+    }
+    [applied_run] = journal_runs(artifacts.runs["4242"]["policysync-journal-4242-1"])
+    assert f"### policysync rollback {applied_run} (from run 4242)" in job.summary
+    assert "**Rollback: 4 applied, 0 unchanged, 0 stale, 0 failed" in job.summary
+    # The rollback's own journal, and only it: a rollback can be rolled back in turn.
+    own = artifacts.runs["4300"]["policysync-journal-4300-1"]
+    [rollback] = journal_runs(own)
+    assert rollback != applied_run
+    assert f"{rollback}/run.json" in own
+
+    undone = rollback_run(runner, "4301", apply_run_id="4300")
+    assert undone.ok, undone.log
+    assert live.dump() == after
+
+
+@pytest.mark.parametrize("only_newest", [False, True])
+def test_rollback_undoes_every_attempt_newest_first_or_the_run_named(
+    runner: Runner, workspace: Path, artifacts: Artifacts, live: Store, only_newest: bool
+) -> None:
+    """A re-run apply leaves one journal artifact per attempt: the newest run is undone
+    first (undone oldest first, the newer run's writes would make the older one stale,
+    and the rollback would stop there); `journal-run` undoes one run alone."""
+    before = live.dump()
+    first = apply_run(runner, "4242", "1", allow_delete=True)["apply"]
+    assert first.ok, first.log
+    middle = live.dump()
+    push_pr_commit(workspace, "second-attempt-role")  # what attempt 2 applies on top
+    second = apply_run(runner, "4242", "2", allow_delete=True)["apply"]
+    assert second.ok, second.log
+    assert live.dump() != middle
+    journal = artifacts.runs["4242"]
+    # The attempts' order, not the run ids' (two runs of one second sort at random).
+    [older] = journal_runs(journal["policysync-journal-4242-1"])
+    [newer] = journal_runs(journal["policysync-journal-4242-2"])
+
+    inputs = {"apply_run_id": "4242", "journal_run": newer if only_newest else ""}
+    job = rollback_run(runner, "4300", **inputs)
+    assert job.ok, job.log
+    if only_newest:
+        assert live.dump() == middle
+        assert f"### policysync rollback {older}" not in job.summary
+    else:
+        assert live.dump() == before
+        summary = job.summary
+        assert summary.index(f"rollback {newer} (from") < summary.index(f"rollback {older} (from")
 
 
 @pytest.mark.parametrize(
-    ("command", "args", "allowed", "code", "ok"),
+    ("inputs", "error"),
     [
-        ("validate", "--format github", "0", "0", True),
-        ("validate", "--strict --format json", "0", "0", True),
-        ("validate", "policies/orgs/missing.json", "0", "1", False),
-        ("validate", "policies/orgs/missing.json", "0 1", "1", True),
+        ({"apply_run_id": "42; rm -rf /"}, "the input apply-run-id must be a workflow run's id"),
+        ({"apply_run_id": "4242", "journal_run": "../x"}, "the input journal-run must be"),
+        ({"apply_run_id": "4242", "orgs": "acme *"}, "the input orgs must be"),
+        ({"apply_run_id": "777"}, "no journal in the artifacts of run 777"),
+        ({"apply_run_id": "4242", "journal_run": "20260101T000000Z-abcdef"}, "not in the journal"),
     ],
-)
-def test_composite_action_runs_the_command_and_reports_its_exit_code(
-    runner: Runner, command: str, args: str, allowed: str, code: str, ok: bool
+)  # fmt: skip
+def test_rollback_refuses_what_it_cannot_roll_back(
+    runner: Runner,
+    recorded: Path,
+    artifacts: Artifacts,
+    live: Store,
+    inputs: dict[str, str],
+    error: str,
 ) -> None:
-    # The install step (pip) is left out: this virtual environment stands in for its venv.
-    inputs = {"command": command, "args": args, "allowed-exit-codes": allowed}
-    job = runner.action(
-        ROOT / "action.yml",
-        inputs,
-        skip={"Install policysync"},
-        prepare=lambda temp: (temp / "policysync-venv").symlink_to(VENV),
+    assert apply_run(runner, "4242", allow_delete=True)["apply"].ok
+    before = live.dump()
+    job = rollback_run(runner, "4300", **inputs)
+    assert not job.ok
+    assert error in job.log
+    assert calls_of(recorded, "rollback") == []
+    assert live.dump() == before
+    assert "4300" not in artifacts.runs
+
+
+def test_rollback_inputs_reach_policysync(
+    runner: Runner, recorded: Path, artifacts: Artifacts, live: Store
+) -> None:
+    assert apply_run(runner, "4242", allow_delete=True)["apply"].ok
+    acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
+    job = rollback_run(runner, "4300", apply_run_id="4242", orgs=f"{acme}")
+    assert job.ok, job.log
+    [call] = calls_of(recorded, "rollback")
+    assert call["argv"][2:] == [
+        "--auto-approve",
+        "--format",
+        "markdown",
+        "--journal",
+        ".policysync/journal",
+        "--parallelism",
+        "16",
+        "--org",
+        acme,
+    ]
+    assert call["credentials"] == sorted(STYTCH_CREDENTIALS)
+
+
+# ZenML Pro, end to end: provider zenml.
+
+
+def zenml_roles(store: ZenmlStore) -> dict[str, list[tuple[str, str, str]]]:
+    """The custom roles of each organization: (level, name, description), and who holds
+    them (ids change when a role is made again)."""
+    roles: dict[str, list[tuple[str, str, str]]] = {}
+    for organization in store.organizations():
+        found = []
+        for role in store.roles(organization["id"]):
+            if not role.system_managed:
+                holders = sorted(str(a) for a in store.assignments(role.id))
+                found.append((role.level, role.name, json.dumps([role.description, holders])))
+        roles[organization["name"]] = sorted(found)
+    return roles
+
+
+def test_zenml_apply_and_rollback_through_the_workflows(
+    runner: Runner, recorded: Path, zenml_live: ZenmlStore
+) -> None:
+    before = zenml_roles(zenml_live)
+    jobs = apply_run(runner, "4242", allow_delete=True)  # the callers say provider stytch
+    assert jobs["plan"].result == "failure"  # ZenML Pro's credentials are withheld
+    assert calls_of(recorded, "plan")[-1]["credentials"] == []
+
+    inputs = {"provider": "zenml", "allow-delete": True}
+    plan = runner.job("policysync-apply.yml", "plan", inputs=inputs)
+    assert plan.ok, plan.log
+    assert "workspace:Pipeline Reviewers" in plan.summary
+    applied = runner.job("policysync-apply.yml", "apply", inputs=inputs, needs={"plan": plan})
+    assert applied.ok, applied.log
+    assert calls_of(recorded, "apply")[-1]["credentials"] == sorted(ZENML_CREDENTIALS)
+    assert zenml_roles(zenml_live) != before
+
+    runner.run_id = "4300"
+    rolled_back = runner.job(
+        "policysync-rollback.yml", "rollback", inputs={"provider": "zenml", "apply-run-id": "4242"}
     )
-    assert job.steps["run"].outputs == {"exit-code": code}
-    assert job.ok is ok, job.log
-    if not ok:
-        assert f"::error title=policysync {command}::exit code {code}" in job.log
+    assert rolled_back.ok, rolled_back.log
+    assert zenml_roles(zenml_live) == before  # the deleted role back, with its holder
