@@ -374,7 +374,7 @@ def test_top_level_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str])
 
 
 def _options(command: click.Command) -> list[str]:
-    return [o for p in command.params for o in p.opts if o.startswith("--") and len(o) > 6]
+    return [o for p in command.params for o in p.opts if o.startswith("--") and len(o) > 4]
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
