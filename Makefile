@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PS := $(BIN)/policysync
 
-.PHONY: demo test lint typecheck workflows unit schemas bench lock clean
+.PHONY: demo test lint typecheck workflows unit schemas callers bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -132,6 +132,12 @@ test: lint typecheck workflows unit
 # Regenerates schemas/*.schema.json from the models (a test fails when they are stale).
 schemas: $(VENV)/.installed
 	$(BIN)/python -m policysync.schemas --write
+
+# Writes this repository's callers (.github/workflows/policy-*.yml) again from the
+# templates in policysync/templates/, which `policysync init` writes a policy repository's
+# callers from (a test fails when they are stale).
+callers: $(VENV)/.installed
+	$(BIN)/python -m policysync.scaffold --write
 
 # Every benchmark runs even when one misses its targets; any miss fails the target. Each
 # prints its figures and writes them to bench/out/NAME.json.

@@ -476,6 +476,84 @@ def schema(name: str | None, out: Path | None) -> int:
     return EXIT_OK
 
 
+@cli.command("init", short_help="Start a policy repository: settings, files, schemas, workflows.")
+@click.argument("directory", default=".", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--provider",
+    type=click.Choice(["stytch", "zenml"]),
+    default="stytch",
+    show_default=True,
+    help="The live system: Stytch B2B, or ZenML Pro's organization roles.",
+)
+@click.option(
+    "--from-live",
+    is_flag=True,
+    help="Export the live project policy (Stytch) instead of a placeholder, with the "
+    "credentials `export` reads.",
+)
+@click.option(
+    "--all-orgs",
+    is_flag=True,
+    help="With --from-live: also export every organization with org-specific roles.",
+)
+@click.option(
+    "--repository",
+    metavar="OWNER/NAME",
+    help="policysync's GitHub repository, whose workflows the callers call "
+    "[default: the placeholder OWNER/policysync].",
+)
+@click.option(
+    "--ref",
+    metavar="SHA",
+    help=f"The full commit SHA of policysync's tag v{__version__}, at which the callers call "
+    "its workflows [default: a placeholder of zeros].",
+)
+@click.option("--force", is_flag=True, help="Replace the files that exist with other contents.")
+@stack(*pacing_options)
+def init_command(
+    directory: Path,
+    provider: str,
+    from_live: bool,
+    all_orgs: bool,
+    repository: str | None,
+    ref: str | None,
+    force: bool,
+    parallelism: int,
+    rate_limit: float | None,
+) -> int:
+    """Write a new policy repository into DIRECTORY (default: here; made if missing):
+    policysync.toml; policies/ with orgs/ and, for Stytch, project.json (a new project's
+    policy, or with --from-live the live one), for ZenML Pro permissions.json; schemas/
+    (their $schema keys resolve there); a .gitignore leaving out the journal; and
+    .github/workflows/policy-{pr,drift,apply,rollback}.yml, short callers of policysync's
+    reusable workflows pinned to the commit of this version's tag (--repository and
+    --ref; placeholders without them).
+
+    A file that exists with other contents stops init before it writes anything (--force
+    replaces it); a .gitignore is added to. --from-live --all-orgs also exports every
+    organization with org-specific roles, as `policysync export --all-orgs` does. Exit 0
+    when done; 1 otherwise.
+    """
+    from policysync import scaffold
+    from policysync.commands.init import FromLive, init, settings_for
+    from policysync.views.init import next_steps, render_text
+
+    if all_orgs and not from_live:
+        raise UsageError("--all-orgs exports live organizations: it goes with --from-live")
+    pinned = scaffold.pins(repository, ref)
+    if not from_live:
+        result = _run(init(directory, provider, pinned, force))
+    else:
+        live = Live((), None, parallelism, rate_limit)
+        source = _provider(settings_for(directory, provider), live)
+        with progress("reading live org policies") as tick:
+            exporting = FromLive(source, all_orgs, parallelism, tick)
+            result = _run(init(directory, provider, pinned, force, exporting), source)
+    click.echo(render_text(result))
+    click.echo(next_steps(result), err=True)
+    return EXIT_ERROR if result.export is not None and result.export.problems else EXIT_OK
+
+
 def _plan_live(settings: Settings, provider: Provider, live: Live) -> PlanRun:
     from policysync.commands.plan import plan_live  # the validator with it
 

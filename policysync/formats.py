@@ -7,12 +7,14 @@ imported only when asked for (ZenML's lives in `zenml_format.py`)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from policysync.config import Limits
-from policysync.export import ORG_SCHEMA, Target, org_file
+from policysync.default_project import DEFAULT_POLICY
+from policysync.export import ORG_SCHEMA, PROJECT_SCHEMA, Target, org_file, project_file
+from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
 from policysync.validate import RootResult, validate_root
@@ -32,10 +34,20 @@ class FileFormat(NamedTuple):
     org_schema: str  # the `$schema` of a new organization file
     project_policy: bool  # whether the tree has `project.json`, a snapshot of live
     exported: str  # what `export --branch` commits, for its message
+    # The files `policysync init` writes into a new policies folder besides `orgs/`, by
+    # their names in it: placeholders; or, given the organizations' live policies it
+    # exported (`init --from-live`), what the tree needs beside them.
+    starter: Callable[[Sequence[OrgPolicy] | None], dict[str, bytes]]
 
 
 def _validate_org_policies(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
     return validate_root(root, [], limits, live)
+
+
+def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:
+    """A new project's policy as project.json; nothing after an export, which wrote the
+    live one."""
+    return {} if live is not None else {PROJECT_FILE: project_file(PROJECT_SCHEMA, DEFAULT_POLICY)}
 
 
 ORG_POLICIES = FileFormat(
@@ -46,6 +58,7 @@ ORG_POLICIES = FileFormat(
     org_schema=ORG_SCHEMA,
     project_policy=True,
     exported="the live Stytch RBAC policies",
+    starter=_starter,
 )
 
 # provider -> "module:attribute" of its format

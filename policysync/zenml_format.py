@@ -6,17 +6,21 @@ There is no project policy: the vocabulary is the tree's own (`permissions.json`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from policysync.config import Limits
 from policysync.export import Target
 from policysync.formats import FileFormat
+from policysync.layout import PERMISSIONS_FILE
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
 from policysync.validate import RootResult
-from policysync.zenml_models import ZenmlOrgFile, core_file, zenml_role
+from policysync.zenml_models import ZenmlOrgFile, core_file, split_key, zenml_role
 from policysync.zenml_validate import load_zenml_org, validate_zenml_root
+from policysync.zenml_vocabulary import LEVELS, vocabulary
 
 SCHEMA = "../../schemas/zenml-org-roles.schema.json"
+PERMISSIONS_SCHEMA = "../schemas/zenml-permissions.schema.json"
 
 
 def _validate(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
@@ -52,6 +56,30 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:
+    """`permissions.json`, declaring the words the exported `live` roles use beyond the
+    built-in vocabulary, level by level (at the organization level, every one); without
+    them, empty, to show where such words go."""
+    builtin = vocabulary()
+    added: dict[str, tuple[set[str], set[str]]] = {level: (set(), set()) for level in LEVELS}
+    for policy in live or ():
+        for role in policy.roles:
+            level, _ = split_key(role.role_id)
+            if level not in added:  # validate reports it
+                continue
+            resources, actions = added[level]
+            for permission in role.permissions:
+                resources.add(permission.resource_id)
+                actions.update(permission.actions)
+    document: dict[str, object] = {"$schema": PERMISSIONS_SCHEMA}
+    for level, (resources, actions) in added.items():
+        document[level] = {
+            "resources": sorted(resources - builtin[level].resources),
+            "actions": sorted(actions - builtin[level].actions),
+        }
+    return {PERMISSIONS_FILE: (json.dumps(document, indent=2) + "\n").encode("utf-8")}
+
+
 FORMAT = FileFormat(
     validate_tree=_validate,
     read_policy=_read,
@@ -60,4 +88,5 @@ FORMAT = FileFormat(
     org_schema=SCHEMA,
     project_policy=False,
     exported="the live ZenML Pro roles",
+    starter=_starter,
 )

@@ -271,6 +271,36 @@ def test_validate_and_schema_run_from_the_plain_install(plain: Venv, away: Path)
         ).read_bytes()
 
 
+@pytest.mark.parametrize("provider", ["stytch", "zenml"])
+def test_init_writes_a_repository_the_plain_install_validates(
+    plain: Venv, tmp_path: Path, provider: str
+) -> None:
+    """`policysync init` from the wheel alone: its templates and schemas travel in it."""
+    made = plain.run("init", "repo", "--provider", provider, cwd=tmp_path)
+    assert made.code == 0, made.err
+    repo = tmp_path / "repo"
+    for kind in ("pr", "drift", "apply", "rollback"):
+        caller = (repo / ".github" / "workflows" / f"policy-{kind}.yml").read_text()
+        assert f"/.github/workflows/policysync-{kind}.yml@{'0' * 40} # v" in caller
+        assert f"provider: {provider}" in caller
+    for name in schemas.SCHEMA_MODELS:
+        filename = schemas.filename(name)
+        assert (repo / "schemas" / filename).read_bytes() == (
+            ROOT / "schemas" / filename
+        ).read_bytes()
+    starter = "project.json" if provider == "stytch" else "permissions.json"
+    document = json.loads((repo / "policies" / starter).read_text())
+    assert (repo / "policies" / document["$schema"]).resolve().parent == (repo / "schemas")
+    validated = plain.run("validate", "--format", "json", cwd=repo)
+    assert validated.code == 0, validated.err
+    assert json.loads(validated.out)["valid"] is True
+    formatted = plain.run("fmt", "--check", cwd=repo)
+    assert formatted.code == 0, formatted.out + formatted.err
+    again = plain.run("init", "--provider", provider, cwd=repo)
+    assert again.code == 0, again.err
+    assert ": 0 created, 0 updated, 16 unchanged." in again.out
+
+
 def test_the_emulator_without_its_extra_says_how_to_install_it(plain: Venv, away: Path) -> None:
     result = plain.run("emulator", "--seed", "policies/emulator-seed.json", cwd=away)
     assert result.code == 1
@@ -320,6 +350,11 @@ def test_the_whole_loop_runs_from_the_install_with_the_emulator_extra(
         assert again.code == 0, again.out + again.err
         drift = run("drift")
         assert drift.code == 0, drift.out + drift.err
+        # a new policy repository, adopting what live now holds
+        made = run("init", "adopted", "--from-live", "--all-orgs")
+        assert made.code == 0, made.out + made.err
+        adopted = with_emulator.run("plan", "--detailed-exitcode", cwd=away / "adopted", env=env)
+        assert adopted.code == 0, adopted.out + adopted.err
     finally:
         if running is not None:
             running.stop()

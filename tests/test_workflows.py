@@ -269,7 +269,7 @@ def test_callers_are_thin_and_grant_what_the_called_jobs_need(caller: str, calle
 
 def test_callers_are_triggered_as_documented() -> None:
     pr = triggers(load(WORKFLOWS / "policy-pr.yml"))
-    assert pr == {"pull_request": {"paths": ["policies/**", "schemas/**"]}}
+    assert pr == {"pull_request": {"paths": ["policies/**", "schemas/**", "policysync.toml"]}}
     drift = triggers(load(WORKFLOWS / "policy-drift.yml"))
     assert set(drift) == {"schedule", "workflow_dispatch"}
     apply = triggers(load(WORKFLOWS / "policy-apply.yml"))

@@ -18,8 +18,9 @@ from support.clirun import run as cli
 from support.processes import clean_env, emulator_process, run
 
 from policysync.canonical import same_project
+from policysync.default_project import DEFAULT_POLICY
 from policysync.emulator.command import EXTRA_PACKAGES
-from policysync.emulator.seed import DEFAULT_POLICY, Seed
+from policysync.emulator.seed import Seed
 from policysync.emulator.server import DEFAULT_PROJECT_ID, DEFAULT_SECRET, base_url
 from policysync.models import ProjectPolicy, ProjectPolicyFile
 from policysync.providers.http import check_base_url
