@@ -9,9 +9,12 @@ experiences them), interleaved (A B A B ...) so that machine noise hits both:
   checks alone, in as few invocations as the argument list allows.
 
 Target: policysync at least 8x faster (medians). Then policysync alone at several sizes,
-for a linear fit (intercept = start-up cost, slope = per-file cost).
+for a linear fit (intercept = start-up cost, slope = per-file cost), and the same tree
+with and without two house rules (`HOUSE_RULES`, JSON Schemas the tree satisfies),
+interleaved: the cost of the house rules, reported (no target).
 
     .venv/bin/python bench/validate_bench.py [--files 10000] [--repeat 3] [--json FILE]
+                                             [--house-rules-only]
 
 Exit status 0 when the target is met, 1 when it is missed, 2 when the benchmark itself
 could not run (a tool missing, or failing on the valid tree).
@@ -32,6 +35,50 @@ from rig import write_tree
 
 TARGET_RATIO = 8.0  # check-jsonschema / policysync, at least
 LINEAR_R2 = 0.98
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Two house rules, as a team might write them, that every generated file satisfies.
+HOUSE_RULES = {
+    "role-ids.json": {
+        "$schema": DRAFT,
+        "title": "role ids in kebab case",
+        "properties": {
+            "org_policy": {
+                "properties": {
+                    "roles": {
+                        "items": {
+                            "properties": {"role_id": {"pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"}}
+                        }
+                    }
+                }
+            }
+        },
+    },
+    "permissions.json": {
+        "$schema": DRAFT,
+        "title": "permissions well formed",
+        "properties": {
+            "org_policy": {
+                "properties": {
+                    "roles": {
+                        "maxItems": 100,
+                        "items": {
+                            "properties": {
+                                "description": {"maxLength": 500},
+                                "permissions": {
+                                    "minItems": 1,
+                                    "items": {
+                                        "required": ["resource_id", "actions"],
+                                        "properties": {"actions": {"uniqueItems": True}},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                }
+            }
+        },
+    },
+}
 ARGV_HEADROOM = 64 * 1024  # bytes kept free below ARG_MAX
 
 
@@ -84,9 +131,47 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, 
     return intercept, slope, 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
 
 
+def house_rules(base: Path, tree: str, policysync: list[str], repeat: int) -> dict[str, rig.Series]:
+    """`validate` of `tree` with and without the two `HOUSE_RULES`, interleaved."""
+    (base / "house").mkdir(exist_ok=True)
+    for name, schema in HOUSE_RULES.items():
+        (base / "house" / name).write_text(json.dumps(schema), encoding="utf-8")
+    (base / "without.toml").write_text(f'policies = "{tree}"\n', encoding="utf-8")
+    (base / "with.toml").write_text(
+        f'policies = "{tree}"\nhouse_rules = ["house/*.json"]\n', encoding="utf-8"
+    )
+    runs = {"without": rig.Series("without house rules"), "with": rig.Series("with 2 rules")}
+    for name in runs:  # warm-up, not counted
+        timed([[*policysync, "validate", "--config", f"{name}.toml"]], base)
+    for _ in range(repeat):
+        for name, series in runs.items():
+            argv = [*policysync, "validate", "--config", f"{name}.toml"]
+            series.runs.append(timed([argv], base))
+    ratio = runs["with"].median / runs["without"].median
+    print(f"\nhouse rules: policysync validate of {tree}, interleaved runs")
+    for series in runs.values():
+        print(f"  {series.label:22} {series.spread():36} CPU {series.cpu:.2f} s")
+    print(f"  with / without: {ratio:.2f}x (medians)")
+    return runs
+
+
 def bench(args: argparse.Namespace, base: Path) -> bool:
     machine = rig.header("policysync validate benchmark")
     policysync = rig.policysync()
+    if args.house_rules_only:
+        fixture = rig.make_fixture(args.files, args.seed)
+        write_tree(base / f"n{args.files}", fixture.orgs)
+        runs = house_rules(base, f"n{args.files}", policysync, args.repeat)
+        rig.write_json(
+            args.json,
+            {
+                "benchmark": "validate house rules",
+                "machine": machine,
+                "files": args.files,
+                "house_rules": {k: v.summary() for k, v in runs.items()},
+            },
+        )
+        return True
     cjs = rig.tool("check-jsonschema")
     print(f"check-jsonschema {rig.version('check-jsonschema')}")
     n = args.files
@@ -160,6 +245,8 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
             f"{shape} (when R^2 >= {LINEAR_R2})"
         )
 
+    house = house_rules(base, f"n{n}", policysync, args.repeat)
+
     rig.write_json(
         args.json,
         {
@@ -173,6 +260,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
             "check-jsonschema": cj.summary(),
             "target": {**target.__dict__, "met": target.met},
             "linearity": {"sizes": {str(s): by_size[s].summary() for s in sizes}, "fit": fit},
+            "house_rules": {k: v.summary() for k, v in house.items()},
         },
     )
     return target.met
@@ -191,6 +279,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--size-repeat", type=int, default=3, help="runs at each size (3)")
     p.add_argument("--seed", type=int, default=rig.DEFAULT_SEED, help="RNG seed of the tree")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure here")
+    p.add_argument(
+        "--house-rules-only",
+        action="store_true",
+        help="only validate with and without two house rules (no check-jsonschema)",
+    )
     args = p.parse_args(argv)
     if min(args.files, args.repeat, args.size_repeat) < 1:
         p.error("--files, --repeat and --size-repeat must be positive")

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from policysync.errors import ConfigError
 
@@ -66,6 +66,15 @@ class Settings(BaseModel):
     limits: Limits = Limits()
     apply: ApplySettings = ApplySettings()
     requests: RequestSettings = RequestSettings()
+    house_rules: tuple[str, ...] = Field(
+        default=(), description="globs of JSON Schemas, relative to the settings file"
+    )
+    _origin: tuple[str, int] = PrivateAttr(default=("policysync.toml", 1))
+
+    @property
+    def house_rules_origin(self) -> tuple[str, int]:
+        """The settings file and the line of `house_rules`, where a bad glob is reported."""
+        return self._origin
 
 
 CONFIG_FILE = "policysync.toml"
@@ -127,7 +136,12 @@ def load_settings(path: Path | None) -> Settings:
     # Relative paths in a settings file are relative to that file, wherever policysync runs.
     policies = os.path.normpath(path.parent / settings.policies)
     journal = os.path.normpath(path.parent / settings.journal)
-    return settings.model_copy(update={"policies": policies, "journal": journal})
+    house_rules = tuple(os.path.normpath(path.parent / p) for p in settings.house_rules)
+    located = settings.model_copy(
+        update={"policies": policies, "journal": journal, "house_rules": house_rules}
+    )
+    located._origin = (str(path), _line_of(text, "house_rules") or 1)
+    return located
 
 
 def _read(path: Path) -> str:
@@ -162,6 +176,6 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
 def _line_of(text: str, key: str) -> int | None:
     """The line where `key = ...` is set (or the table `[key]` opens), for pointing at a
     bad value or an unknown key."""
-    pattern = rf"^\s*(?:{re.escape(key)}\s*=|\[\s*(?:tool\.policysync\.)?{re.escape(key)}\s*\])"
+    pattern = rf"^[ \t]*(?:{re.escape(key)}\s*=|\[\s*(?:tool\.policysync\.)?{re.escape(key)}\s*\])"
     match = re.search(pattern, text, re.M)
     return text.count("\n", 0, match.start()) + 1 if match else None

@@ -98,6 +98,12 @@ CODES: dict[str, Code] = {
         E, "a custom role takes the name of a system-managed (predefined) role"
     ),
     "zenml-role-duplicate": Code(E, "two roles of one organization share `(level, name)`"),
+    # House rules (`house_rules` in the settings)
+    "house-rule": Code(E, "a file violates one of the house rules (the team's own JSON Schemas)"),
+    "house-rule-invalid": Code(
+        E,
+        "a `house_rules` glob matches no file, or a schema is not a valid draft 2020-12 one",
+    ),
 }
 
 # The codes of Stytch's own rules ("Rules an org policy must satisfy", 1 to 6): exactly

@@ -17,12 +17,13 @@ from policysync.export import ORG_SCHEMA, PROJECT_SCHEMA, Target, org_file, proj
 from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.validate import RootResult, validate_root
+from policysync.validate import RootResult, Rules, validate_root
 
 
 class FileFormat(NamedTuple):
-    # The whole tree `root` validated (against the live catalog, when it was read).
-    validate_tree: Callable[[Path, Limits, ProjectPolicy | None], RootResult]
+    # The whole tree `root` validated (against the live catalog, when it was read), with
+    # the house rules.
+    validate_tree: Callable[[Path, Limits, ProjectPolicy | None, Rules], RootResult]
     # An organization file known to be valid, in the core's shape; None when it no
     # longer loads.
     read_policy: Callable[[Path, Path, Limits], OrgPolicyFile | None]
@@ -40,8 +41,10 @@ class FileFormat(NamedTuple):
     starter: Callable[[Sequence[OrgPolicy] | None], dict[str, bytes]]
 
 
-def _validate_org_policies(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
-    return validate_root(root, [], limits, live)
+def _validate_org_policies(
+    root: Path, limits: Limits, live: ProjectPolicy | None, rules: Rules
+) -> RootResult:
+    return validate_root(root, [], limits, live, rules=rules)
 
 
 def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
@@ -23,11 +23,12 @@ from policysync.loader import (
     OrgFile,
     Source,
     file_diagnostic,
-    load_org,
     load_project,
     org_paths,
+    read_json,
+    to_model,
 )
-from policysync.models import ProjectPolicy
+from policysync.models import OrgPolicyFile, ProjectPolicy
 from policysync.report import ValidationReport
 from policysync.rules import (
     ProjectIndex,
@@ -35,6 +36,11 @@ from policysync.rules import (
     check_organization_id,
     check_project,
 )
+
+if TYPE_CHECKING:  # jsonschema is imported only when the settings list house rules
+    from policysync.house import HouseRule
+
+Rules = tuple["HouseRule", ...]
 
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_MIN_FILES = 2000
@@ -57,34 +63,45 @@ def check_org(org: OrgFile, index: ProjectIndex | None, limits: Limits) -> list[
 
 
 def check_org_file(
-    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits
+    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits, rules: Rules = ()
 ) -> FileResult:
-    org, diagnostics = load_org(path, real_root, limits)
-    if org is None:
+    """Every finding in one organization file: its schema, the rules, the house rules
+    (which see the file as written, even when it fails the schema)."""
+    data, source, diagnostics = read_json(path, real_root, limits)
+    if source is None:
         return FileResult(path, None, diagnostics)
-    return FileResult(
-        path, org.document.organization_id, diagnostics + check_org(org, index, limits)
-    )
+    house = [d for rule in rules for d in rule.check(data, source)]
+    doc = to_model(OrgPolicyFile, data, source, diagnostics)
+    if doc is None:
+        return FileResult(path, None, diagnostics + house)
+    findings = check_org(OrgFile(path, source, doc), index, limits)
+    return FileResult(path, doc.organization_id, diagnostics + findings + house)
 
 
 def _check_files(
-    args: tuple[list[Path], Path, ProjectIndex | None, Limits],
+    args: tuple[list[Path], Path, ProjectIndex | None, Limits, Rules],
 ) -> list[FileResult]:
-    paths, real_root, index, limits = args
-    return [check_org_file(p, real_root, index, limits) for p in paths]
+    paths, real_root, index, limits, rules = args
+    return [check_org_file(p, real_root, index, limits, rules) for p in paths]
 
 
 def check_org_files(
-    paths: list[Path], real_root: Path, index: ProjectIndex | None, limits: Limits
+    paths: list[Path],
+    real_root: Path,
+    index: ProjectIndex | None,
+    limits: Limits,
+    rules: Rules = (),
 ) -> list[FileResult]:
     """`check_org_file` over `paths`, on all cores when there are many: this process
     checks one share while forked workers check the others."""
     jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if len(paths) < PARALLEL_MIN_FILES or jobs < 2 or not forkable:
-        return _check_files((paths, real_root, index, limits))
+        return _check_files((paths, real_root, index, limits, rules))
     size = -(-len(paths) // jobs)
-    chunks = [(paths[i : i + size], real_root, index, limits) for i in range(0, len(paths), size)]
+    chunks = [
+        (paths[i : i + size], real_root, index, limits, rules) for i in range(0, len(paths), size)
+    ]
     *theirs, ours = chunks  # this process takes a share too: one fork fewer
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=len(theirs), mp_context=context) as pool:
@@ -119,8 +136,7 @@ def duplicate_organizations(
 
 
 def _org_source(path: Path, real_root: Path, limits: Limits) -> Source | None:
-    org, _ = load_org(path, real_root, limits)
-    return None if org is None else org.source
+    return read_json(path, real_root, limits)[1]
 
 
 class RootResult(NamedTuple):
@@ -136,6 +152,7 @@ def validate_root(
     limits: Limits,
     live_project: ProjectPolicy | None = None,
     related: bool = False,
+    rules: Rules = (),
 ) -> RootResult:
     """Validate one policies root; with `selected` files, report on those only (the other
     files are still read, to find duplicate organizations), and, when `related`, on the
@@ -172,7 +189,7 @@ def validate_root(
             )
         )
     real_root = root.resolve()
-    results = check_org_files(targets, real_root, index, limits)
+    results = check_org_files(targets, real_root, index, limits, rules)
     for result in results:
         diagnostics += result.diagnostics
     diagnostics += duplicate_organizations(results, lambda p: _org_source(p, real_root, limits))
@@ -219,16 +236,26 @@ def validate(
         from policysync.zenml_validate import validate_zenml_root
 
         check_root = validate_zenml_root
-    diagnostics: list[Diagnostic] = []
+    rules, diagnostics = house_rules_of(settings)  # reported once, whatever is selected
     files_checked = organizations = 0
     for root, selected in roots.items():
-        result = check_root(root, selected, settings.limits, related=related)
+        result = check_root(root, selected, settings.limits, related=related, rules=rules)
         diagnostics += result.diagnostics
         files_checked += result.files_checked
         organizations += result.organizations
     return ValidationReport.build(
         sort_diagnostics(diagnostics), files_checked, organizations, strict
     )
+
+
+def house_rules_of(settings: Settings) -> tuple[Rules, list[Diagnostic]]:
+    """The compiled house rules of `settings`, and what is wrong with the others."""
+    if not settings.house_rules:
+        return (), []
+    from policysync.house import load_house_rules  # jsonschema: only when there are rules
+
+    rules, diagnostics = load_house_rules(settings)
+    return tuple(rules), diagnostics
 
 
 def roots_of(paths: Sequence[Path], settings: Settings) -> dict[Path, list[Path]]:

@@ -14,7 +14,7 @@ from policysync.export import Target
 from policysync.formats import FileFormat
 from policysync.layout import PERMISSIONS_FILE
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.validate import RootResult
+from policysync.validate import RootResult, Rules
 from policysync.zenml_models import ZenmlOrgFile, core_file, split_key, zenml_role
 from policysync.zenml_validate import load_zenml_org, validate_zenml_root
 from policysync.zenml_vocabulary import LEVELS, vocabulary
@@ -23,8 +23,8 @@ SCHEMA = "../../schemas/zenml-org-roles.schema.json"
 PERMISSIONS_SCHEMA = "../schemas/zenml-permissions.schema.json"
 
 
-def _validate(root: Path, limits: Limits, live: ProjectPolicy | None) -> RootResult:
-    return validate_zenml_root(root, [], limits)
+def _validate(root: Path, limits: Limits, live: ProjectPolicy | None, rules: Rules) -> RootResult:
+    return validate_zenml_root(root, [], limits, rules=rules)
 
 
 def _read(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile | None:

@@ -4,6 +4,7 @@ checked against the permission vocabulary (built in, plus `permissions.json`).""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic
@@ -12,6 +13,7 @@ from policysync.loader import Source, org_paths, read_json, to_model
 from policysync.validate import (
     FileResult,
     RootResult,
+    Rules,
     duplicate_organizations,
     narrow,
     outside_tree,
@@ -37,33 +39,41 @@ def load_permissions(root: Path, limits: Limits) -> tuple[Vocabulary | None, lis
 def load_zenml_org(
     path: Path, real_root: Path, limits: Limits
 ) -> tuple[ZenmlOrgFile | None, Source | None, list[Diagnostic]]:
+    doc, source, diagnostics, _ = _read_zenml_org(path, real_root, limits)
+    return doc, source, diagnostics
+
+
+def _read_zenml_org(
+    path: Path, real_root: Path, limits: Limits
+) -> tuple[ZenmlOrgFile | None, Source | None, list[Diagnostic], Any]:
     data, source, diagnostics = read_json(path, real_root, limits)
     if source is None:
-        return None, None, diagnostics
-    return to_model(ZenmlOrgFile, data, source, diagnostics), source, diagnostics
+        return None, None, diagnostics, None
+    return to_model(ZenmlOrgFile, data, source, diagnostics), source, diagnostics, data
 
 
 def check_zenml_file(
-    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits
+    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits, rules: Rules = ()
 ) -> FileResult:
-    doc, source, diagnostics = load_zenml_org(path, real_root, limits)
-    if doc is None or source is None:
+    doc, source, diagnostics, data = _read_zenml_org(path, real_root, limits)
+    if source is None:
         return FileResult(path, None, diagnostics)
-    findings = check_zenml_org(doc, words, limits)
-    return FileResult(
-        path, doc.organization_id, diagnostics + [source.diagnostic(*f) for f in findings]
-    )
+    house = [d for rule in rules for d in rule.check(data, source)]
+    if doc is None:
+        return FileResult(path, None, diagnostics + house)
+    findings = [source.diagnostic(*f) for f in check_zenml_org(doc, words, limits)]
+    return FileResult(path, doc.organization_id, diagnostics + findings + house)
 
 
 def validate_zenml_root(
-    root: Path, selected: list[Path], limits: Limits, related: bool = False
+    root: Path, selected: list[Path], limits: Limits, related: bool = False, rules: Rules = ()
 ) -> RootResult:
     """Validate one ZenML policies root, as `validate_root` does a Stytch one. When
     `permissions.json` has errors, permissions are not checked until it is fixed."""
     words, diagnostics = load_permissions(root, limits)
     targets = org_paths(root, diagnostics) + outside_tree(root, selected, "zenml")
     real_root = root.resolve()
-    results = [check_zenml_file(p, real_root, words, limits) for p in targets]
+    results = [check_zenml_file(p, real_root, words, limits, rules) for p in targets]
     for result in results:
         diagnostics += result.diagnostics
     diagnostics += duplicate_organizations(

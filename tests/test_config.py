@@ -101,8 +101,8 @@ def test_validate_works_anywhere_in_the_tree(
         ),
         (
             "colour = 1\n",
-            ":1: `colour`: not a setting; the settings at the top level are: apply, journal, "
-            "limits, policies, provider, requests",
+            ":1: `colour`: not a setting; the settings at the top level are: apply, "
+            "house_rules, journal, limits, policies, provider, requests",
         ),
     ],
 )

@@ -28,6 +28,7 @@ from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
 from policysync.selection import Shard, resolve, resolve_by_files, select
+from policysync.validate import house_rules_of
 from policysync.workers import Progress, each
 
 
@@ -62,9 +63,11 @@ async def plan_live(
     returns the per-org callback."""
     root = Path(settings.policies)
     live_project = await provider.read_catalog()
-    checked = file_format(settings.provider).validate_tree(root, settings.limits, live_project)
+    rules, problems = house_rules_of(settings)
+    files_of = file_format(settings.provider)
+    checked = files_of.validate_tree(root, settings.limits, live_project, rules)
     report = ValidationReport.build(
-        sort_diagnostics(checked.diagnostics),
+        sort_diagnostics(problems + checked.diagnostics),
         checked.files_checked,
         checked.organizations,
         strict=False,
@@ -101,11 +104,12 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
             f"{root} has uncommitted changes: they are not in this plan, which compares "
             f"the commits HEAD and {ref}",
         )
+    rules, problems = house_rules_of(settings)  # as in the work tree
     with tempfile.TemporaryDirectory(prefix="policysync-") as tmp:
         tree = Path(tmp) / "policies"
         git.materialize(head.files, tree, settings.provider)
-        checked = files_of.validate_tree(tree, limits, None)
-        diagnostics = [relocate(d, tree, root) for d in checked.diagnostics]
+        checked = files_of.validate_tree(tree, limits, None, rules)
+        diagnostics = problems + [relocate(d, tree, root) for d in checked.diagnostics]
         report = ValidationReport.build(
             sort_diagnostics(diagnostics), checked.files_checked, checked.organizations, False
         )

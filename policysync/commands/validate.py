@@ -30,15 +30,24 @@ class Selection(NamedTuple):
     files: list[Path]  # otherwise: the changed organization files, as under `root`
 
 
-def triggers(root: Path, config: Path | None) -> list[Path]:
-    """What, when changed, makes every file worth checking again."""
+def triggers(root: Path, config: Path | None, rules: Sequence[Path] = ()) -> list[Path]:
+    """What, when changed, makes every file worth checking again (`rules`: the house
+    rules' schema files)."""
     extra = [config] if config else []
-    return [root / PROJECT_FILE, root / PERMISSIONS_FILE, root.parent / SCHEMAS_DIR, *extra]
+    return [
+        root / PROJECT_FILE,
+        root / PERMISSIONS_FILE,
+        root.parent / SCHEMAS_DIR,
+        *extra,
+        *rules,
+    ]
 
 
-def select(changed: Sequence[Path], root: Path, config: Path | None) -> Selection:
+def select(
+    changed: Sequence[Path], root: Path, config: Path | None, rules: Sequence[Path] = ()
+) -> Selection:
     """The files to check, given the changed ones (absolute, as git reported them)."""
-    orgs, wide = (root / ORGS_DIR).resolve(), triggers(root, config)
+    orgs, wide = (root / ORGS_DIR).resolve(), triggers(root, config, rules)
     files = []
     for path in changed:
         real = path.resolve()
@@ -54,8 +63,13 @@ def changed_selection(settings: Settings, ref: str, config: Path | None) -> Sele
     """The selection for what changed since `ref` (staged, unstaged and untracked files
     included), under the policies folder, the schemas and the settings file."""
     root = Path(settings.policies)
-    changed = git.changed_since(root, ref, [root, *triggers(root, config)[1:]])
-    return select(changed, root, config)
+    rules: list[Path] = []
+    if settings.house_rules:  # imported here: jsonschema only when there are house rules
+        from policysync.house import house_rule_files
+
+        rules = house_rule_files(settings)[0]
+    changed = git.changed_since(root, ref, [root, *triggers(root, config, rules)[1:]])
+    return select(changed, root, config, rules)
 
 
 class ValidateRun(NamedTuple):

@@ -200,3 +200,31 @@ def test_policies_missing_at_ref_plans_every_role_as_new(
     code, out, _ = run(["plan", "--against-ref", base, "--detailed-exitcode"], capsys)
     assert code == 2
     assert "in 6 of 7 organizations." in out  # hooli.json has no roles
+
+
+def test_house_rules_stop_the_plan_as_they_fail_validate(
+    repo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "house").mkdir()
+    rule = {
+        "title": "no operators",
+        "properties": {
+            "org_policy": {
+                "properties": {
+                    "roles": {"items": {"properties": {"role_id": {"not": {"const": "operator"}}}}}
+                }
+            }
+        },
+    }
+    (tmp_path / "house" / "no-operators.json").write_text(json.dumps(rule))
+    (tmp_path / "policysync.toml").write_text('house_rules = ["house/*.json"]\n')
+    code, out, err = run(["plan", "--against-ref", repo], capsys)
+    assert (code, out) == (1, "")
+    assert (
+        f"{ORGS / 'cyberdyne.json'}:1:71: error[house-rule] no operators: 'operator' should not "
+        "be valid under {'const': 'operator'} (at /org_policy/roles/0/role_id)" in err
+    )
+    (tmp_path / "policysync.toml").write_text('house_rules = ["elsewhere/*.json"]\n')
+    code, out, err = run(["plan", "--against-ref", repo], capsys)
+    assert (code, out) == (1, "")
+    assert "policysync.toml:1:1: error[house-rule-invalid] house_rules:" in err

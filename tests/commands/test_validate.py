@@ -164,3 +164,20 @@ def test_a_changed_zenml_vocabulary_rechecks_every_file(tmp_path: Path) -> None:
     root = tmp_path / "policies"
     changed = [root / "orgs" / "a.json", root / "permissions.json"]
     assert select(changed, root, None).everything == str(root / "permissions.json")
+
+
+def test_a_changed_house_rule_rechecks_every_file(
+    repo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policysync.toml").write_text('house_rules = ["rules/*.json"]\n')
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules/described.json").write_text('{"title": "any"}')
+    base = commit_all(tmp_path, "a house rule")
+    code, out, err = run(["validate", "--changed-since", base, "--format", "json"], capsys)
+    assert (code, checked(out)) == (0, (0, set()))
+    (tmp_path / "rules/described.json").write_text('{"title": "ids", "required": ["x"]}')
+    code, out, err = run(["validate", "--changed-since", base, "--format", "json"], capsys)
+    files, reported = checked(out)
+    assert (code, files) == (1, 8)
+    assert reported == {str(ORGS / f.name) for f in (tmp_path / ORGS).glob("*.json")}
+    assert "rules/described.json changed since" in err
