@@ -13,9 +13,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from policysync.errors import ConfigError
 
@@ -43,6 +43,17 @@ class ApplySettings(BaseModel):
     guard_min_organizations: int = Field(default=10, ge=0)
 
 
+def _grant(value: str) -> str:
+    """`resource:action`, split at its last colon."""
+    resource, _, action = value.rpartition(":")
+    if not resource or not action:
+        raise ValueError(f'"{value}" is not resource:action, e.g. "invoices:void"')
+    return value
+
+
+SensitiveGrant = Annotated[str, AfterValidator(_grant)]
+
+
 # The most one request waits between its attempts, in all (backoff and Retry-After).
 MAX_WAIT_SECONDS = 120.0
 
@@ -66,6 +77,17 @@ class Settings(BaseModel):
     limits: Limits = Limits()
     apply: ApplySettings = ApplySettings()
     requests: RequestSettings = RequestSettings()
+    sensitive: tuple[SensitiveGrant, ...] = Field(
+        default=(),
+        description='grants a plan flags as escalations, "resource:action" each',
+    )
+
+    def sensitive_grants(self) -> list[tuple[str, str]]:
+        """(resource_id, action) of each `sensitive` entry (split at its last colon)."""
+        return [
+            (resource, action)
+            for resource, _, action in (s.rpartition(":") for s in self.sensitive)
+        ]
 
 
 CONFIG_FILE = "policysync.toml"
@@ -117,7 +139,9 @@ def load_settings(path: Path | None) -> Settings:
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            line = _line_of(text, str(err["loc"][-1]))
+            # the line of the innermost key (`sensitive`, not its item's index)
+            keys = [str(p) for p in err["loc"] if isinstance(p, str)]
+            line = _line_of(text, keys[-1]) if keys else None
             where = f"{path}:{line}" if line else str(path)
             if err["type"] == "extra_forbidden":
                 problems.append(f"{where}: `{key}`: {unknown_key(err['loc'])}")

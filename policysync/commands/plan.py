@@ -23,7 +23,7 @@ from policysync.errors import ProviderError, UsageError
 from policysync.formats import file_format
 from policysync.layout import ORGS_DIR
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
+from policysync.plan import EscalationRules, OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
@@ -80,7 +80,7 @@ async def plan_live(
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
     entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
     state = await git_state
-    plan = _assemble(entries, provider.project_id, state.commit, state.dirty)
+    plan = _assemble(entries, provider.project_id, state.commit, state.dirty, settings)
     return PlanRun(plan, report, live_project, frozenset(files))
 
 
@@ -115,7 +115,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         ids = select(sorted(checked.files), only, options.shard)
         desired = Desired(checked.files, tree.resolve(), limits, settings.provider, tree, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
-    plan = _assemble(entries, live.project_id, head.commit, state.dirty)
+    plan = _assemble(entries, live.project_id, head.commit, state.dirty, settings)
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
 
 
@@ -129,7 +129,11 @@ def _no_file(root: Path, at: str = "") -> str:
 
 
 def _assemble(
-    entries: list[PlanEntry], project_id: str, commit: str | None, dirty: bool | None
+    entries: list[PlanEntry],
+    project_id: str,
+    commit: str | None,
+    dirty: bool | None,
+    settings: Settings,
 ) -> Plan:
     return assemble(
         entries,
@@ -138,6 +142,7 @@ def _assemble(
         policysync_version=__version__,
         git_commit=commit,
         git_dirty=dirty,
+        rules=EscalationRules.for_provider(settings.provider, settings.sensitive_grants()),
     )
 
 
