@@ -93,29 +93,21 @@ class Escalation(BaseModel):
 
 
 class EscalationRules(NamedTuple):
-    """Which gained grants are escalations. ZenML Pro has neither Stytch resources nor
-    wildcards, so only its `sensitive` setting applies (`for_provider`)."""
+    """Which gained grants are escalations. What widens access on its own is the
+    provider's to say (its `FileFormat.escalations`); `sensitive` is the settings'."""
 
-    wildcard: bool = True
-    stytch_resources: bool = True
+    wildcard: str | None = None  # the action (or resource) that grants everything
+    reserved_prefix: str | None = None  # the ids of the provider's own resources
     sensitive: frozenset[tuple[str, str]] = frozenset()  # (resource_id, action)
 
-    @classmethod
-    def for_provider(cls, provider: str, sensitive: Iterable[tuple[str, str]]) -> EscalationRules:
-        stytch = provider == "stytch"
-        return cls(wildcard=stytch, stytch_resources=stytch, sensitive=frozenset(sensitive))
-
     def reason(self, resource_id: str, action: str) -> EscalationReason | None:
-        if self.wildcard and "*" in (resource_id, action):
+        if self.wildcard is not None and self.wildcard in (resource_id, action):
             return "wildcard"
-        if self.stytch_resources and resource_id.startswith("stytch."):
+        if self.reserved_prefix is not None and resource_id.startswith(self.reserved_prefix):
             return "stytch-resource"
         if (resource_id, action) in self.sensitive:
             return "sensitive"
         return None
-
-
-STYTCH_RULES = EscalationRules()  # without a `sensitive` setting
 
 
 class PlanSummary(BaseModel):
@@ -341,8 +333,9 @@ def plan_org(
 
 
 def escalations(org: OrgPlan, rules: EscalationRules) -> list[Escalation]:
-    """The grants each role of `org` gains that `rules` count as escalations: `"*"`
-    replacing explicit actions is gained; an action where the role had `"*"` is not."""
+    """The grants each role of `org` gains that `rules` count as escalations: the
+    wildcard replacing explicit actions is gained; an action where the role had the
+    wildcard is not."""
     found = []
     for change in org.role_changes:
         if change.after is None:
@@ -350,7 +343,7 @@ def escalations(org: OrgPlan, rules: EscalationRules) -> list[Escalation]:
         old = grants(change.before.permissions) if change.before else {}
         for resource_id, actions in sorted(grants(change.after.permissions).items()):
             had = old.get(resource_id, frozenset())
-            for action in sorted(actions - had if "*" not in had else ()):
+            for action in sorted(actions - had if rules.wildcard not in had else ()):
                 reason = rules.reason(resource_id, action)
                 if reason is not None:
                     found.append(
@@ -387,10 +380,10 @@ def assemble(
     policysync_version: str,
     git_commit: str | None,
     git_dirty: bool | None,
-    rules: EscalationRules = STYTCH_RULES,
+    rules: EscalationRules,
 ) -> Plan:
     """The plan of the organizations planned (`PlanEntry.of(plan_org(...))` each), with
-    the escalations `rules` find in them (Stytch's, without `sensitive`, by default)."""
+    the escalations `rules` find in them."""
     ordered = tuple(sorted(entries, key=lambda entry: entry.organization_id))
     changes = [entry.detail for entry in ordered if entry.detail is not None]
     return Plan(

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from support.plancases import case_state, check_golden, plan_case_dirs, plan_of
 
 from policysync.canonical import fingerprint, normalize
+from policysync.formats import file_format
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import (
-    STYTCH_RULES,
     EscalationRules,
     OrgError,
     ResourceChange,
@@ -307,8 +307,15 @@ def test_fingerprint_is_stable_across_versions() -> None:
 # Escalations ---------------------------------------------------------------------------
 
 
+STYTCH = file_format("stytch").escalations
+
+
+def with_sensitive(provider: str, sensitive: list[tuple[str, str]]) -> EscalationRules:
+    return file_format(provider).escalations._replace(sensitive=frozenset(sensitive))
+
+
 def flagged(
-    before: OrgPolicy | OrgError, after: OrgPolicy, rules: EscalationRules = STYTCH_RULES
+    before: OrgPolicy | OrgError, after: OrgPolicy, rules: EscalationRules = STYTCH
 ) -> list[tuple[str, str, str, str]]:
     org = plan_org("acme", "orgs/acme.json", after, before)
     return [(e.role_id, e.resource_id, e.action, e.reason) for e in escalations(org, rules)]
@@ -343,16 +350,16 @@ def test_sensitive_grants_are_escalations_for_either_provider() -> None:
         role("clerk", ("invoices", ("read", "void", "*")), ("stytch.member", ("update",)))
     )
     sensitive = [("invoices", "void"), ("invoices", "approve")]
-    stytch = EscalationRules.for_provider("stytch", sensitive)
+    stytch = with_sensitive("stytch", sensitive)
     assert flagged(before, after, stytch) == [
         ("clerk", "invoices", "*", "wildcard"),
         ("clerk", "invoices", "void", "sensitive"),
         ("clerk", "stytch.member", "update", "stytch-resource"),
     ]
     # ZenML Pro has no wildcard and no Stytch resources: only `sensitive` applies.
-    zenml = EscalationRules.for_provider("zenml", sensitive)
+    zenml = with_sensitive("zenml", sensitive)
     assert flagged(before, after, zenml) == [("clerk", "invoices", "void", "sensitive")]
-    assert flagged(before, after, EscalationRules.for_provider("zenml", [])) == []
+    assert flagged(before, after, with_sensitive("zenml", [])) == []
 
 
 def test_a_plan_lists_the_escalations_of_its_organizations_in_order() -> None:

@@ -23,7 +23,7 @@ from policysync.errors import ProviderError, UsageError
 from policysync.formats import file_format
 from policysync.layout import ORGS_DIR
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.plan import EscalationRules, OrgError, Plan, PlanEntry, assemble, plan_org
+from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
@@ -142,7 +142,9 @@ def _assemble(
         policysync_version=__version__,
         git_commit=commit,
         git_dirty=dirty,
-        rules=EscalationRules.for_provider(settings.provider, settings.sensitive_grants()),
+        rules=file_format(settings.provider).escalations._replace(
+            sensitive=frozenset(settings.sensitive_grants())
+        ),
     )
 
 
