@@ -13,9 +13,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from policysync.errors import ConfigError
 
@@ -41,6 +41,17 @@ class ApplySettings(BaseModel):
 
     max_change_share: float = Field(default=0.3, gt=0, le=1)
     guard_min_organizations: int = Field(default=10, ge=0)
+
+
+def _grant(value: str) -> str:
+    """`resource:action`, split at its last colon."""
+    resource, _, action = value.rpartition(":")
+    if not resource or not action:
+        raise ValueError(f'"{value}" is not resource:action, e.g. "invoices:void"')
+    return value
+
+
+SensitiveGrant = Annotated[str, AfterValidator(_grant)]
 
 
 # The most one request waits between its attempts, in all (backoff and Retry-After).
@@ -75,6 +86,18 @@ class Settings(BaseModel):
     def house_rules_origin(self) -> tuple[str, int]:
         """The settings file and the line of `house_rules`, where a bad glob is reported."""
         return self._origin
+
+    sensitive: tuple[SensitiveGrant, ...] = Field(
+        default=(),
+        description='grants a plan flags as escalations, "resource:action" each',
+    )
+
+    def sensitive_grants(self) -> list[tuple[str, str]]:
+        """(resource_id, action) of each `sensitive` entry (split at its last colon)."""
+        return [
+            (resource, action)
+            for resource, _, action in (s.rpartition(":") for s in self.sensitive)
+        ]
 
 
 CONFIG_FILE = "policysync.toml"
@@ -126,7 +149,9 @@ def load_settings(path: Path | None) -> Settings:
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            line = _line_of(text, str(err["loc"][-1]))
+            # the line of the innermost key (`sensitive`, not its item's index)
+            keys = [str(p) for p in err["loc"] if isinstance(p, str)]
+            line = _line_of(text, keys[-1]) if keys else None
             where = f"{path}:{line}" if line else str(path)
             if err["type"] == "extra_forbidden":
                 problems.append(f"{where}: `{key}`: {unknown_key(err['loc'])}")

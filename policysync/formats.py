@@ -17,6 +17,7 @@ from policysync.export import ORG_SCHEMA, PROJECT_SCHEMA, Target, org_file, proj
 from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.plan import EscalationRules
 from policysync.validate import RootResult, Rules, validate_root
 
 
@@ -39,6 +40,8 @@ class FileFormat(NamedTuple):
     # their names in it: placeholders; or, given the organizations' live policies it
     # exported (`init --from-live`), what the tree needs beside them.
     starter: Callable[[Sequence[OrgPolicy] | None], dict[str, bytes]]
+    # The grants that widen access on their own, whatever the settings' `sensitive`.
+    escalations: EscalationRules
 
 
 def _validate_org_policies(
@@ -62,6 +65,9 @@ ORG_POLICIES = FileFormat(
     project_policy=True,
     exported="the live Stytch RBAC policies",
     starter=_starter,
+    # Stytch authorizes "*" as every action, and its own resources (members, SSO, SCIM,
+    # the organization's settings) are `stytch.*`.
+    escalations=EscalationRules(wildcard="*", reserved_prefix="stytch."),
 )
 
 # provider -> "module:attribute" of its format

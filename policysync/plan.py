@@ -25,6 +25,8 @@ _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
 ChangeAction = Literal["create", "update", "delete"]
 OrgAction = Literal["no-op", "update", "error"]
+EscalationReason = Literal["wildcard", "stytch-resource", "sensitive"]
+FORMAT_VERSION: Literal["2"] = "2"  # 2 since plans list their escalations
 
 
 class RoleChange(BaseModel):
@@ -75,6 +77,39 @@ class OrgPlan(BaseModel):
     error: OrgError | None = Field(description="Why it could not be planned; null otherwise.")
 
 
+class Escalation(BaseModel):
+    """A grant a role gains that widens access: `"*"` (as action or resource), an action
+    on a Stytch resource (`stytch.*`), or a `resource:action` of the `sensitive` setting."""
+
+    model_config = _CONFIG
+
+    organization_id: str = Field(description="As written in the file.")
+    role_id: str
+    resource_id: str
+    action: str
+    reason: EscalationReason = Field(
+        description="The first that applies: wildcard, stytch-resource, sensitive."
+    )
+
+
+class EscalationRules(NamedTuple):
+    """Which gained grants are escalations. What widens access on its own is the
+    provider's to say (its `FileFormat.escalations`); `sensitive` is the settings'."""
+
+    wildcard: str | None = None  # the action (or resource) that grants everything
+    reserved_prefix: str | None = None  # the ids of the provider's own resources
+    sensitive: frozenset[tuple[str, str]] = frozenset()  # (resource_id, action)
+
+    def reason(self, resource_id: str, action: str) -> EscalationReason | None:
+        if self.wildcard is not None and self.wildcard in (resource_id, action):
+            return "wildcard"
+        if self.reserved_prefix is not None and resource_id.startswith(self.reserved_prefix):
+            return "stytch-resource"
+        if (resource_id, action) in self.sensitive:
+            return "sensitive"
+        return None
+
+
 class PlanSummary(BaseModel):
     model_config = _CONFIG
 
@@ -93,7 +128,7 @@ class PlanDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Plan")
 
-    format_version: Literal["1"]
+    format_version: Literal["2"] = Field(description="2 since plans list their escalations.")
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
     project_id: str = Field(
@@ -102,6 +137,10 @@ class PlanDocument(BaseModel):
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
     organizations: tuple[OrgPlan, ...] = Field(description="Sorted by organization_id.")
+    escalations: tuple[Escalation, ...] = Field(
+        description="The grants roles gain that widen access, sorted by organization_id, "
+        "role_id, resource_id, action."
+    )
     summary: PlanSummary
     checksum: str | None = Field(
         default=None,
@@ -147,13 +186,14 @@ class PlanEntry(NamedTuple):
 class Plan:
     """A plan in memory (see PlanDocument for the meaning of the fields)."""
 
-    format_version: Literal["1"]
+    format_version: Literal["2"]
     policysync_version: str
     created_at: str
     project_id: str
     git_commit: str | None
     git_dirty: bool | None
     entries: tuple[PlanEntry, ...]  # sorted by organization_id
+    escalations: tuple[Escalation, ...]
     summary: PlanSummary
 
     @property
@@ -171,6 +211,7 @@ class Plan:
         return cls(
             **{name: getattr(document, name) for name in _HEAD},
             entries=tuple(map(PlanEntry.of, document.organizations)),
+            escalations=document.escalations,
             summary=document.summary,
         )
 
@@ -179,6 +220,7 @@ class Plan:
         return PlanDocument(
             **{name: getattr(self, name) for name in _HEAD},
             organizations=tuple(self.organizations),
+            escalations=self.escalations,
             summary=self.summary,
         )
 
@@ -186,6 +228,7 @@ class Plan:
         """(name, value as canonical JSON in pieces), in the order of the names."""
         values: dict[str, Any] = {name: getattr(self, name) for name in _HEAD}
         values["summary"] = self.summary.model_dump(mode="json")
+        values["escalations"] = [e.model_dump(mode="json") for e in self.escalations]
         if checksum is not None:
             values["checksum"] = checksum
         for name in sorted([*values, "organizations"]):
@@ -289,6 +332,32 @@ def plan_org(
     )
 
 
+def escalations(org: OrgPlan, rules: EscalationRules) -> list[Escalation]:
+    """The grants each role of `org` gains that `rules` count as escalations: the
+    wildcard replacing explicit actions is gained; an action where the role had the
+    wildcard is not."""
+    found = []
+    for change in org.role_changes:
+        if change.after is None:
+            continue
+        old = grants(change.before.permissions) if change.before else {}
+        for resource_id, actions in sorted(grants(change.after.permissions).items()):
+            had = old.get(resource_id, frozenset())
+            for action in sorted(actions - had if rules.wildcard not in had else ()):
+                reason = rules.reason(resource_id, action)
+                if reason is not None:
+                    found.append(
+                        Escalation(
+                            organization_id=org.organization_id,
+                            role_id=change.role_id,
+                            resource_id=resource_id,
+                            action=action,
+                            reason=reason,
+                        )
+                    )
+    return found
+
+
 def _summarize(changes: list[OrgPlan], organizations: int) -> PlanSummary:
     def count(action: ChangeAction) -> int:
         return sum(change.action == action for org in changes for change in org.role_changes)
@@ -311,18 +380,21 @@ def assemble(
     policysync_version: str,
     git_commit: str | None,
     git_dirty: bool | None,
+    rules: EscalationRules,
 ) -> Plan:
-    """The plan of the organizations planned (`PlanEntry.of(plan_org(...))` each)."""
+    """The plan of the organizations planned (`PlanEntry.of(plan_org(...))` each), with
+    the escalations `rules` find in them."""
     ordered = tuple(sorted(entries, key=lambda entry: entry.organization_id))
     changes = [entry.detail for entry in ordered if entry.detail is not None]
     return Plan(
-        format_version="1",
+        format_version=FORMAT_VERSION,
         policysync_version=policysync_version,
         created_at=created_at,
         project_id=project_id,
         git_commit=git_commit,
         git_dirty=git_dirty,
         entries=ordered,
+        escalations=tuple(e for org in changes for e in escalations(org, rules)),
         summary=_summarize(changes, len(ordered)),
     )
 

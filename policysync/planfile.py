@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from policysync import durable
 from policysync.canonical import canonical_json
 from policysync.errors import UsageError
-from policysync.plan import Plan, PlanDocument
+from policysync.plan import FORMAT_VERSION, Plan, PlanDocument
 
 
 def checksum(document: dict[str, Any]) -> str:
@@ -64,6 +64,15 @@ def _checked(text: str, path: Path) -> Plan:
     if saved != checksum(document):
         raise UsageError(
             f"{path}: checksum mismatch: the plan was changed after it was made; "
+            "make a new plan (policysync plan --out) and review it"
+        )
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        # A plan of another format was made by another policysync: one of format 1 lacks
+        # the escalations its reviewers should have seen, so none is read as this one's.
+        raise UsageError(
+            f"{path}: a plan of format_version {json.dumps(version)}, made by another "
+            f"version of policysync; this one applies format_version {FORMAT_VERSION}: "
             "make a new plan (policysync plan --out) and review it"
         )
     try:

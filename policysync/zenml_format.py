@@ -14,6 +14,7 @@ from policysync.export import Target
 from policysync.formats import FileFormat
 from policysync.layout import PERMISSIONS_FILE
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.plan import EscalationRules
 from policysync.validate import RootResult, Rules
 from policysync.zenml_models import ZenmlOrgFile, core_file, split_key, zenml_role
 from policysync.zenml_validate import load_zenml_org, validate_zenml_root
@@ -89,4 +90,7 @@ FORMAT = FileFormat(
     project_policy=False,
     exported="the live ZenML Pro roles",
     starter=_starter,
+    # ZenML Pro's permissions have no wildcard, and none on resources of its own that
+    # widen access by their nature: only the settings' `sensitive` grants are escalations.
+    escalations=EscalationRules(),
 )

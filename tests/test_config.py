@@ -102,7 +102,7 @@ def test_validate_works_anywhere_in_the_tree(
         (
             "colour = 1\n",
             ":1: `colour`: not a setting; the settings at the top level are: apply, "
-            "house_rules, journal, limits, policies, provider, requests",
+            "house_rules, journal, limits, policies, provider, requests, sensitive",
         ),
     ],
 )
@@ -123,3 +123,19 @@ def test_an_unknown_key_in_pyproject_is_told_at_its_line(tmp_path: Path) -> None
     config.write_text('[tool.policysync]\nprovder = "zenml"\n')
     with pytest.raises(ConfigError, match=r":2: `provder`: not a setting; did you mean `provi"):
         load_settings(config)
+
+
+def test_sensitive_grants_are_resource_action_pairs(tmp_path: Path) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text('sensitive = ["invoices:void", "a:b:delete"]\n')
+    settings = load_settings(config)
+    assert settings.sensitive_grants() == [("invoices", "void"), ("a:b", "delete")]
+    assert load_settings(None).sensitive_grants() == []
+    for bad in ("void", ":void", "invoices:"):
+        config.write_text(f'provider = "stytch"\nsensitive = ["a:b", "{bad}"]\n')
+        with pytest.raises(ConfigError) as raised:
+            load_settings(config)
+        assert str(raised.value) == (
+            f'{config}:2: `sensitive.1`: Value error, "{bad}" is not resource:action, '
+            'e.g. "invoices:void"\nfix the configuration file'
+        )

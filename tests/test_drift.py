@@ -20,7 +20,7 @@ from policysync.drift import (
     unmanaged_org,
 )
 from policysync.models import Organization, OrgPolicy, ProjectPolicy
-from policysync.plan import OrgError, PlanEntry, assemble, plan_org
+from policysync.plan import EscalationRules, OrgError, PlanEntry, assemble, plan_org
 from policysync.selection import Shard
 from policysync.views.common import MARKDOWN_LIMIT
 from policysync.views.drift import DRIFT_RENDERERS, render_markdown, render_text, summary_line
@@ -58,6 +58,7 @@ def report(
         policysync_version="0",
         git_commit=None,
         git_dirty=None,
+        rules=EscalationRules(),
     )
     return build_report(plan, project, unmanaged)
 

@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 from support.plancases import case_state, check_golden, plan_case_dirs, plan_of
 
 from policysync.canonical import fingerprint, normalize
+from policysync.formats import file_format
 from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import (
+    EscalationRules,
     OrgError,
     ResourceChange,
     RoleDiff,
+    escalations,
     plan_is_empty,
     plan_org,
     role_diff,
@@ -126,7 +129,7 @@ def test_make_plan_sorts_organizations_and_counts() -> None:
         "changed": 2,
         "failed": 1,
     }
-    assert plan.format_version == "1"
+    assert plan.format_version == "2"
     assert not plan_is_empty(plan)
 
 
@@ -299,3 +302,79 @@ def test_fingerprint_is_stable_across_versions() -> None:
     assert fingerprint(policy(described)) == (
         "sha256:e9bfbadb41da62835c6101277bf13aecd78f52ada1a9bd1d6709f4ba1035f9bd"
     )
+
+
+# Escalations ---------------------------------------------------------------------------
+
+
+STYTCH = file_format("stytch").escalations
+
+
+def with_sensitive(provider: str, sensitive: list[tuple[str, str]]) -> EscalationRules:
+    return file_format(provider).escalations._replace(sensitive=frozenset(sensitive))
+
+
+def flagged(
+    before: OrgPolicy | OrgError, after: OrgPolicy, rules: EscalationRules = STYTCH
+) -> list[tuple[str, str, str, str]]:
+    org = plan_org("acme", "orgs/acme.json", after, before)
+    return [(e.role_id, e.resource_id, e.action, e.reason) for e in escalations(org, rules)]
+
+
+def test_escalations_are_the_widening_grants_a_role_gains() -> None:
+    before = policy(
+        role("admin", ("invoices", ("read", "void"))),
+        role("root", ("invoices", ("*",))),
+        role("gone", ("stytch.member", ("*",))),
+    )
+    after = policy(
+        role("admin", ("invoices", ("read", "*")), ("stytch.member", ("search",))),
+        role("root", ("invoices", ("*", "approve"))),  # "*" covered approve already
+        role("new", ("stytch.organization", ("*",)), ("reports", ("export", "read"))),
+    )
+    assert flagged(before, after) == [
+        ("admin", "invoices", "*", "wildcard"),
+        ("admin", "stytch.member", "search", "stytch-resource"),
+        ("new", "stytch.organization", "*", "wildcard"),  # the first reason that applies
+    ]
+    # What a role keeps, loses, or a deleted role had, is no escalation.
+    assert flagged(after, policy(*before.roles[:2])) == []
+    assert flagged(after, after) == []
+    # An organization that could not be read has no known gains.
+    assert flagged(NOT_FOUND, after) == []
+
+
+def test_sensitive_grants_are_escalations_for_either_provider() -> None:
+    before = policy(role("clerk", ("invoices", ("read",))))
+    after = policy(
+        role("clerk", ("invoices", ("read", "void", "*")), ("stytch.member", ("update",)))
+    )
+    sensitive = [("invoices", "void"), ("invoices", "approve")]
+    stytch = with_sensitive("stytch", sensitive)
+    assert flagged(before, after, stytch) == [
+        ("clerk", "invoices", "*", "wildcard"),
+        ("clerk", "invoices", "void", "sensitive"),
+        ("clerk", "stytch.member", "update", "stytch-resource"),
+    ]
+    # ZenML Pro has no wildcard and no Stytch resources: only `sensitive` applies.
+    zenml = with_sensitive("zenml", sensitive)
+    assert flagged(before, after, zenml) == [("clerk", "invoices", "void", "sensitive")]
+    assert flagged(before, after, with_sensitive("zenml", [])) == []
+
+
+def test_a_plan_lists_the_escalations_of_its_organizations_in_order() -> None:
+    widened = policy(role("r", ("x", ("*",))))
+    narrow = policy(role("r", ("x", ("read",))))
+    plan = plan_of(
+        [
+            ("zeta", "orgs/zeta.json", widened, narrow),
+            ("alpha", "orgs/alpha.json", widened, policy()),
+            ("beta", "orgs/beta.json", widened, widened),
+            ("gamma", "orgs/gamma.json", widened, NOT_FOUND),
+        ]
+    )
+    assert [(e.organization_id, e.reason) for e in plan.escalations] == [
+        ("alpha", "wildcard"),
+        ("zeta", "wildcard"),
+    ]
+    assert plan.document().escalations == plan.escalations

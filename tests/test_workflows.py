@@ -467,8 +467,14 @@ def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:
         assert "environment" not in job, name
         assert secrets_named(job) == set(), name
     scripts = [s.get("run", "") for job in pr["jobs"].values() for s in job["steps"]]
-    plans = [line for script in scripts for line in script.splitlines() if "(plan " in line]
-    assert plans == ["args=(plan --against-ref HEAD^1 --format markdown --detailed-exitcode)"]
+    runs = [line.strip() for script in scripts for line in script.splitlines()]
+    commands = [line for line in runs if line.startswith("policysync ")]
+    plan = "policysync plan --against-ref HEAD^1 --format"
+    assert commands == [  # the markdown for the comment, the JSON for the escalation label
+        'policysync "${args[@]}"',  # validate
+        f'{plan} markdown --detailed-exitcode "${{where[@]}}" > "$plan"',
+        f'{plan} json "${{where[@]}}" > "$RUNNER_TEMP/policysync-plan.json"',
+    ]
 
 
 def pre_commit_hooks() -> dict[str, dict[str, Any]]:
@@ -626,6 +632,77 @@ def test_pr_plan_is_the_offline_plan_and_keeps_one_sticky_comment(
     assert [c["id"] for c in comments] == [1, 2]
     assert "+ role second-role" in comments[1]["body"]
     assert comments[0]["body"] == "LGTM, but <!-- policysync-plan -->?"
+
+
+ESCALATION = "policysync-escalation"
+
+
+def test_pr_plan_labels_a_pull_request_while_its_plan_has_escalations(
+    runner: Runner, workspace: Path, gh_state: Path
+) -> None:
+    pr = runner.call("policy-pr.yml")
+    labels = f"repos/{REPOSITORY}/issues/{PR_NUMBER}/labels"
+    edit(workspace / "policies" / "orgs" / "acme.json", lambda d: add_role(d, "boss", "*"))
+    commit_all(workspace, "a role with every action on invoices")
+    job = runner.job(pr, "plan")
+    assert job.ok, job.log
+    assert job.steps["plan"].outputs["escalations"] == "1"
+    assert "**Escalations: grants that widen access (1)**" in job.summary
+    assert "! role boss in acme" in gh(gh_state)["comments"][-1]["body"]
+    create, add = gh_calls(gh_state, mutating=True)[1:]
+    assert create[:4] == ["label", "create", ESCALATION, "--force"]
+    assert add == ["api", "--method", "POST", labels, "-f", f"labels[]={ESCALATION}"]
+    assert gh(gh_state)["issue_labels"] == {str(PR_NUMBER): [ESCALATION]}
+
+    job = runner.job(pr, "plan")  # the same plan again: the label stays, untouched
+    assert job.ok, job.log
+    assert len(gh_calls(gh_state, mutating=True)) == 4  # the comment's POST and PATCH
+    assert f"keeps the label {ESCALATION}" in job.log
+
+    push_pr_commit(workspace, "reader")  # a push whose plan widens nothing
+    job = runner.job(pr, "plan")
+    assert job.ok, job.log
+    assert job.steps["plan"].outputs["escalations"] == "0"
+    assert "Escalations" not in job.summary
+    assert gh_calls(gh_state, mutating=True)[-1] == [
+        "api",
+        "--method",
+        "DELETE",
+        f"{labels}/{ESCALATION}",
+    ]
+    assert gh(gh_state)["issue_labels"] == {str(PR_NUMBER): []}
+    runner.job(pr, "plan")
+    assert gh_calls(gh_state, mutating=True)[-1][2] == "PATCH"  # nothing to remove
+
+
+def test_pr_plan_that_cannot_label_warns(runner: Runner, workspace: Path, gh_state: Path) -> None:
+    edit(workspace / "policies" / "orgs" / "acme.json", lambda d: add_role(d, "boss", "*"))
+    commit_all(workspace, "a role with every action on invoices")
+    state = gh(gh_state)
+    state["read_only"] = True  # a pull request from a fork: read-only token
+    gh_state.write_text(json.dumps(state))
+    job = runner.job(runner.call("policy-pr.yml"), "plan")
+    assert job.ok, job.log
+    assert (
+        f"::warning title=policysync plan::could not label the pull request {ESCALATION}; "
+        "the plan lists its 1 escalations" in job.log
+    )
+    assert gh(gh_state)["issue_labels"] == {str(PR_NUMBER): []}
+
+
+def test_pr_plan_that_fails_leaves_the_label_alone(
+    runner: Runner, workspace: Path, gh_state: Path
+) -> None:
+    state = gh(gh_state)
+    state["labels"], state["issue_labels"] = [ESCALATION], {str(PR_NUMBER): [ESCALATION]}
+    gh_state.write_text(json.dumps(state))
+    acme = workspace / "policies" / "orgs" / "acme.json"
+    acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
+    commit_all(workspace, "a typo")
+    job = runner.job(runner.call("policy-pr.yml"), "plan")
+    assert not job.ok
+    assert not job.steps["Escalation label"].ran
+    assert gh(gh_state)["issue_labels"] == {str(PR_NUMBER): [ESCALATION]}
 
 
 SPOOFS = [

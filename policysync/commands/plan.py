@@ -83,7 +83,7 @@ async def plan_live(
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
     entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
     state = await git_state
-    plan = _assemble(entries, provider.project_id, state.commit, state.dirty)
+    plan = _assemble(entries, provider.project_id, state.commit, state.dirty, settings)
     return PlanRun(plan, report, live_project, frozenset(files))
 
 
@@ -119,7 +119,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         ids = select(sorted(checked.files), only, options.shard)
         desired = Desired(checked.files, tree.resolve(), limits, settings.provider, tree, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
-    plan = _assemble(entries, live.project_id, head.commit, state.dirty)
+    plan = _assemble(entries, live.project_id, head.commit, state.dirty, settings)
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
 
 
@@ -133,7 +133,11 @@ def _no_file(root: Path, at: str = "") -> str:
 
 
 def _assemble(
-    entries: list[PlanEntry], project_id: str, commit: str | None, dirty: bool | None
+    entries: list[PlanEntry],
+    project_id: str,
+    commit: str | None,
+    dirty: bool | None,
+    settings: Settings,
 ) -> Plan:
     return assemble(
         entries,
@@ -142,6 +146,9 @@ def _assemble(
         policysync_version=__version__,
         git_commit=commit,
         git_dirty=dirty,
+        rules=file_format(settings.provider).escalations._replace(
+            sensitive=frozenset(settings.sensitive_grants())
+        ),
     )
 
 

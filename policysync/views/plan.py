@@ -1,7 +1,8 @@
 """Renderers of a plan: one per output format, chosen from one registry.
 
 Text and markdown print the same lines, in Terraform's vocabulary: `+` create, `~`
-update, `-` delete, `!` an organization that could not be planned. Text colours the
+update, `-` delete, `!` an organization that could not be planned, or (first of all) a
+grant that widens access: an escalation. Text colours the
 symbols (the CLI strips styles when the output is not a terminal); markdown puts the
 lines in `diff` fences, which GitHub colours.
 """
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 import click
 
-from policysync.plan import OrgPlan, Plan, RoleChange, role_diff
+from policysync.plan import Escalation, OrgPlan, Plan, RoleChange, role_diff
 from policysync.views.common import (
     MARKDOWN_LIMIT,
     MARKDOWN_RESERVE,
@@ -77,6 +78,27 @@ def error_line(org: OrgPlan, paint: Paint = plain) -> str:
     )
 
 
+ESCALATIONS_HEADING = "Escalations: grants that widen access"
+
+
+def escalation_lines(plan: Plan, paint: Paint = plain) -> list[str]:
+    files = {org.organization_id: org.file for org in plan.changes}
+
+    def line(e: Escalation) -> str:
+        where = label(files.get(e.organization_id, e.organization_id), e.organization_id)
+        grant = f"{name(e.resource_id)}:{name(e.action)}"
+        return f"{paint('!')} role {name(e.role_id)} in {where} gains {grant} ({e.reason})"
+
+    return [line(e) for e in plan.escalations]
+
+
+def _text_escalations(plan: Plan) -> list[str]:
+    if not plan.escalations:
+        return []
+    heading = click.style(f"{ESCALATIONS_HEADING} ({len(plan.escalations)})", bold=True)
+    return ["\n".join([heading, *("  " + line for line in escalation_lines(plan, coloured))])]
+
+
 def _text_block(org: OrgPlan) -> str:
     if org.action == "error":
         return error_line(org, coloured)
@@ -85,7 +107,7 @@ def _text_block(org: OrgPlan) -> str:
 
 
 def render_text(plan: Plan) -> str:
-    blocks = [_text_block(org) for org in plan.changes]
+    blocks = [*_text_escalations(plan), *(_text_block(org) for org in plan.changes)]
     return "\n\n".join([*blocks, click.style(summary_line(plan), bold=True)])
 
 
@@ -107,15 +129,33 @@ def _left_out_note(left_out: list[OrgPlan]) -> str:
     )
 
 
+def _markdown_escalations(plan: Plan, budget: int) -> list[str]:
+    """The escalations in a diff fence, as many as half of `budget` holds."""
+    if not plan.escalations:
+        return []
+    lines = escalation_lines(plan)
+    shown = fit([len(line) + 1 for line in lines], budget // 2)
+    parts = [f"**{ESCALATIONS_HEADING} ({len(lines)})**", fence(lines[:shown])]
+    if shown < len(lines):
+        parts.append(
+            f"_{plural(len(lines) - shown, 'more escalation')} left out to stay under "
+            f"{MARKDOWN_LIMIT:,} characters: see the JSON plan (`--format json`)._"
+        )
+    return parts
+
+
 def render_markdown(plan: Plan) -> str:
-    """For a pull-request comment or a job summary: errors first, as they block an apply;
-    then one collapsed block per changed organization, as many as GitHub accepts."""
+    """For a pull-request comment or a job summary: escalations first, for the reviewer;
+    errors next, as they block an apply; then one collapsed block per changed
+    organization, as many as GitHub accepts."""
     errors = [org for org in plan.changes if org.action == "error"]
     changed = [org for org in plan.changes if org.action == "update"]
     items = [error_line(org) for org in errors] + [_details(org) for org in changed]
     head = f"**{summary_line(plan)}**"
-    shown = fit([len(item) + 2 for item in items], MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
-    parts = [head]
+    escalations = _markdown_escalations(plan, MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
+    budget = MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE - sum(len(p) + 2 for p in escalations)
+    shown = fit([len(item) + 2 for item in items], budget)
+    parts = [head, *escalations]
     if shown and errors:
         parts.append(fence(items[: min(shown, len(errors))]))
     parts += items[len(errors) : shown]

@@ -17,7 +17,7 @@ from policysync.config import Limits
 from policysync.emulator.server import build
 from policysync.journal import Journal, JournalEntry
 from policysync.models import OrgPolicy
-from policysync.plan import Plan, PlanEntry, assemble, plan_org
+from policysync.plan import EscalationRules, Plan, PlanEntry, assemble, plan_org
 from policysync.providers.stytch import StytchClient
 
 ORG_IDS = [org.organization_id for org in demo_seed().organizations]
@@ -55,6 +55,7 @@ async def changed_plan(client: StytchClient, org_ids: list[str]) -> Plan:
         policysync_version="test",
         git_commit=None,
         git_dirty=None,
+        rules=EscalationRules(),
     )
 
 

@@ -228,3 +228,59 @@ def test_house_rules_stop_the_plan_as_they_fail_validate(
     code, out, err = run(["plan", "--against-ref", repo], capsys)
     assert (code, out) == (1, "")
     assert "policysync.toml:1:1: error[house-rule-invalid] house_rules:" in err
+
+
+def test_escalations_in_every_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Grants that widen access are listed first, and under `escalations` in JSON: a
+    wildcard, an action on a Stytch resource, a `sensitive` grant of the settings."""
+    base = sample_repo(tmp_path, monkeypatch)
+    Path("policysync.toml").write_text('sensitive = ["invoices:void"]\n')
+
+    def widen(document: Any) -> None:
+        add_role(document, "voider", "void")
+        add_role(document, "reader", "read")
+        document["org_policy"]["roles"][-1]["permissions"].append(
+            {"resource_id": "stytch.member", "actions": ["search"]}
+        )
+        add_role(document, "boss", "*")
+
+    edit(ORGS / "globex.json", widen)
+    commit_all(tmp_path, "widen globex")
+    code, out, err = run(["plan", "--against-ref", base, "--format", "json"], capsys)
+    assert code == 0, err
+    document = json.loads(out)
+    jsonschema.Draft202012Validator(PLAN_SCHEMA).validate(document)
+    assert document["format_version"] == "2"
+    organization_id = OrgPolicyFile.model_validate_json(
+        (ORGS / "globex.json").read_bytes()
+    ).organization_id
+    assert document["escalations"] == [
+        {
+            "organization_id": organization_id,
+            "role_id": role_id,
+            "resource_id": resource_id,
+            "action": action,
+            "reason": reason,
+        }
+        for role_id, resource_id, action, reason in [
+            ("boss", "invoices", "*", "wildcard"),
+            ("reader", "stytch.member", "search", "stytch-resource"),
+            ("voider", "invoices", "void", "sensitive"),
+        ]
+    ]
+    code, out, _ = run(["plan", "--against-ref", base, "--detailed-exitcode"], capsys)
+    assert code == 2  # escalations change no exit code
+    assert out.startswith("Escalations: grants that widen access (3)\n  ! role boss in globex")
+    assert "  ! role voider in globex" in out
+    assert "gains invoices:void (sensitive)\n" in out
+    code, out, _ = run(["plan", "--against-ref", base, "--format", "markdown"], capsys)
+    assert out.split("\n\n")[1] == "**Escalations: grants that widen access (3)**"
+
+    Path("policysync.toml").write_text("")  # without the setting, void is no escalation
+    code, out, _ = run(["plan", "--against-ref", base, "--format", "json"], capsys)
+    assert [e["reason"] for e in json.loads(out)["escalations"]] == [
+        "wildcard",
+        "stytch-resource",
+    ]

@@ -590,6 +590,27 @@ def test_plan_against_ref_shows_a_commits_change_to_one_role_offline(
         ("update", "workspace:Run Operators")
     ]
     assert run(["plan", "--against-ref", "HEAD", "--detailed-exitcode"], capsys)[0] == 0
+    assert document["escalations"] == []
+
+    # For ZenML Pro, the grants of the `sensitive` setting are the escalations.
+    settings = repo / "policysync.toml"
+    settings.write_text(settings.read_text() + 'sensitive = ["pipeline:update"]\n')
+    code, out, _ = run(["plan", "--against-ref", "HEAD^1", "--format", "json"], capsys)
+    assert json.loads(out)["escalations"] == [
+        {
+            "organization_id": INITECH,
+            "role_id": "workspace:Run Operators",
+            "resource_id": "pipeline",
+            "action": "update",
+            "reason": "sensitive",
+        }
+    ]
+    code, out, _ = run(["plan", "--against-ref", "HEAD^1"], capsys)
+    assert out.startswith(
+        "Escalations: grants that widen access (1)\n"
+        f"  ! role workspace:Run Operators in initech ({INITECH}) gains pipeline:update "
+        "(sensitive)\n\norganization initech"
+    )
 
 
 # credentials --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ def initial_state() -> dict[str, Any]:
         "next_id": 0,
         "issues": [],
         "labels": [],
+        "issue_labels": {},  # issue or pull request number (as a string) -> label names
         "releases": {},
         "read_only": False,
     }
@@ -80,6 +81,11 @@ def _gh(state: dict[str, Any], argv: list[str]) -> int:
             method = opts.get("--method", "GET")
             thread = re.fullmatch(rf"repos/{re.escape(repo)}/issues/(\d+)/comments", endpoint)
             comment = re.fullmatch(rf"repos/{re.escape(repo)}/issues/comments/(\d+)", endpoint)
+            labelled = re.fullmatch(
+                rf"repos/{re.escape(repo)}/issues/(\d+)/labels(?:/(.+))?", endpoint
+            )
+            if labelled:
+                return _issue_labels(state, method, opts, labelled[1], labelled[2], refused)
             if thread and method == "GET":
                 assert "--paginate" in opts, opts
                 page = [c for c in state["comments"] if c["issue"] == int(thread[1])]
@@ -134,6 +140,8 @@ def _gh(state: dict[str, Any], argv: list[str]) -> int:
             return 0
         case ["label", "create", name]:
             assert "--force" in opts, "without --force a second run fails on the label"
+            if state["read_only"]:
+                return refused()
             if name not in state["labels"]:
                 state["labels"].append(name)
             return 0
@@ -167,6 +175,42 @@ def _gh(state: dict[str, Any], argv: list[str]) -> int:
             releases[tag]["assets"].update(assets(files))
             return 0
     print(f"fake gh: unsupported call {argv}", file=sys.stderr)
+    return 2
+
+
+def _issue_labels(
+    state: dict[str, Any],
+    method: str,
+    opts: dict[str, str],
+    number: str,
+    name: str | None,
+    refused: Any,
+) -> int:
+    """GET, POST (`-f labels[]=NAME`) and DELETE (`.../labels/NAME`) of an issue's or a
+    pull request's labels, as GitHub's REST API answers them."""
+    labels: list[str] = state["issue_labels"].setdefault(number, [])
+    if method == "GET" and name is None:
+        assert "--paginate" in opts, opts
+        print_jq(opts["--jq"], [{"name": label} for label in labels])
+        return 0
+    if state["read_only"]:
+        return refused()
+    if method == "POST" and name is None:
+        field, _, added = opts["-f"].partition("=")
+        assert field == "labels[]", opts
+        assert added in state["labels"], "the label must exist first (its colour)"
+        if added not in labels:
+            labels.append(added)
+        print(json.dumps([{"name": label} for label in labels]))
+        return 0
+    if method == "DELETE" and name is not None:
+        if name not in labels:
+            print("gh: Label does not exist (HTTP 404)", file=sys.stderr)
+            return 1
+        labels.remove(name)
+        print(json.dumps([{"name": label} for label in labels]))
+        return 0
+    print(f"fake gh: unsupported call of {method} on labels", file=sys.stderr)
     return 2
 
 

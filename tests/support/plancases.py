@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from policysync.formats import file_format
 from policysync.models import OrgPolicy, OrgPolicyFile
 from policysync.plan import OrgError, OrgState, Plan, PlanEntry, assemble, plan_org
 
@@ -49,6 +50,7 @@ def plan_of(states: Iterable[OrgState]) -> Plan:
         policysync_version="0.0.0-test",
         git_commit="0123456789abcdef0123456789abcdef01234567",
         git_dirty=False,
+        rules=file_format("stytch").escalations,
     )
 
 

@@ -225,3 +225,57 @@ def test_markdown_truncates_errors_too() -> None:
         "organizations (60 role changes) left out to stay under 65,000 characters: "
         "see the JSON plan (`--format json`) or the job log._"
     )
+
+
+def widening(count: int) -> list[OrgState]:
+    desired = OrgPolicy(roles=(role("finance-admin", "*"), role("clerk", "read")))
+    live = OrgPolicy(roles=(role("finance-admin", "read"),))
+    return [(f"org-{n:05}", f"orgs/org-{n:05}.json", desired, live) for n in range(count)]
+
+
+def test_escalations_come_first_in_text_and_markdown() -> None:
+    plan = plan_of([*widening(1), ("zeta", "orgs/zeta.json", SAME, error())])
+    text = click.unstyle(render_text(plan)).splitlines()
+    assert text[:3] == [
+        "Escalations: grants that widen access (1)",
+        "  ! role finance-admin in org-00000 gains invoices:* (wildcard)",
+        "",
+    ]
+    assert click.style("!", fg="red", bold=True) + " role finance-admin" in render_text(plan)
+    markdown = render_markdown(plan).split("\n\n")
+    assert markdown[1:3] == [
+        "**Escalations: grants that widen access (1)**",
+        "```diff\n! role finance-admin in org-00000 gains invoices:* (wildcard)\n```",
+    ]
+    assert markdown[3].startswith("```diff\n! organization zeta")  # then the errors
+    assert "Escalations" not in render_text(plan_of(many(2, OrgPolicy(roles=()))))
+
+
+def test_markdown_truncates_escalations_to_leave_room_for_the_changes() -> None:
+    out = render_markdown(plan_of(widening(2_000)))
+    assert len(out) < MARKDOWN_LIMIT
+    assert "**Escalations: grants that widen access (2000)**" in out
+    shown = out.count("! role finance-admin in org-")
+    assert 0 < shown < 2_000
+    assert (
+        f"_{2_000 - shown} more escalations left out to stay under 65,000 characters: "
+        "see the JSON plan (`--format json`)._"
+    ) in out
+    assert out.count("<details>") > 0  # half of the room is the changes'
+
+
+def test_a_saved_plan_of_another_format_is_refused(tmp_path: Path) -> None:
+    plan, path = all_cases(), tmp_path / "plan.json"
+    planfile.save(plan, path)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    del document["escalations"]
+    document["format_version"] = "1"  # as policysync saved plans before escalations
+    document["checksum"] = planfile.checksum(document)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(UsageError) as refused:
+        planfile.load(path, plan.project_id)
+    assert str(refused.value) == (
+        f'{path}: a plan of format_version "1", made by another version of policysync; '
+        "this one applies format_version 2: make a new plan (policysync plan --out) "
+        "and review it"
+    )
