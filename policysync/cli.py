@@ -163,7 +163,7 @@ def fmt_command(
     "--against-ref",
     metavar="REF",
     help="Offline: plan the files at HEAD against the files at git commit REF as live "
-    "(no Stytch credentials needed).",
+    "(no credentials needed).",
 )
 @live_options
 def plan(
@@ -174,13 +174,15 @@ def plan(
     against_ref: str | None,
     live: Live,
 ) -> int:
-    """Compare the policy files with live Stytch and print the changes apply would make.
+    """Compare the policy files with live roles and print the changes apply would make.
 
-    Reads STYTCH_PROJECT_ID, STYTCH_SECRET and (optionally) STYTCH_BASE_URL. The files
-    are validated first, against the live project policy; an invalid tree stops the plan.
+    Reads STYTCH_PROJECT_ID, STYTCH_SECRET and (optionally) STYTCH_BASE_URL, or with
+    provider = "zenml" ZENML_PRO_API_KEY and (optionally) ZENML_PRO_API_URL. The files
+    are validated first (for Stytch against the live project policy); an invalid tree
+    stops the plan.
     Exit 0: no changes (or changes, without --detailed-exitcode); 2: changes, with
     --detailed-exitcode; 1: any error, an organization that could not be read included.
-    With --against-ref REF nothing is read from Stytch: the files at REF play live.
+    With --against-ref REF nothing live is read: the files at REF play live.
     """
     # Imported here: `validate`, which runs in pre-commit hooks, should not pay for httpx.
     from policysync import planfile
@@ -230,7 +232,8 @@ def apply(
     live: Live,
     journal: Path | None,
 ) -> int:
-    """Write the desired org policies to Stytch, journaling what each write replaces.
+    """Write the desired roles live (Stytch or ZenML Pro), journaling what each write
+    replaces.
 
     Without PLANFILE it plans first, shows the plan and asks for confirmation
     (--auto-approve skips the question; without a terminal it is required). With
@@ -358,7 +361,7 @@ def drift(
     search_page_size: int,
     live: Live,
 ) -> int:
-    """Compare live Stytch with the policy files, for a scheduled job.
+    """Compare live roles (Stytch or ZenML Pro) with the policy files, for a scheduled job.
 
     Reports the roles added, removed or changed live outside git, managed files whose
     organization no longer exists, a policies/project.json out of date with the live

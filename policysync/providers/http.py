@@ -180,7 +180,6 @@ class HttpClient:
         settle: Settle | None = None,
         *,
         form: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
         auth: Auth | None = None,
     ) -> httpx.Response | None:
         """Send until a 200 comes or retrying is no longer worth it; the 200. `settle`,
@@ -190,8 +189,8 @@ class HttpClient:
         TransportError when no answer can be read. Either says `outcome_unknown` when any
         attempt may have been carried out (`_outcome_unknown`): a write is then neither
         known to have landed nor known not to have. `form` is sent instead of a JSON
-        `body`, form-encoded; `headers` are added to the client's, and so are `auth()`'s,
-        asked again before every attempt (a bearer token that expires while a request
+        `body`, form-encoded; `auth()`'s headers are added to the client's, asked again
+        before every attempt (a bearer token that expires while a request
         waits to be retried is renewed for the next attempt). An error `auth()` raises
         ends the retries, `outcome_unknown` when an earlier attempt may have landed."""
         content = None if body is None else _json_bytes(body)
@@ -199,8 +198,6 @@ class HttpClient:
         if form is not None:
             content = urlencode(form).encode()
             sent = httpx.Headers({**sent, "Content-Type": "application/x-www-form-urlencoded"})
-        if headers:
-            sent = httpx.Headers({**sent, **headers})
         failures = throttles = 0
         unknown = False
         waited = 0.0  # seconds slept between attempts, bounded by backoff.max_wait

@@ -154,13 +154,17 @@ class _Token(_Answer):
     expires_in: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
-class _Organization(_Answer):
+class _Listed(_Answer):
+    """An item of a list endpoint, told apart from the others by its id."""
+
     id: str
+
+
+class _Organization(_Listed):
     name: str = ""
 
 
-class _Role(_Answer):
-    id: str
+class _Role(_Listed):
     name: str
     level: str
     description: str | None = ""
@@ -207,6 +211,7 @@ def _id_of(value: Any) -> str | None:
 
 
 _T = TypeVar("_T")
+_ListedT = TypeVar("_ListedT", bound=_Listed)
 _TOKEN = TypeAdapter(_Token)
 _ROLE = TypeAdapter(_Role)
 _ORGANIZATIONS = TypeAdapter(list[_Organization])
@@ -343,7 +348,7 @@ class ZenmlClient:
     ) -> tuple[RoleHolders, ...]:
         """Who holds each of the custom roles `role_ids` (GET /roles/{id}/assignments)."""
         oid = await self._resolve(organization_id)
-        ids = {r.role.role_id: r.id for r in await self._live(oid, organization_id)}
+        ids = {r.key: r.id for r in await self._listed(oid, organization_id)}
 
         async def of(key: str) -> RoleHolders:
             path = f"/roles/{segment(ids[key])}/assignments"
@@ -417,18 +422,29 @@ class ZenmlClient:
 
         return list(await asyncio.gather(*(one(org) for org in batch)))
 
-    async def _organizations(self) -> AsyncIterator[_Organization]:
-        """GET /organizations, page by page until a short page (or a page of nothing new:
-        a server that ignores `offset` would otherwise be asked forever)."""
+    def _organizations(self) -> AsyncIterator[_Organization]:
+        """GET /organizations, page by page."""
+        return self._paged(_ORGANIZATIONS, "/organizations", {})
+
+    async def _paged(
+        self,
+        adapter: TypeAdapter[list[_ListedT]],
+        path: str,
+        query: dict[str, str],
+        organization_id: str | None = None,
+    ) -> AsyncIterator[_ListedT]:
+        """The items of a list endpoint, `PAGE` at a time (`offset`, `limit`) until a short
+        page, or a page of nothing new: a server that ignores `offset` would otherwise be
+        asked forever."""
         seen: set[str] = set()
         offset = 0
         while True:
-            query = urlencode({"offset": offset, "limit": PAGE})
-            page = self._read(_ORGANIZATIONS, await self._call("GET", f"/organizations?{query}"))
-            new = [org for org in page if org.id not in seen]
-            for org in new:
-                seen.add(org.id)
-                yield org
+            paging = urlencode({**query, "offset": offset, "limit": PAGE})
+            page = self._read(adapter, await self._call("GET", f"{path}?{paging}", organization_id))
+            new = [item for item in page if item.id not in seen]
+            seen.update(item.id for item in new)
+            for item in new:
+                yield item
             if len(page) < PAGE or not new:
                 return
             offset += PAGE
@@ -456,21 +472,16 @@ class ZenmlClient:
         )
         raise self._api_error(404, "organization_not_found", message, organization_id)
 
+    async def _listed(self, oid: str, organization_id: str) -> list[_Role]:
+        """The organization's custom roles as listed (their permissions may be missing)."""
+        path = f"/organizations/{segment(oid)}/roles"
+        query = {"system_managed": "false"}
+        roles = self._paged(_ROLES, path, query, organization_id)
+        return [role async for role in roles if not role.system_managed]
+
     async def _live(self, oid: str, organization_id: str) -> list[LiveRole]:
-        """The organization's custom roles, page by page, each with its permissions."""
-        listed: list[_Role] = []
-        seen: set[str] = set()
-        offset = 0
-        while True:
-            query = urlencode({"system_managed": "false", "offset": offset, "limit": PAGE})
-            path = f"/organizations/{segment(oid)}/roles?{query}"
-            page = self._read(_ROLES, await self._call("GET", path, organization_id))
-            new = [r for r in page if r.id not in seen]
-            seen.update(r.id for r in page)
-            listed += [r for r in new if not r.system_managed]
-            if len(page) < PAGE or not new:
-                break
-            offset += PAGE
+        """The organization's custom roles, each with its permissions."""
+        listed = await self._listed(oid, organization_id)
 
         async def full(role: _Role) -> LiveRole:
             if role.permissions is not None:

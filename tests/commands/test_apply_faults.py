@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import pytest
 import stytch
 from support.processes import emulator_process
+from support.recording import Recorder
 
 from policysync.canonical import fingerprint
 from policysync.config import Limits
@@ -204,38 +205,6 @@ def differences(live: dict[str, Canonical], wanted: dict[str, Canonical]) -> lis
 # --- faults -------------------------------------------------------------------------
 
 
-class Recorder:
-    """An ASGI wrapper counting requests by method and by how they ended: the status
-    sent, or `dropped` when the connection was cut (the fault injector raises)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.outcomes: dict[tuple[str, str], int] = {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = ["none"]
-
-        async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = str(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception:
-            status[0] = "dropped"
-            raise
-        finally:
-            key = (scope["method"], status[0])
-            self.outcomes[key] = self.outcomes.get(key, 0) + 1
-
-    def count(self, method: str, outcome: str) -> int:
-        return sum(n for (m, o), n in self.outcomes.items() if m == method and o == outcome)
-
-
 class Faulty(NamedTuple):
     store: Store
     emulator: EmulatorThread
@@ -289,10 +258,10 @@ def test_faults_lose_no_organization(faulty: Faulty, fixture: Fixture, tmp_path:
     assert injector.stats["5xx"] > 0
     assert injector.stats["dropped_before"] > 0
     assert injector.stats["dropped_after"] > 0
-    assert answered.count("PUT", "500") + answered.count("PUT", "503") > 0
-    assert answered.count("PUT", "dropped") > 0
+    assert answered.count("PUT", status="500") + answered.count("PUT", status="503") > 0
+    assert answered.count("PUT", status="dropped") > 0
     # PUTs carried out whose answer was lost: the client cannot tell them from the outside
-    assert handled.count("PUT", "200") > answered.count("PUT", "200")
+    assert handled.count("PUT", status="200") > answered.count("PUT", status="200")
 
     # live, read with the SDK through the same store without faults, is the files
     with EmulatorThread(create_app(Api(store, PROJECT_ID, SECRET, Limits()))) as clean:

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 from support.processes import clean_env, emulator_process
+from support.recording import Recorder
 
 from policysync.emulator.faults import FaultInjector, Faults
 from policysync.emulator.server import EmulatorThread
@@ -380,47 +381,6 @@ def the_run(journal: Path) -> tuple[str, dict[str, JournalEntry], bool]:
 
 
 # --- faults --------------------------------------------------------------------------
-
-
-class Recorder:
-    """An ASGI wrapper counting requests by (method, route, how they ended): the status
-    sent, or `dropped` when the connection was cut (the fault injector raises)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.outcomes: dict[tuple[str, str, str], int] = {}
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = ["none"]
-
-        async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = str(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception:
-            status[0] = "dropped"
-            raise
-        finally:
-            at = (scope["method"], route(scope["path"]), status[0])
-            self.outcomes[at] = self.outcomes.get(at, 0) + 1
-
-    def count(self, method: str, path: str | None = None, status: str | None = None) -> int:
-        return sum(
-            n
-            for (m, p, s), n in self.outcomes.items()
-            if m == method and path in (None, p) and status in (None, s)
-        )
-
-
-def route(path: str) -> str:
-    """A path with its ids as `{id}`: /roles/{id}/assignments."""
-    return "/".join("{id}" if len(part) == 36 else part for part in path.split("/"))
 
 
 class Faulty(NamedTuple):
