@@ -49,6 +49,17 @@ print("the stytch SDK added role breakglass-admin to acme, outside git")
 endef
 export OUT_OF_BAND
 
+# The demo's template change: one edit of templates/finance.json (the path is argv[1]).
+define TEMPLATE_CHANGE
+import json, sys
+template = json.load(open(sys.argv[1]))
+for permission in template["roles"][0]["permissions"]:
+    if permission["resource_id"] == "reports":
+        permission["actions"].append("export")
+json.dump(template, open(sys.argv[1], "w"), indent=2)
+endef
+export TEMPLATE_CHANGE
+
 demo: $(VENV)/.installed
 	@echo "== 1. policysync validate policies    (the sample policies)"
 	@$(PS) validate policies
@@ -75,21 +86,26 @@ demo: $(VENV)/.installed
 	  echo; echo "== 6. policysync drift    (what a nightly job runs)"; \
 	  $(PS) drift; status=$$?; \
 	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0 || exit 1; \
-	  echo; echo "== 7. an out-of-band change, with the official stytch SDK"; \
+	  echo; echo "== 7. a template change: plan a copy in which templates/finance.json also grants reports:export"; \
+	  rm -rf $(DEMO_DIR)/template-change && cp -R policies $(DEMO_DIR)/template-change && \
+	  $(BIN)/python -c "$$TEMPLATE_CHANGE" $(DEMO_DIR)/template-change/templates/finance.json || exit 1; \
+	  $(PS) plan --policies $(DEMO_DIR)/template-change --detailed-exitcode; status=$$?; \
+	  echo "exit code $$status: one template edit, planned in every organization using it"; test $$status -eq 2 || exit 1; \
+	  echo; echo "== 8. an out-of-band change, with the official stytch SDK"; \
 	  $(BIN)/python -W ignore -c "$$OUT_OF_BAND" || exit 1; \
-	  echo; echo "== 8. policysync drift    (again)"; \
+	  echo; echo "== 9. policysync drift    (again)"; \
 	  $(PS) drift; status=$$?; \
 	  echo "exit code $$status: 2 means drift found"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 9. policysync export --org acme    (adopt live into a copy of the files: $(DEMO_DIR)/adopted)"; \
+	  echo; echo "== 10. policysync export --org acme    (adopt live into a copy of the files: $(DEMO_DIR)/adopted)"; \
 	  rm -rf $(DEMO_DIR)/adopted && cp -R policies $(DEMO_DIR)/adopted && \
 	  $(PS) export --org acme --policies $(DEMO_DIR)/adopted || exit 1; \
 	  grep -A 7 '"breakglass-admin"' $(DEMO_DIR)/adopted/orgs/acme.json; \
-	  echo; echo "== 10. policysync drift --policies $(DEMO_DIR)/adopted    (the adopted files match live)"; \
+	  echo; echo "== 11. policysync drift --policies $(DEMO_DIR)/adopted    (the adopted files match live)"; \
 	  $(PS) drift --policies $(DEMO_DIR)/adopted; status=$$?; \
 	  echo "exit code $$status: 0, no drift; commit the adopted files (or use export --branch NAME)"; \
 	  test $$status -eq 0
 	@echo
-	@echo "== 11. ZenML Pro: the sample in examples/zenml/ (provider = \"zenml\") against the bundled ZenML Pro emulator"
+	@echo "== 12. ZenML Pro: the sample in examples/zenml/ (provider = \"zenml\") against the bundled ZenML Pro emulator"
 	@mkdir -p $(DEMO_DIR); rm -rf $(DEMO_DIR)/zenml-journal; demo=$$(pwd)/$(DEMO_DIR); ps=$$(pwd)/$(PS); cd examples/zenml; \
 	  env -u ZENML_PRO_API_KEY -u ZENML_PRO_API_URL \
 	    $$ps emulator --provider zenml --port 0 --seed emulator-seed.json > $$demo/zenml-emulator.out 2>&1 & \
@@ -98,14 +114,14 @@ demo: $(VENV)/.installed
 	  export $$(grep "^  ZENML_PRO_" $$demo/zenml-emulator.out | tr -d ' '); \
 	  echo "(emulator at $$ZENML_PRO_API_URL)"; \
 	  $$ps validate || exit 1; \
-	  echo; echo "== 12. policysync plan --out    (ZenML Pro: roles by level:name; the role to delete is held by a user)"; \
+	  echo; echo "== 13. policysync plan --out    (ZenML Pro: roles by level:name; the role to delete is held by a user)"; \
 	  $$ps plan --detailed-exitcode --out $$demo/zenml-plan.json; status=$$?; \
 	  echo "exit code $$status: 2 means changes are pending"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 13. policysync apply --allow-delete    (one role at a time, each operation journaled; the holders of the deleted role too)"; \
+	  echo; echo "== 14. policysync apply --allow-delete    (one role at a time, each operation journaled; the holders of the deleted role too)"; \
 	  $$ps apply $$demo/zenml-plan.json --allow-delete --journal $$demo/zenml-journal || exit 1; \
 	  echo "(the journal keeps who held the deleted role, for rollback to give it back:)"; \
 	  grep -h -A 10 '"holders": \[$$' $$demo/zenml-journal/*/*.json | head -12; \
-	  echo; echo "== 14. policysync drift    (ZenML Pro)"; \
+	  echo; echo "== 15. policysync drift    (ZenML Pro)"; \
 	  $$ps drift --all-orgs; status=$$?; \
 	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0
 

@@ -98,6 +98,12 @@ CODES: dict[str, Code] = {
         E, "a custom role takes the name of a system-managed (predefined) role"
     ),
     "zenml-role-duplicate": Code(E, "two roles of one organization share `(level, name)`"),
+    # Templates (`policies/templates/`, named in organization files' `templates`)
+    "template-unknown": Code(E, "an organization names a template `templates/` does not hold"),
+    "template-repeated": Code(E, "an organization names the same template twice"),
+    "template-role-conflict": Code(
+        E, "a role comes from two places: two templates, or a template and the file"
+    ),
     # House rules (`house_rules` in the settings)
     "house-rule": Code(E, "a file violates one of the house rules (the team's own JSON Schemas)"),
     "house-rule-invalid": Code(

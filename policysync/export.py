@@ -5,7 +5,8 @@ permissions, actions, resources and scopes sorted; two-space indent; a final new
 so that exporting unchanged data again gives byte-identical files and a diff shows only
 real changes; a file that says what live says in another form is left as written
 (`status`), for `policysync fmt`, which writes these same bytes. A file that exists
-keeps its name, its `$schema` and its `organization_id` as written; a new file is named
+keeps its name, its `$schema`, its `organization_id` as written and the templates
+live still has exactly (their roles are not written again); a new file is named
 after the organization's slug and names the organization by its id (ids never change;
 slugs can).
 """
@@ -20,7 +21,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policysync.canonical import same_policy, same_project
+from policysync.canonical import same_policy, same_project, same_role
 from policysync.models import (
     OrgPolicy,
     OrgPolicyFile,
@@ -30,6 +31,7 @@ from policysync.models import (
     Role,
 )
 from policysync.plan import OrgError
+from policysync.templates import Template
 
 ORG_SCHEMA = "../../schemas/org-policy.schema.json"
 PROJECT_SCHEMA = "../schemas/project-policy.schema.json"
@@ -45,6 +47,7 @@ class Existing(NamedTuple):
     name: str  # its file name
     organization_id: str | None  # as written; None when the file cannot be read
     schema: str | None  # its `$schema`; None when it has none
+    templates: tuple[str, ...] = ()  # its `templates`, as written
 
 
 class Known(NamedTuple):
@@ -62,6 +65,7 @@ class Target(NamedTuple):
     organization_id: str
     name: str  # the file name in orgs/
     schema: str | None
+    templates: tuple[str, ...] = ()  # the templates the file keeps
 
 
 class ExportedFile(BaseModel):
@@ -91,6 +95,9 @@ class ExportResult(BaseModel):
     problems: tuple[ExportProblem, ...]
     branch: str | None = Field(description="The new branch (--branch); null otherwise.")
     commit: str | None = Field(description="The commit on it; null when nothing changed.")
+    notes: tuple[str, ...] = Field(
+        default=(), description="What was exported otherwise than asked, and why."
+    )
 
 
 def existing(name: str, data: bytes | None) -> Existing:
@@ -102,10 +109,12 @@ def existing(name: str, data: bytes | None) -> Existing:
     if not isinstance(value, dict):
         return Existing(name, None, None)
     org_id, schema = value.get("organization_id"), value.get("$schema")
+    templates = value.get("templates")
     return Existing(
         name,
         org_id if isinstance(org_id, str) and org_id else None,
         schema if isinstance(schema, str) else None,
+        tuple(t for t in templates if isinstance(t, str)) if isinstance(templates, list) else (),
     )
 
 
@@ -175,7 +184,7 @@ def _names_of(org: Known) -> list[str]:
 
 def _kept(file: Existing) -> Target:
     assert file.organization_id is not None, "only readable files are kept"
-    return Target(file.organization_id, file.name, file.schema)
+    return Target(file.organization_id, file.name, file.schema, file.templates)
 
 
 def _new(org: Known, taken: set[str], schema: str) -> Target:
@@ -240,8 +249,49 @@ def _dump(document: dict[str, Any]) -> bytes:
 def org_file(target: Target, policy: OrgPolicy) -> bytes:
     """The bytes of an organization file, in the canonical form."""
     roles = _roles(policy.roles)
-    head = {"$schema": target.schema} if target.schema is not None else {}
-    return _dump(head | {"organization_id": target.organization_id, "org_policy": {"roles": roles}})
+    head: dict[str, Any] = {"$schema": target.schema} if target.schema is not None else {}
+    head |= {"organization_id": target.organization_id}
+    if target.templates:
+        head |= {"templates": list(target.templates)}
+    return _dump(head | {"org_policy": {"roles": roles}})
+
+
+def template_remainder(
+    target: Target, policy: OrgPolicy, templates: Mapping[str, Template]
+) -> tuple[Target, OrgPolicy, list[str]]:
+    """What an organization's file says when its live `policy` is exported: the templates
+    it names that live has exactly (every role of theirs, the same), and the live roles
+    they do not give it. A template live departs from is dropped from the file, whose
+    roles then say what live has, and a note says why."""
+    live = {role.role_id: role for role in policy.roles}
+    kept: list[str] = []
+    given: set[str] = set()
+    notes = []
+    for name in dict.fromkeys(target.templates):
+        template = templates.get(name)
+        roles = template.roles if template is not None else None
+        if roles is None:
+            reason = "does not exist" if template is None else "is not valid"
+            notes.append(f"{target.name}: template {name} {reason}: dropped from the file")
+            continue
+        differ = [
+            r.role_id for r in roles if r.role_id in given or not _same(live.get(r.role_id), r)
+        ]
+        if differ:
+            notes.append(
+                f"{target.name}: live departs from template {name} (role "
+                f"{', '.join(sorted(differ))}): the template is dropped from the file, which "
+                "lists the organization's live roles instead"
+            )
+            continue
+        kept.append(name)
+        given.update(r.role_id for r in roles)
+    rest = OrgPolicy(roles=tuple(r for r in policy.roles if r.role_id not in given))
+    return target._replace(templates=tuple(kept)), rest, notes
+
+
+def _same(live: Role | None, role: Role) -> bool:
+    return live is not None and same_role(live, role)
 
 
 def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:
@@ -295,8 +345,10 @@ def same_org_file(
             document = parse(data.removeprefix(_BOM))
         except ValueError:  # pydantic's ValidationError included: not a valid file
             return False
-        return document.organization_id == target.organization_id and same_policy(
-            document.org_policy, policy
+        return (
+            document.organization_id == target.organization_id
+            and document.templates == target.templates
+            and same_policy(document.org_policy, policy)
         )
 
     return same

@@ -16,8 +16,9 @@ from policysync.default_project import DEFAULT_POLICY
 from policysync.export import ORG_SCHEMA, PROJECT_SCHEMA, Target, org_file, project_file
 from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
-from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role, TemplateFile
 from policysync.plan import EscalationRules
+from policysync.templates import ParseTemplate
 from policysync.validate import RootResult, Rules, validate_root
 
 
@@ -42,6 +43,9 @@ class FileFormat(NamedTuple):
     starter: Callable[[Sequence[OrgPolicy] | None], dict[str, bytes]]
     # The grants that widen access on their own, whatever the settings' `sensitive`.
     escalations: EscalationRules
+    # A template file's bytes as roles in the core's shape; pydantic's ValidationError if
+    # they are not a valid template.
+    parse_template: ParseTemplate
 
 
 def _validate_org_policies(
@@ -56,6 +60,10 @@ def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:
     return {} if live is not None else {PROJECT_FILE: project_file(PROJECT_SCHEMA, DEFAULT_POLICY)}
 
 
+def _parse_template(data: bytes) -> tuple[Role, ...]:
+    return TemplateFile.model_validate_json(data).roles
+
+
 ORG_POLICIES = FileFormat(
     validate_tree=_validate_org_policies,
     read_policy=read_org_file,
@@ -68,6 +76,7 @@ ORG_POLICIES = FileFormat(
     # Stytch authorizes "*" as every action, and its own resources (members, SSO, SCIM,
     # the organization's settings) are `stytch.*`.
     escalations=EscalationRules(wildcard="*", reserved_prefix="stytch."),
+    parse_template=_parse_template,
 )
 
 # provider -> "module:attribute" of its format

@@ -24,7 +24,7 @@ from policysync.report import ValidationReport
 def org_bytes(files_of: FileFormat, name: str, data: bytes, document: OrgPolicyFile) -> bytes:
     """The canonical bytes of the organization file `name`, which holds `data`, read as
     `document` (`files_of.read_policy` or `files_of.parse_policy` of them)."""
-    target = Target(document.organization_id, name, existing(name, data).schema)
+    target = Target(document.organization_id, name, existing(name, data).schema, document.templates)
     return files_of.org_file(target, document.org_policy)
 
 

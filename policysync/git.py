@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from policysync.errors import UsageError
-from policysync.layout import ORGS_DIR, root_file
+from policysync.layout import ORGS_DIR, TEMPLATES_DIR, root_file
 
 if TYPE_CHECKING:
     from git import Commit, Repo
@@ -222,7 +222,7 @@ def commit_on_new_branch(path: Path, branch: str, files: Mapping[str, bytes], me
 
 def materialize(files: Sequence[TreeFile], tree: Path, provider: str = "stytch") -> None:
     """Write what the loader reads (`project.json`, or ZenML's `permissions.json`, and
-    the entries of `orgs/`) under `tree`.
+    the entries of `orgs/` and `templates/`) under `tree`.
     A file too large to read becomes a sparse file of its size: the loader refuses it
     by its size alone.
 
@@ -235,7 +235,7 @@ def materialize(files: Sequence[TreeFile], tree: Path, provider: str = "stytch")
     root, own = tree.resolve(), root_file(provider)
     for file in files:
         top = file.path.split("/", 1)[0]
-        if file.path != own and top != ORGS_DIR:
+        if file.path != own and top not in (ORGS_DIR, TEMPLATES_DIR):
             continue
         target = root.joinpath(*file.path.split("/"))
         try:

@@ -4,6 +4,9 @@ folder, on disk or in a git tree.
     <policies>/project.json      the project policy snapshot
     <policies>/orgs/<name>.json  one file per managed organization: directly in orgs/,
                                  ending in .json, not hidden (.gitkeep, editor files)
+    <policies>/templates/<name>.json
+                                 roles shared by organizations, named `<name>` in their
+                                 files' `templates`; the same naming rules as orgs/
 
 With `provider = "zenml"` there is no project policy: the optional
 `<policies>/permissions.json` (the permission vocabulary a team adds) takes its place.
@@ -17,6 +20,7 @@ from pathlib import Path
 PROJECT_FILE = "project.json"
 PERMISSIONS_FILE = "permissions.json"
 ORGS_DIR = "orgs"
+TEMPLATES_DIR = "templates"
 
 
 def is_org_file_name(name: str) -> bool:
@@ -31,6 +35,22 @@ def is_org_file_path(relative: str) -> bool:
     return folder == ORGS_DIR and "/" not in name and is_org_file_name(name)
 
 
+def is_template_file_path(relative: str) -> bool:
+    """Whether a path relative to the policies folder, with `/` separators, is a template."""
+    folder, _, name = relative.partition("/")
+    return folder == TEMPLATES_DIR and "/" not in name and is_org_file_name(name)
+
+
+def template_name(file_name: str) -> str:
+    """The name organization files use for the template in `file_name`: its stem."""
+    return file_name.removesuffix(".json")
+
+
+def is_template_file(path: Path, root: Path) -> bool:
+    """Whether `path` is a template file of the policies folder `root`."""
+    return place(path).parent == place(root / TEMPLATES_DIR) and is_org_file_name(path.name)
+
+
 def is_org_file(path: Path, root: Path) -> bool:
     """Whether `path` is an organization file of the policies folder `root`."""
     return place(path).parent == place(root / ORGS_DIR) and is_org_file_name(path.name)
@@ -43,8 +63,12 @@ def root_file(provider: str) -> str:
 
 def is_tree_file(path: Path, root: Path, provider: str = "stytch") -> bool:
     """Whether `path` is a file the layout of `root` names: project.json (permissions.json
-    for ZenML) or an organization file."""
-    return place(path) == place(root / root_file(provider)) or is_org_file(path, root)
+    for ZenML), an organization file or a template."""
+    return (
+        place(path) == place(root / root_file(provider))
+        or is_org_file(path, root)
+        or is_template_file(path, root)
+    )
 
 
 def place(path: Path) -> Path:

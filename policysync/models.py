@@ -56,7 +56,25 @@ class OrgPolicyFile(BaseModel):
     organization_id: str = Field(
         description="The organization's id, slug or external id, as the API accepts."
     )
-    org_policy: OrgPolicy
+    templates: tuple[str, ...] = Field(
+        default=(),
+        description="Templates whose roles the organization has besides its own: the names "
+        "of files in `policies/templates/`, without `.json`.",
+    )
+    org_policy: OrgPolicy = Field(
+        description="The organization's own roles (its templates give it the others)."
+    )
+
+
+class TemplateFile(BaseModel):
+    """One file of `policies/templates/`: roles that every organization naming the
+    template in its `templates` has, as if they were written in its file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: str = SCHEMA_KEY
+    description: str = Field(default="", description="What the template is for.")
+    roles: tuple[Role, ...] = Field(description="Roles in the shape of `org_policy.roles`.")
 
 
 class Resource(BaseModel):

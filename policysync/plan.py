@@ -11,7 +11,7 @@ Its JSON form (`plan --format json`, `plan --out`) is described by
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -26,7 +26,8 @@ _CONFIG = ConfigDict(frozen=True, extra="forbid")
 ChangeAction = Literal["create", "update", "delete"]
 OrgAction = Literal["no-op", "update", "error"]
 EscalationReason = Literal["wildcard", "stytch-resource", "sensitive"]
-FORMAT_VERSION: Literal["2"] = "2"  # 2 since plans list their escalations
+# 2 since plans list their escalations, 3 since role changes name their source
+FORMAT_VERSION: Literal["3"] = "3"
 
 
 class RoleChange(BaseModel):
@@ -38,6 +39,14 @@ class RoleChange(BaseModel):
     action: ChangeAction
     before: Role | None = Field(description="The live role; null when it is created.")
     after: Role | None = Field(description="The role of the file; null when it is deleted.")
+    source: str = Field(
+        description="The file the desired role comes from: a template, or the organization's "
+        "file (always for a deletion)."
+    )
+    template: str | None = Field(
+        description="The template the desired role comes from; null for the organization's "
+        "own roles and for deletions."
+    )
 
 
 class OrgError(BaseModel):
@@ -128,7 +137,9 @@ class PlanDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Plan")
 
-    format_version: Literal["2"] = Field(description="2 since plans list their escalations.")
+    format_version: Literal["3"] = Field(
+        description="2 since plans list their escalations, 3 since role changes name their source."
+    )
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
     project_id: str = Field(
@@ -186,7 +197,7 @@ class PlanEntry(NamedTuple):
 class Plan:
     """A plan in memory (see PlanDocument for the meaning of the fields)."""
 
-    format_version: Literal["2"]
+    format_version: Literal["3"]
     policysync_version: str
     created_at: str
     project_id: str
@@ -278,8 +289,12 @@ _HEAD = (
 
 
 # What the caller read for one organization: its id as written, its file, the policy of
-# the file, and the live policy or why it could not be read.
-OrgState = tuple[str, str, OrgPolicy, OrgPolicy | OrgError]
+# the file (its templates expanded), the live policy or why it could not be read, and
+# optionally the template each desired role comes from.
+OrgState = (
+    tuple[str, str, OrgPolicy, OrgPolicy | OrgError]
+    | tuple[str, str, OrgPolicy, OrgPolicy | OrgError, Mapping[str, "Source"]]
+)
 
 
 def _role_action(before: Role | None, after: Role | None) -> ChangeAction | None:
@@ -290,7 +305,16 @@ def _role_action(before: Role | None, after: Role | None) -> ChangeAction | None
     return None if same_role(before, after) else "update"
 
 
-def _role_changes(desired: OrgPolicy, live: OrgPolicy) -> tuple[RoleChange, ...]:
+class Source(NamedTuple):
+    """A template a desired role comes from."""
+
+    template: str  # its name
+    file: str  # its file, as policysync found it
+
+
+def _role_changes(
+    desired: OrgPolicy, live: OrgPolicy, file: str, sources: Mapping[str, Source]
+) -> tuple[RoleChange, ...]:
     """The roles that differ, by role_id (role ids are unique in an organization)."""
     before = {role.role_id: role for role in live.roles}
     after = {role.role_id: role for role in desired.roles}
@@ -299,15 +323,30 @@ def _role_changes(desired: OrgPolicy, live: OrgPolicy) -> tuple[RoleChange, ...]
         old, new = before.get(role_id), after.get(role_id)
         action = _role_action(old, new)
         if action is not None:
-            changes.append(RoleChange(role_id=role_id, action=action, before=old, after=new))
+            source = sources.get(role_id) if new is not None else None
+            changes.append(
+                RoleChange(
+                    role_id=role_id,
+                    action=action,
+                    before=old,
+                    after=new,
+                    source=file if source is None else source.file,
+                    template=None if source is None else source.template,
+                )
+            )
     return tuple(changes)
 
 
 def plan_org(
-    organization_id: str, file: str, desired: OrgPolicy, live: OrgPolicy | OrgError
+    organization_id: str,
+    file: str,
+    desired: OrgPolicy,
+    live: OrgPolicy | OrgError,
+    sources: Mapping[str, Source] | None = None,
 ) -> OrgPlan:
     """The plan of one organization; an unreadable one is planned as an error, so the
-    others are still planned and every failure is reported together."""
+    others are still planned and every failure is reported together. `sources` says
+    which template each desired role comes from (none: the organization's file)."""
     if isinstance(live, OrgError):
         return OrgPlan(
             organization_id=organization_id,
@@ -319,7 +358,7 @@ def plan_org(
             role_changes=(),
             error=live,
         )
-    changes = _role_changes(desired, live)
+    changes = _role_changes(desired, live, file, sources or {})
     return OrgPlan(
         organization_id=organization_id,
         file=file,

@@ -84,11 +84,11 @@ def check_organization_id(value: str, limits: Limits) -> str | None:
 
 
 def check_org_policy(
-    policy: OrgPolicy, project: ProjectIndex | None, limits: Limits
+    policy: OrgPolicy, project: ProjectIndex | None, limits: Limits, base: str = "/org_policy"
 ) -> list[Finding]:
-    """Every violation in one org policy; `project` None skips the checks that need it."""
+    """Every violation in one org policy, whose roles are at `base`/roles in its file (a
+    template's at /roles); `project` None skips the checks that need it."""
     out: list[Finding] = []
-    base = "/org_policy"
     if len(policy.roles) > limits.max_roles_per_org:
         out.append(
             Finding(
@@ -101,7 +101,7 @@ def check_org_policy(
     first_role: dict[str, int] = {}
     for i, role in enumerate(policy.roles):
         at = f"{base}/roles/{i}"
-        out.extend(_check_role_id(role.role_id, i, first_role, at + "/role_id", project, limits))
+        out.extend(_check_role_id(role.role_id, first_role, at + "/role_id", base, project, limits))
         first_role.setdefault(role.role_id, i)
         if len(role.description) > limits.max_description_length:
             out.append(
@@ -141,9 +141,9 @@ def check_org_policy(
 
 def _check_role_id(
     role_id: str,
-    index: int,
     first: dict[str, int],
     at: str,
+    base: str,
     project: ProjectIndex | None,
     limits: Limits,
 ) -> Iterable[Finding]:
@@ -151,7 +151,7 @@ def _check_role_id(
         yield Finding(
             "role-duplicate",
             at,
-            f"role {q(role_id)} is already defined at /org_policy/roles/{first[role_id]}: "
+            f"role {q(role_id)} is already defined at {base}/roles/{first[role_id]}: "
             "role ids are unique within an organization; rename or merge the two",
         )
     if project is not None and role_id in project.role_ids:  # rule 2

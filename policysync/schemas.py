@@ -18,16 +18,17 @@ from pydantic import BaseModel
 from policysync import durable
 from policysync.drift import DriftReport
 from policysync.errors import UsageError
-from policysync.models import OrgPolicyFile, ProjectPolicyFile
+from policysync.models import OrgPolicyFile, ProjectPolicyFile, TemplateFile
 from policysync.plan import PlanDocument
 from policysync.report import ValidationReport
 from policysync.result import RunResult
-from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile
+from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile, ZenmlTemplateFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "org-policy": OrgPolicyFile,
+    "template": TemplateFile,
     "project-policy": ProjectPolicyFile,
     "validate-report": ValidationReport,
     "plan": PlanDocument,
@@ -35,6 +36,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "drift": DriftReport,
     "zenml-org-roles": ZenmlOrgFile,
     "zenml-permissions": ZenmlPermissionsFile,
+    "zenml-template": ZenmlTemplateFile,
 }
 
 

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
 from policysync.diagnostics import Diagnostic, q, sort_diagnostics
-from policysync.layout import ORGS_DIR, PROJECT_FILE, is_tree_file, place, root_file
+from policysync.layout import (
+    ORGS_DIR,
+    PROJECT_FILE,
+    TEMPLATES_DIR,
+    is_tree_file,
+    place,
+    root_file,
+    template_name,
+)
 from policysync.loader import (
     OrgFile,
     Source,
@@ -28,7 +36,7 @@ from policysync.loader import (
     read_json,
     to_model,
 )
-from policysync.models import OrgPolicyFile, ProjectPolicy
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, TemplateFile
 from policysync.report import ValidationReport
 from policysync.rules import (
     ProjectIndex,
@@ -36,6 +44,7 @@ from policysync.rules import (
     check_organization_id,
     check_project,
 )
+from policysync.templates import Template, Templates, check_templates, template_paths
 
 if TYPE_CHECKING:  # jsonschema is imported only when the settings list house rules
     from policysync.house import HouseRule
@@ -52,10 +61,18 @@ class FileResult(NamedTuple):
     diagnostics: list[Diagnostic]
 
 
-def check_org(org: OrgFile, index: ProjectIndex | None, limits: Limits) -> list[Diagnostic]:
-    """The semantic findings of one organization file."""
+def check_org(
+    org: OrgFile, index: ProjectIndex | None, limits: Limits, templates: Templates | None = None
+) -> list[Diagnostic]:
+    """The semantic findings of one organization file (its templates looked up in
+    `templates`, those of its tree)."""
     source, doc = org.source, org.document
-    out = [source.diagnostic(*f) for f in check_org_policy(doc.org_policy, index, limits)]
+    findings = check_org_policy(doc.org_policy, index, limits)
+    if doc.templates:
+        roles = doc.org_policy.roles
+        own = [(r.role_id, f"/org_policy/roles/{i}/role_id") for i, r in enumerate(roles)]
+        findings += check_templates(doc.templates, own, templates or {}, limits)
+    out = [source.diagnostic(*f) for f in findings]
     problem = check_organization_id(doc.organization_id, limits)
     if problem:
         out.append(source.diagnostic("org-id-invalid", "/organization_id", problem))
@@ -63,7 +80,12 @@ def check_org(org: OrgFile, index: ProjectIndex | None, limits: Limits) -> list[
 
 
 def check_org_file(
-    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits, rules: Rules = ()
+    path: Path,
+    real_root: Path,
+    index: ProjectIndex | None,
+    limits: Limits,
+    rules: Rules = (),
+    templates: Templates | None = None,
 ) -> FileResult:
     """Every finding in one organization file: its schema, the rules, the house rules
     (which see the file as written, even when it fails the schema)."""
@@ -74,15 +96,70 @@ def check_org_file(
     doc = to_model(OrgPolicyFile, data, source, diagnostics)
     if doc is None:
         return FileResult(path, None, diagnostics + house)
-    findings = check_org(OrgFile(path, source, doc), index, limits)
+    findings = check_org(OrgFile(path, source, doc), index, limits, templates)
     return FileResult(path, doc.organization_id, diagnostics + findings + house)
 
 
+def check_template_file(
+    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits, rules: Rules = ()
+) -> tuple[Template, list[Diagnostic]]:
+    """A template file checked as an organization file is (its roles by the same rules,
+    the house rules over it as written); the template has no roles when it cannot be read."""
+    data, source, diagnostics = read_json(path, real_root, limits)
+    template = Template(template_name(path.name), str(path), None)
+    if source is None:
+        return template, diagnostics
+    house = [d for rule in rules for d in rule.check(data, source)]
+    doc = to_model(TemplateFile, data, source, diagnostics)
+    if doc is None:
+        return template, diagnostics + house
+    findings = check_org_policy(OrgPolicy(roles=doc.roles), index, limits, base="")
+    found = [source.diagnostic(*f) for f in findings]
+    return template._replace(roles=doc.roles), diagnostics + found + house
+
+
+Check = Callable[[Path], tuple[Template, list[Diagnostic]]]
+
+
+def check_template_files(root: Path, check: Check) -> tuple[dict[str, Template], list[Diagnostic]]:
+    """The templates of `root`, each checked by `check`; what is wrong with them, and
+    the entries of `templates/` that are not read."""
+    diagnostics = listing_problems(root / TEMPLATES_DIR, "template")
+    templates: dict[str, Template] = {}
+    for path in template_paths(root):
+        template, found = check(path)
+        templates[template.name] = template
+        diagnostics += found
+    return templates, diagnostics
+
+
+def listing_problems(folder: Path, kind: str) -> list[Diagnostic]:
+    """The entries of `folder` that are not read as `kind` files: folders, and files
+    that do not end in .json."""
+    if folder.is_symlink() or not folder.is_dir():
+        if folder.exists() or folder.is_symlink():
+            message = f"not read: {kind} files go into a real folder named {folder.name}"
+            return [file_diagnostic(str(folder), "file-ignored", message)]
+        return []
+    out = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            message = f"a folder is not read: only files directly in {folder} are"
+        elif not entry.name.endswith(".json"):
+            message = f"not read: {kind} files must end in .json (rename it, or move it)"
+        else:
+            continue
+        out.append(file_diagnostic(str(entry), "file-ignored", message))
+    return out
+
+
 def _check_files(
-    args: tuple[list[Path], Path, ProjectIndex | None, Limits, Rules],
+    args: tuple[list[Path], Path, ProjectIndex | None, Limits, Rules, Templates],
 ) -> list[FileResult]:
-    paths, real_root, index, limits, rules = args
-    return [check_org_file(p, real_root, index, limits, rules) for p in paths]
+    paths, real_root, index, limits, rules, templates = args
+    return [check_org_file(p, real_root, index, limits, rules, templates) for p in paths]
 
 
 def check_org_files(
@@ -91,16 +168,19 @@ def check_org_files(
     index: ProjectIndex | None,
     limits: Limits,
     rules: Rules = (),
+    templates: Templates | None = None,
 ) -> list[FileResult]:
     """`check_org_file` over `paths`, on all cores when there are many: this process
     checks one share while forked workers check the others."""
     jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     forkable = "fork" in multiprocessing.get_all_start_methods()
+    table = dict(templates or {})
     if len(paths) < PARALLEL_MIN_FILES or jobs < 2 or not forkable:
-        return _check_files((paths, real_root, index, limits, rules))
+        return _check_files((paths, real_root, index, limits, rules, table))
     size = -(-len(paths) // jobs)
     chunks = [
-        (paths[i : i + size], real_root, index, limits, rules) for i in range(0, len(paths), size)
+        (paths[i : i + size], real_root, index, limits, rules, table)
+        for i in range(0, len(paths), size)
     ]
     *theirs, ours = chunks  # this process takes a share too: one fork fewer
     context = multiprocessing.get_context("fork")
@@ -189,11 +269,15 @@ def validate_root(
             )
         )
     real_root = root.resolve()
-    results = check_org_files(targets, real_root, index, limits, rules)
+    templates, found = check_template_files(
+        root, lambda p: check_template_file(p, real_root, index, limits, rules)
+    )
+    diagnostics += found
+    results = check_org_files(targets, real_root, index, limits, rules, templates)
     for result in results:
         diagnostics += result.diagnostics
     diagnostics += duplicate_organizations(results, lambda p: _org_source(p, real_root, limits))
-    checked = len(targets) + project_exists
+    checked = len(targets) + project_exists + len(templates)
     return narrow(results, diagnostics, checked, project_path, selected, related)
 
 
@@ -206,7 +290,8 @@ def narrow(
     related: bool,
 ) -> RootResult:
     """The result of a root; with `selected` files, of those (and, when `related`, of the
-    files naming the same organizations) and the root's `root_file` only."""
+    files naming the same organizations), the root's `root_file` and its templates (which
+    the selected files may use) only."""
     files = {r.organization_id: r.path for r in results if r.organization_id is not None}
     if not selected:
         organizations = sum(1 for r in results if r.organization_id is not None)
@@ -216,7 +301,12 @@ def narrow(
         named = {r.organization_id for r in results if place(r.path) in chosen}
         chosen |= {place(r.path) for r in results if r.organization_id in named - {None}}
     keep = chosen | {place(root_file)}
-    diagnostics = [d for d in diagnostics if place(Path(d.file)) in keep]
+    templates = place(root_file.parent / TEMPLATES_DIR)
+    diagnostics = [
+        d
+        for d in diagnostics
+        if place(Path(d.file)) in keep or place(Path(d.file)).parent == templates
+    ]
     organizations = sum(
         1 for r in results if r.organization_id is not None and place(r.path) in keep
     )
@@ -300,7 +390,7 @@ def _root_of(file: Path, default: Path, provider: str) -> Path:
     if file.name == root_file(provider):
         return file.parent
     above = _parent(file.parent)
-    if _name(file.parent) == ORGS_DIR and _is_root(above, provider):
+    if _name(file.parent) in (ORGS_DIR, TEMPLATES_DIR) and _is_root(above, provider):
         return above
     return default
 

@@ -13,10 +13,17 @@ from policysync.config import Limits
 from policysync.export import Target
 from policysync.formats import FileFormat
 from policysync.layout import PERMISSIONS_FILE
-from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role
 from policysync.plan import EscalationRules
 from policysync.validate import RootResult, Rules
-from policysync.zenml_models import ZenmlOrgFile, core_file, split_key, zenml_role
+from policysync.zenml_models import (
+    ZenmlOrgFile,
+    ZenmlTemplateFile,
+    core_file,
+    core_role,
+    split_key,
+    zenml_role,
+)
 from policysync.zenml_validate import load_zenml_org, validate_zenml_root
 from policysync.zenml_vocabulary import LEVELS, vocabulary
 
@@ -31,6 +38,10 @@ def _validate(root: Path, limits: Limits, live: ProjectPolicy | None, rules: Rul
 def _read(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile | None:
     document, _, _ = load_zenml_org(path, real_root, limits)
     return None if document is None else core_file(document)
+
+
+def _parse_template(data: bytes) -> tuple[Role, ...]:
+    return tuple(core_role(role) for role in ZenmlTemplateFile.model_validate_json(data).roles)
 
 
 def _parse(data: bytes) -> OrgPolicyFile:
@@ -52,8 +63,11 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
         }
         for role in roles
     ]
-    head = {"$schema": target.schema} if target.schema is not None else {}
-    document = head | {"organization_id": target.organization_id, "roles": listed}
+    head: dict[str, object] = {"$schema": target.schema} if target.schema is not None else {}
+    head |= {"organization_id": target.organization_id}
+    if target.templates:
+        head |= {"templates": list(target.templates)}
+    document = head | {"roles": listed}
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -93,4 +107,5 @@ FORMAT = FileFormat(
     # ZenML Pro's permissions have no wildcard, and none on resources of its own that
     # widen access by their nature: only the settings' `sensitive` grants are escalations.
     escalations=EscalationRules(),
+    parse_template=_parse_template,
 )

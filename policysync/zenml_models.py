@@ -59,7 +59,26 @@ class ZenmlOrgFile(BaseModel):
 
     schema_: str = _SCHEMA_KEY
     organization_id: str = Field(description="The organization's id (a uuid) or its name.")
-    roles: tuple[ZenmlRole, ...] = Field(description="`[]` means: no custom roles.")
+    templates: tuple[str, ...] = Field(
+        default=(),
+        description="Templates whose roles the organization has besides its own: the names "
+        "of files in `policies/templates/`, without `.json`.",
+    )
+    roles: tuple[ZenmlRole, ...] = Field(
+        description="The organization's own custom roles (its templates give it the others); "
+        "`[]` with no templates means: no custom roles."
+    )
+
+
+class ZenmlTemplateFile(BaseModel):
+    """One file of `policies/templates/`: custom roles that every organization naming the
+    template in its `templates` has, as if they were written in its file."""
+
+    model_config = _FILE_CONFIG
+
+    schema_: str = _SCHEMA_KEY
+    description: str = Field(default="", description="What the template is for.")
+    roles: tuple[ZenmlRole, ...] = Field(description="Roles in the shape of an organization's.")
 
 
 class ZenmlVocabulary(BaseModel):
@@ -139,4 +158,6 @@ def zenml_role(role: Role) -> ZenmlRole:
 def core_file(document: ZenmlOrgFile) -> OrgPolicyFile:
     """An organization file as the core plans it."""
     policy = OrgPolicy(roles=tuple(core_role(role) for role in document.roles))
-    return OrgPolicyFile(organization_id=document.organization_id, org_policy=policy)
+    return OrgPolicyFile(
+        organization_id=document.organization_id, templates=document.templates, org_policy=policy
+    )

@@ -11,17 +11,17 @@ from __future__ import annotations
 from policysync.config import Limits
 from policysync.diagnostics import q, suggest
 from policysync.rules import Finding
-from policysync.zenml_models import ZenmlOrgFile
+from policysync.zenml_models import ZenmlOrgFile, ZenmlTemplateFile
 from policysync.zenml_vocabulary import LEVELS, SYSTEM_MANAGED_NAMES, Vocabulary
 
 PERMISSIONS_HINT = "policies/permissions.json"
 
 
 def check_zenml_org(
-    doc: ZenmlOrgFile, vocabulary: Vocabulary | None, limits: Limits
+    doc: ZenmlOrgFile | ZenmlTemplateFile, vocabulary: Vocabulary | None, limits: Limits
 ) -> list[Finding]:
-    """Every violation in one ZenML organization file; `vocabulary` None (permissions.json
-    has errors) skips the checks of permissions."""
+    """Every violation in one ZenML organization file (or template); `vocabulary` None
+    (permissions.json has errors) skips the checks of permissions."""
     out: list[Finding] = []
     if len(doc.roles) > limits.max_roles_per_org:
         out.append(

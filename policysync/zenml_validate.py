@@ -8,17 +8,26 @@ from typing import Any
 
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic
-from policysync.layout import PERMISSIONS_FILE
+from policysync.layout import PERMISSIONS_FILE, template_name
 from policysync.loader import Source, org_paths, read_json, to_model
+from policysync.templates import Template, Templates, check_templates
 from policysync.validate import (
     FileResult,
     RootResult,
     Rules,
+    check_template_files,
     duplicate_organizations,
     narrow,
     outside_tree,
 )
-from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile
+from policysync.zenml_models import (
+    ZenmlOrgFile,
+    ZenmlPermissionsFile,
+    ZenmlTemplateFile,
+    core_role,
+    role_key,
+    split_key,
+)
 from policysync.zenml_rules import check_zenml_org
 from policysync.zenml_vocabulary import Vocabulary, vocabulary
 
@@ -52,8 +61,19 @@ def _read_zenml_org(
     return to_model(ZenmlOrgFile, data, source, diagnostics), source, diagnostics, data
 
 
+def shown(key: str) -> str:
+    """A role key in a message, as ZenML names the role."""
+    level, name = split_key(key)
+    return f"{name!r} at level {level!r}"
+
+
 def check_zenml_file(
-    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits, rules: Rules = ()
+    path: Path,
+    real_root: Path,
+    words: Vocabulary | None,
+    limits: Limits,
+    rules: Rules = (),
+    templates: Templates | None = None,
 ) -> FileResult:
     doc, source, diagnostics, data = _read_zenml_org(path, real_root, limits)
     if source is None:
@@ -61,8 +81,29 @@ def check_zenml_file(
     house = [d for rule in rules for d in rule.check(data, source)]
     if doc is None:
         return FileResult(path, None, diagnostics + house)
-    findings = [source.diagnostic(*f) for f in check_zenml_org(doc, words, limits)]
-    return FileResult(path, doc.organization_id, diagnostics + findings + house)
+    findings = check_zenml_org(doc, words, limits)
+    if doc.templates:
+        own = [(role_key(r.level, r.name), f"/roles/{i}/name") for i, r in enumerate(doc.roles)]
+        findings += check_templates(doc.templates, own, templates or {}, limits, shown)
+    located = [source.diagnostic(*f) for f in findings]
+    return FileResult(path, doc.organization_id, diagnostics + located + house)
+
+
+def check_zenml_template(
+    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits, rules: Rules = ()
+) -> tuple[Template, list[Diagnostic]]:
+    """A template checked as an organization file is; its roles in the core's shape."""
+    data, source, diagnostics = read_json(path, real_root, limits)
+    template = Template(template_name(path.name), str(path), None)
+    if source is None:
+        return template, diagnostics
+    house = [d for rule in rules for d in rule.check(data, source)]
+    doc = to_model(ZenmlTemplateFile, data, source, diagnostics)
+    if doc is None:
+        return template, diagnostics + house
+    found = [source.diagnostic(*f) for f in check_zenml_org(doc, words, limits)]
+    roles = tuple(core_role(role) for role in doc.roles)
+    return template._replace(roles=roles), diagnostics + found + house
 
 
 def validate_zenml_root(
@@ -73,7 +114,11 @@ def validate_zenml_root(
     words, diagnostics = load_permissions(root, limits)
     targets = org_paths(root, diagnostics) + outside_tree(root, selected, "zenml")
     real_root = root.resolve()
-    results = [check_zenml_file(p, real_root, words, limits, rules) for p in targets]
+    templates, found = check_template_files(
+        root, lambda p: check_zenml_template(p, real_root, words, limits, rules)
+    )
+    diagnostics += found
+    results = [check_zenml_file(p, real_root, words, limits, rules, templates) for p in targets]
     for result in results:
         diagnostics += result.diagnostics
     diagnostics += duplicate_organizations(
@@ -81,6 +126,5 @@ def validate_zenml_root(
     )
     permissions = root / PERMISSIONS_FILE
     has_permissions = permissions.exists() or permissions.is_symlink()
-    return narrow(
-        results, diagnostics, len(targets) + has_permissions, permissions, selected, related
-    )
+    checked = len(targets) + has_permissions + len(templates)
+    return narrow(results, diagnostics, checked, permissions, selected, related)

@@ -31,7 +31,7 @@ def tree(tmp_path: Path) -> Path:
 def test_sample_policies_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["validate", str(SAMPLE), "--strict"], capsys)
     assert code == 0
-    assert out.strip() == "8 files valid (7 organizations)."
+    assert out.strip() == "9 files valid (7 organizations)."
 
 
 def test_default_path_comes_from_policies_option_or_config(
@@ -51,20 +51,20 @@ def test_default_path_comes_from_policies_option_or_config(
 def test_invalid_file_exits_1_with_a_located_message(
     tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    acme = tree / "orgs" / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"'))
+    finance = tree / "templates" / "finance.json"
+    finance.write_text(finance.read_text().replace('"approve"', '"aprove"'))
     code, out, _ = run(["validate", str(tree)], capsys)
     assert code == 1
     first = out.splitlines()[0]
-    assert first.startswith(f"{acme}:32:15: error[action-unknown] ")
+    assert first.startswith(f"{finance}:12:13: error[action-unknown] ")
     assert 'did you mean "approve"?' in first
-    assert out.splitlines()[-1] == "1 error, 0 warnings in 8 files: invalid."
+    assert out.splitlines()[-1] == "1 error, 0 warnings in 9 files: invalid."
 
 
 def test_warnings_fail_only_with_strict(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tree / "orgs" / "notes.txt").write_text("not a policy")
     code, out, _ = run(["validate", str(tree)], capsys)
-    assert (code, out.splitlines()[-1]) == (0, "0 errors, 1 warning in 8 files: valid.")
+    assert (code, out.splitlines()[-1]) == (0, "0 errors, 1 warning in 9 files: valid.")
     code, out, _ = run(["validate", str(tree), "--strict"], capsys)
     assert code == 1
     assert out.splitlines()[-1].endswith("invalid (--strict: warnings count as errors).")
@@ -217,7 +217,7 @@ def test_the_orgs_folder_stands_for_its_policies_root(
     tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["validate", str(tree / "orgs")], capsys)
-    assert (code, out.strip()) == (0, "8 files valid (7 organizations).")
+    assert (code, out.strip()) == (0, "9 files valid (7 organizations).")
 
 
 def test_policies_in_a_settings_file_are_relative_to_that_file(

@@ -71,13 +71,13 @@ def test_validate_works_anywhere_in_the_tree(
         assert code == 1
         assert "error[too-many-roles] 4 roles, more than the limit of 3" in out
     code, out, _ = run(["validate"], capsys)
-    assert out.startswith("../../policies/orgs/stark-industries.json:5:14: ")  # named from here
+    assert out.startswith("../../policies/orgs/stark-industries.json:8:14: ")  # named from here
     # settings that put the policies elsewhere: `validate` checks them there
     (tree / "policysync.toml").write_text('policies = "elsewhere"\n')
     (tree / "policies").rename(tree / "elsewhere")
     monkeypatch.chdir(tree / "elsewhere" / "orgs")
     code, out, _ = run(["validate"], capsys)
-    assert (code, out.strip()) == (0, "8 files valid (7 organizations).")
+    assert (code, out.strip()) == (0, "9 files valid (7 organizations).")
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def set_role(tree: Path, org: str, index: int, **fields: Any) -> None:
 
 
 def test_the_samples_pass_their_house_rules(capsys: pytest.CaptureFixture[str]) -> None:
-    for config, files in [("examples/house-rules", 8), ("examples/zenml", 4)]:
+    for config, files in [("examples/house-rules", 9), ("examples/zenml", 4)]:
         settings = load_settings(ROOT / config / "policysync.toml")
         assert settings.house_rules == (str(ROOT / config / "house" / "*.json"),)
         code, out, err = run(
@@ -90,7 +90,7 @@ def test_violations_are_located_with_the_title_and_message(
     lines = [line for line in out.splitlines() if "house-rule" in line]
     # the role's `role_id` value in acme.json, and the role object missing its description
     assert lines == [
-        f"{acme}:7:20: error[house-rule] role ids in kebab case: 'Auditor' does not match "
+        f"{acme}:10:20: error[house-rule] role ids in kebab case: 'Auditor' does not match "
         "'^[a-z]+(-[a-z]+)*$' (at /org_policy/roles/0/role_id)",
         f"{globex}:6:7: error[house-rule] role ids in kebab case: 'description' is a required "
         "property (at /org_policy/roles/0)",
@@ -99,7 +99,7 @@ def test_violations_are_located_with_the_title_and_message(
         ["validate", "--format", "json", "--config", str(repo / "policysync.toml")], capsys
     )
     found = [d for d in json.loads(out)["diagnostics"] if d["code"] == "house-rule"]
-    assert [(d["line"], d["column"]) for d in found] == [(7, 20), (6, 7)]
+    assert [(d["line"], d["column"]) for d in found] == [(10, 20), (6, 7)]
 
 
 def test_an_invalid_schema_and_a_glob_matching_nothing_are_reported(
@@ -212,4 +212,4 @@ def test_a_ref_to_another_schema_is_reported_once_at_the_rule(
     assert lines[0].startswith(f"{repo / 'house' / 'ref.json'}:1:1: error[house-rule-invalid] ")
     assert "other.json" in lines[0]
     assert "make every `$ref` local to the schema" in lines[0]
-    assert lines[1:] == ["1 error, 0 warnings in 8 files: invalid."]
+    assert lines[1:] == ["1 error, 0 warnings in 9 files: invalid."]

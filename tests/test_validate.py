@@ -31,9 +31,10 @@ def test_the_loader_returns_models_of_the_sample() -> None:
     assert {r.role_id for r in project.policy.roles} >= {"stytch_admin", "stytch_member"}
     assert len(orgs) == 7
     acme = next(o for o in orgs if o.path.name == "acme.json")
-    approver = acme.document.org_policy.roles[1]
-    assert approver.role_id == "invoice-approver"
-    assert approver.permissions[0].actions == ("approve", "read")
+    assert acme.document.templates == ("finance",)
+    auditor = acme.document.org_policy.roles[0]
+    assert auditor.role_id == "auditor"
+    assert auditor.permissions[0].actions == ("export", "read")
 
 
 def test_parallel_check_reports_exactly_what_the_sequential_one_does(
@@ -67,7 +68,8 @@ def test_the_live_project_policy_is_the_authority(tmp_path: Path) -> None:
     assert live is not None
     same = validate_root(tree, [], Limits(), live_project=live.policy)
     assert same.diagnostics == []
-    # live lost the "approve" action that acme.json and stark-industries.json grant
+    # live lost the "approve" action that templates/finance.json (acme's and
+    # stark-industries') and stark-industries.json grant
     resources = tuple(
         r.model_copy(update={"actions": tuple(a for a in r.actions if a != "approve")})
         for r in live.policy.resources
@@ -75,9 +77,9 @@ def test_the_live_project_policy_is_the_authority(tmp_path: Path) -> None:
     changed = live.policy.model_copy(update={"resources": resources})
     result = validate_root(tree, [], Limits(), live_project=changed)
     assert [(Path(d.file).name, d.code) for d in sort_diagnostics(result.diagnostics)] == [
-        ("acme.json", "action-unknown"),
         ("stark-industries.json", "action-unknown"),
         ("project.json", "project-stale"),
+        ("finance.json", "action-unknown"),
     ]
     # a reordered snapshot is not stale
     reordered = live.policy.model_copy(update={"resources": live.policy.resources[::-1]})

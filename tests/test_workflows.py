@@ -580,12 +580,13 @@ def test_pr_validate_annotates_the_broken_line(runner: Runner, workspace: Path) 
     job = runner.job(pr, "validate")
     assert job.ok, job.log
 
-    acme = workspace / "policies" / "orgs" / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
+    stark = workspace / "policies" / "orgs" / "stark-industries.json"
+    stark.write_text(stark.read_text().replace('"approve"', '"aprove"', 1))
     job = runner.job(pr, "validate")
     assert not job.ok
     assert re.search(
-        r"^::error file=policies/orgs/acme\.json,line=\d+,col=\d+,title=[^:]*::.*aprove",
+        r"^::error file=policies/orgs/stark-industries\.json,line=\d+,col=\d+,"
+        r"title=[^:]*::.*aprove",
         job.steps["Validate"].stdout,
         re.MULTILINE,
     ), job.log
@@ -696,8 +697,8 @@ def test_pr_plan_that_fails_leaves_the_label_alone(
     state = gh(gh_state)
     state["labels"], state["issue_labels"] = [ESCALATION], {str(PR_NUMBER): [ESCALATION]}
     gh_state.write_text(json.dumps(state))
-    acme = workspace / "policies" / "orgs" / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
+    stark = workspace / "policies" / "orgs" / "stark-industries.json"
+    stark.write_text(stark.read_text().replace('"approve"', '"aprove"', 1))
     commit_all(workspace, "a typo")
     job = runner.job(runner.call("policy-pr.yml"), "plan")
     assert not job.ok
@@ -780,8 +781,8 @@ def test_pr_plan_with_a_read_only_token_warns_and_keeps_the_summary(
 def test_pr_plan_that_fails_fails_the_job_but_still_comments(
     runner: Runner, workspace: Path, gh_state: Path
 ) -> None:
-    acme = workspace / "policies" / "orgs" / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"', 1))
+    stark = workspace / "policies" / "orgs" / "stark-industries.json"
+    stark.write_text(stark.read_text().replace('"approve"', '"aprove"', 1))
     commit_all(workspace, "a typo")
     job = runner.job(runner.call("policy-pr.yml"), "plan")
     assert not job.ok

@@ -31,13 +31,22 @@ from policysync.export import (
     same_org_file,
     same_project_file,
     status,
+    template_remainder,
 )
 from policysync.formats import file_format
-from policysync.layout import ORGS_DIR, PROJECT_FILE, is_org_file_name, is_org_file_path
+from policysync.layout import (
+    ORGS_DIR,
+    PROJECT_FILE,
+    TEMPLATES_DIR,
+    is_org_file_name,
+    is_org_file_path,
+    is_template_file_path,
+)
 from policysync.models import Organization, OrgPolicy
 from policysync.plan import OrgError
 from policysync.providers.base import Provider
 from policysync.selection import by_files
+from policysync.templates import read_template
 from policysync.workers import Progress, each
 
 
@@ -79,6 +88,15 @@ async def export_live(
 
     tick = progress(len(targets)) if progress else None
     policies = await each(targets, read, request.parallelism, tick)
+    templates = {
+        t.name: t
+        for t in (
+            read_template(name.rsplit("/", 1)[-1], str(root / name), data, files_of.parse_template)
+            for name, data in current.items()
+            if is_template_file_path(name)
+        )
+    }
+    notes: list[str] = []
     project = existing(PROJECT_FILE, current.get(PROJECT_FILE))
     had_project = PROJECT_FILE in current
     project_schema = project.schema if had_project else PROJECT_SCHEMA
@@ -94,9 +112,11 @@ async def export_live(
         if isinstance(policy, OrgError):
             problems.append(_failed(str(root / path), target, policy))
         else:
-            outputs[path] = files_of.org_file(target, policy)
+            kept, rest, found = template_remainder(target, policy, templates)
+            notes += found
+            outputs[path] = files_of.org_file(kept, rest)
             ids[path] = target.organization_id
-            same[path] = same_org_file(files_of.parse_policy, target, policy)
+            same[path] = same_org_file(files_of.parse_policy, kept, rest)
     statuses = {path: status(current, path, data, same[path]) for path, data in outputs.items()}
     changed = {path: outputs[path] for path, state in statuses.items() if state != "unchanged"}
     commit = None
@@ -114,6 +134,7 @@ async def export_live(
         problems=tuple(problems),
         branch=request.branch,
         commit=commit,
+        notes=tuple(notes),
     )
 
 
@@ -142,18 +163,20 @@ def _failed(file: str, target: Target, error: OrgError) -> ExportProblem:
 
 
 def _org_items(current: dict[str, bytes | None]) -> list[tuple[str, bytes | None]]:
-    return sorted((name, data) for name, data in current.items() if name != PROJECT_FILE)
+    return sorted((name, data) for name, data in current.items() if is_org_file_path(name))
 
 
 def read_disk(root: Path) -> dict[str, bytes | None]:
-    """`project.json` and the organization files of `orgs/` (paths relative to `root`)."""
+    """`project.json`, the organization files of `orgs/` and the templates (paths
+    relative to `root`)."""
     out: dict[str, bytes | None] = {}
     if (root / PROJECT_FILE).is_file():
         out[PROJECT_FILE] = _read(root / PROJECT_FILE)
-    orgs = root / ORGS_DIR
-    for path in sorted(orgs.iterdir()) if orgs.is_dir() else ():
-        if is_org_file_name(path.name) and path.is_file():
-            out[f"{ORGS_DIR}/{path.name}"] = _read(path)
+    for folder in (ORGS_DIR, TEMPLATES_DIR):
+        where = root / folder
+        for path in sorted(where.iterdir()) if where.is_dir() else ():
+            if is_org_file_name(path.name) and path.is_file():
+                out[f"{folder}/{path.name}"] = _read(path)
     return out
 
 
@@ -169,7 +192,11 @@ def read_head(root: Path, settings: Settings) -> dict[str, bytes | None]:
     snapshot = git.files_at(root, "HEAD", settings.limits.max_file_bytes)
     out: dict[str, bytes | None] = {}
     for file in snapshot.files:
-        if file.kind == "file" and (file.path == PROJECT_FILE or is_org_file_path(file.path)):
+        if file.kind == "file" and (
+            file.path == PROJECT_FILE
+            or is_org_file_path(file.path)
+            or is_template_file_path(file.path)
+        ):
             out[file.path] = file.data
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -23,11 +23,12 @@ from policysync.errors import ProviderError, UsageError
 from policysync.formats import file_format
 from policysync.layout import ORGS_DIR
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.plan import OrgError, Plan, PlanEntry, assemble, plan_org
+from policysync.plan import OrgError, Plan, PlanEntry, Source, assemble, plan_org
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
 from policysync.selection import Shard, resolve, resolve_by_files, select
+from policysync.templates import Template, TemplateError, expand, read_templates
 from policysync.validate import house_rules_of
 from policysync.workers import Progress, each
 
@@ -78,7 +79,7 @@ async def plan_live(
     only = await resolve(options.only, _named(files), provider.list_orgs, _no_file(root))
     ids = select(sorted(files), only, options.shard)
     tick = progress(len(ids)) if progress else None
-    desired = Desired(files, root.resolve(), settings.limits, settings.provider)
+    desired = Desired.of(files, root, settings.limits, settings.provider)
     # git's state meanwhile: the organizations' reads leave the CPU idle
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
     entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
@@ -95,7 +96,9 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
     root, limits = Path(settings.policies), settings.limits
     head = git.files_at(root, "HEAD", limits.max_file_bytes)
     files_of = file_format(settings.provider)
-    live = GitRef.at(root, ref, limits.max_file_bytes, files_of.parse_policy)
+    live = GitRef.at(
+        root, ref, limits.max_file_bytes, files_of.parse_policy, files_of.parse_template
+    )
     state = git.head_state(root)
     notes = list(live.notes)
     if state.dirty:
@@ -117,7 +120,7 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
             return PlanRun(None, report, notes=tuple(notes))
         only = resolve_by_files(options.only, _named(checked.files), _no_file(root, " at HEAD"))
         ids = select(sorted(checked.files), only, options.shard)
-        desired = Desired(checked.files, tree.resolve(), limits, settings.provider, tree, root)
+        desired = Desired.of(checked.files, tree, limits, settings.provider, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
     plan = _assemble(entries, live.project_id, head.commit, state.dirty, settings)
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
@@ -153,7 +156,8 @@ def _assemble(
 
 
 class Desired(NamedTuple):
-    """Where the policy files of the organizations are, to read each when needed."""
+    """Where the policy files of the organizations are, to read each when needed, and
+    the templates they use (read once)."""
 
     files: dict[str, Path]  # organization_id -> file
     real_root: Path
@@ -161,12 +165,35 @@ class Desired(NamedTuple):
     provider: str = "stytch"  # whose files they are (`formats.file_format`)
     tree: Path | None = None  # files read from `tree`, named as under `shown` (--against-ref)
     shown: Path | None = None
+    templates: Mapping[str, Template] = {}
 
-    def name(self, organization_id: str) -> str:
-        path = self.files[organization_id]
+    @classmethod
+    def of(
+        cls,
+        files: dict[str, Path],
+        root: Path,
+        limits: Limits,
+        provider: str,
+        shown: Path | None = None,
+    ) -> Desired:
+        """The organization files `files` of the policies folder `root` (a copy of the
+        folder `shown`, for --against-ref), which validation found valid."""
+        templates = read_templates(root, file_format(provider).parse_template, limits)
+        desired = cls(files, root.resolve(), limits, provider, root if shown else None, shown)
+        return desired._replace(
+            templates={
+                name: t._replace(file=desired.shown_as(Path(t.file)))
+                for name, t in templates.items()
+            }
+        )
+
+    def shown_as(self, path: Path) -> str:
         if self.tree is None or self.shown is None:
             return str(path)
         return str(self.shown / path.relative_to(self.tree))
+
+    def name(self, organization_id: str) -> str:
+        return self.shown_as(self.files[organization_id])
 
     def document(self, organization_id: str) -> OrgPolicyFile:
         path = self.files[organization_id]
@@ -175,6 +202,19 @@ class Desired(NamedTuple):
         if document is None or document.organization_id != organization_id:
             raise UsageError(f"{path} changed during the plan: run it again")
         return document
+
+    def expanded(self, organization_id: str) -> tuple[OrgPolicy, dict[str, Source]]:
+        """An organization's desired roles, its templates expanded, and the template
+        each role comes from."""
+        try:
+            policy, sources = expand(self.document(organization_id), self.templates)
+        except TemplateError as exc:
+            path = self.files[organization_id]
+            raise UsageError(f"{path}: {exc}: the templates changed during the plan") from None
+        origins = {
+            role_id: Source(name, self.templates[name].file) for role_id, name in sources.items()
+        }
+        return policy, origins
 
 
 async def read_live(provider: Provider, organization_id: str) -> OrgPolicy | OrgError:
@@ -197,7 +237,7 @@ async def plan_orgs(
 
     async def plan_one(org_id: str) -> PlanEntry:
         live = await read_live(provider, org_id)
-        policy = desired.document(org_id).org_policy
-        return PlanEntry.of(plan_org(org_id, desired.name(org_id), policy, live))
+        policy, sources = desired.expanded(org_id)
+        return PlanEntry.of(plan_org(org_id, desired.name(org_id), policy, live, sources))
 
     return await each(ids, plan_one, parallelism, tick)

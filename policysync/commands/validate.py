@@ -5,7 +5,7 @@ An organization file is checked against `project.json` and the limits of the set
 file, and against the other organization files for one rule only (two files naming the
 same organization). So a changed organization file is checked with the files naming the
 same organization (see `validate_root(related=True)`), while a change to `project.json`
-(ZenML's `permissions.json`), to the settings file or to the published schemas
+(ZenML's `permissions.json`), to a template, to the settings file or to the published schemas
 (`<policies>/../schemas/`) can change the verdict on any file, and everything is checked.
 """
 
@@ -18,7 +18,13 @@ from typing import NamedTuple
 from policysync import git
 from policysync.config import Settings
 from policysync.errors import UsageError
-from policysync.layout import ORGS_DIR, PERMISSIONS_FILE, PROJECT_FILE, is_org_file_name
+from policysync.layout import (
+    ORGS_DIR,
+    PERMISSIONS_FILE,
+    PROJECT_FILE,
+    TEMPLATES_DIR,
+    is_org_file_name,
+)
 from policysync.report import ValidationReport
 from policysync.validate import validate
 
@@ -37,6 +43,7 @@ def triggers(root: Path, config: Path | None, rules: Sequence[Path] = ()) -> lis
     return [
         root / PROJECT_FILE,
         root / PERMISSIONS_FILE,
+        root / TEMPLATES_DIR,
         root.parent / SCHEMAS_DIR,
         *extra,
         *rules,

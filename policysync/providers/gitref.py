@@ -22,21 +22,28 @@ from pydantic import ValidationError
 from policysync import git
 from policysync.diagnostics import Diagnostic
 from policysync.errors import ProviderError
-from policysync.layout import PROJECT_FILE, is_org_file_path
+from policysync.layout import PROJECT_FILE, is_org_file_path, is_template_file_path
 from policysync.models import (
     Organization,
     OrgPolicy,
     OrgPolicyFile,
     ProjectPolicy,
     ProjectPolicyFile,
+    Role,
     RoleHolders,
+    TemplateFile,
 )
 from policysync.providers.base import Log
+from policysync.templates import ParseTemplate, TemplateError, expand, read_template
 
 NO_ROLES = OrgPolicy(roles=())
 Parse = Callable[[bytes], OrgPolicyFile]  # an organization file's bytes, or ValidationError
 _BOM = b"\xef\xbb\xbf"
 PROVIDER = "git"
+
+
+def _template_roles(data: bytes) -> tuple[Role, ...]:
+    return TemplateFile.model_validate_json(data).roles
 
 
 class GitRef:
@@ -52,12 +59,17 @@ class GitRef:
 
     @classmethod
     def at(
-        cls, root: Path, ref: str, max_bytes: int, parse: Parse = OrgPolicyFile.model_validate_json
+        cls,
+        root: Path,
+        ref: str,
+        max_bytes: int,
+        parse: Parse = OrgPolicyFile.model_validate_json,
+        parse_template: ParseTemplate = _template_roles,
     ) -> GitRef:
         """The files of the policies folder `root` at commit `ref`, each read by `parse`
-        (the provider's file format)."""
+        (the provider's file format; its templates by `parse_template`)."""
         snapshot = git.files_at(root, ref, max_bytes)
-        policies, notes = ref_policies(snapshot.files, root, ref, parse)
+        policies, notes = ref_policies(snapshot.files, root, ref, parse, parse_template)
         at_ref = cls(snapshot.commit, policies, _project(snapshot.files))
         at_ref.notes = notes
         return at_ref
@@ -133,12 +145,26 @@ def ref_policies(
     root: Path,
     ref: str,
     parse: Parse = OrgPolicyFile.model_validate_json,
+    parse_template: ParseTemplate = _template_roles,
 ) -> tuple[dict[str, OrgPolicy | str], list[str]]:
-    """The org policies of REF's files, by organization_id as written; for an
-    organization whose file at REF cannot be read, why (its prior is unknown); and
-    notes on the files left out."""
+    """The org policies of REF's files, by organization_id as written, their templates
+    (at REF) expanded; for an organization whose file at REF cannot be read or
+    expanded, why (its prior is unknown); and notes on the files left out."""
     found: dict[str, list[OrgPolicy | None]] = {}
     notes = []
+    templates = {
+        t.name: t
+        for t in (
+            read_template(
+                file.path.rsplit("/", 1)[-1],
+                f"{root / file.path} at {ref}",
+                file.data if file.kind == "file" else None,
+                parse_template,
+            )
+            for file in files
+            if is_template_file_path(file.path)
+        )
+    }
     for file in files:
         if not is_org_file_path(file.path):
             continue
@@ -156,14 +182,22 @@ def ref_policies(
             else:
                 found.setdefault(org_id, []).append(None)
             continue
-        found.setdefault(document.organization_id, []).append(document.org_policy)
+        try:
+            expanded = expand(document, templates).policy
+        except TemplateError:
+            expanded = None
+        found.setdefault(document.organization_id, []).append(expanded)
     prior: dict[str, OrgPolicy | str] = {}
     for org_id, policies in found.items():
         policy = policies[0]
         if len(policies) == 1 and policy is not None:
             prior[org_id] = policy
             continue
-        reason = "two files name it" if len(policies) > 1 else "its file is not valid"
+        reason = (
+            "two files name it"
+            if len(policies) > 1
+            else "its file is not valid, or its templates there are not"
+        )
         prior[org_id] = f"at {ref}, {reason}: its roles there are unknown"
     return prior, notes
 

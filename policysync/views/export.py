@@ -48,6 +48,7 @@ def render_text(result: ExportResult) -> str:
         request = problem.error.request_id if problem.error else None
         suffix = f" (request {visible(request)})" if request else ""
         lines.append(f"! {visible(where)}: {visible(problem.message)}{suffix}")
+    lines += [f"note: {visible(note)}" for note in result.notes]
     lines.append(summary_line(result))
     lines += [line for line in (branch_line(result),) if line]
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Text and markdown print the same lines, in Terraform's vocabulary: `+` create, `~`
 update, `-` delete, `!` an organization that could not be planned, or (first of all) a
-grant that widens access: an escalation. Text colours the
+grant that widens access: an escalation. Next come the changes of template roles,
+each counted across the organizations it is made in. Text colours the
 symbols (the CLI strips styles when the output is not a terminal); markdown puts the
 lines in `diff` fences, which GitHub colours.
 """
@@ -55,7 +56,8 @@ def summary_line(plan: Plan) -> str:
 
 def _role_lines(change: RoleChange, width: int, paint: Paint) -> list[str]:
     symbol = _SYMBOLS[change.action]
-    lines = [f"{paint(symbol)} role {name(change.role_id).ljust(width)} ({change.action})"]
+    origin = f", template {name(change.template)}" if change.template is not None else ""
+    lines = [f"{paint(symbol)} role {name(change.role_id).ljust(width)} ({change.action}{origin})"]
     if change.before is not None and change.after is not None:
         diff = role_diff(change.before, change.after)
         lines += ["    " + line for line in diff_lines(diff, paint)]
@@ -92,6 +94,32 @@ def escalation_lines(plan: Plan, paint: Paint = plain) -> list[str]:
     return [line(e) for e in plan.escalations]
 
 
+TEMPLATES_HEADING = "Templates: changes across organizations"
+
+
+def template_lines(plan: Plan, paint: Paint = plain) -> list[str]:
+    """Each template role's change, with the number of organizations it is made in."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for org in plan.changes:
+        for change in org.role_changes:
+            if change.template is not None:
+                key = (change.template, change.role_id, change.action)
+                counts[key] = counts.get(key, 0) + 1
+    return [
+        f"template {name(template)}: {paint(_SYMBOLS[action])} role {name(role_id)} "
+        f"({action}) in {plural(n, 'organization')}"
+        for (template, role_id, action), n in sorted(counts.items())
+    ]
+
+
+def _text_templates(plan: Plan) -> list[str]:
+    lines = template_lines(plan, coloured)
+    if not lines:
+        return []
+    heading = click.style(TEMPLATES_HEADING, bold=True)
+    return ["\n".join([heading, *("  " + line for line in lines)])]
+
+
 def _text_escalations(plan: Plan) -> list[str]:
     if not plan.escalations:
         return []
@@ -107,7 +135,11 @@ def _text_block(org: OrgPlan) -> str:
 
 
 def render_text(plan: Plan) -> str:
-    blocks = [*_text_escalations(plan), *(_text_block(org) for org in plan.changes)]
+    blocks = [
+        *_text_escalations(plan),
+        *_text_templates(plan),
+        *(_text_block(org) for org in plan.changes),
+    ]
     return "\n\n".join([*blocks, click.style(summary_line(plan), bold=True)])
 
 
@@ -144,6 +176,21 @@ def _markdown_escalations(plan: Plan, budget: int) -> list[str]:
     return parts
 
 
+def _markdown_templates(plan: Plan, budget: int) -> list[str]:
+    """The template summary in a diff fence, as many lines as half of `budget` holds."""
+    lines = template_lines(plan)
+    if not lines:
+        return []
+    shown = fit([len(line) + 1 for line in lines], budget // 2)
+    parts = [f"**{TEMPLATES_HEADING}**", fence(lines[:shown])]
+    if shown < len(lines):
+        parts.append(
+            f"_{plural(len(lines) - shown, 'more template change')} left out to stay under "
+            f"{MARKDOWN_LIMIT:,} characters: see the JSON plan (`--format json`)._"
+        )
+    return parts
+
+
 def render_markdown(plan: Plan) -> str:
     """For a pull-request comment or a job summary: escalations first, for the reviewer;
     errors next, as they block an apply; then one collapsed block per changed
@@ -153,6 +200,9 @@ def render_markdown(plan: Plan) -> str:
     items = [error_line(org) for org in errors] + [_details(org) for org in changed]
     head = f"**{summary_line(plan)}**"
     escalations = _markdown_escalations(plan, MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
+    escalations += _markdown_templates(
+        plan, MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE - sum(len(p) + 2 for p in escalations)
+    )
     budget = MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE - sum(len(p) + 2 for p in escalations)
     shown = fit([len(item) + 2 for item in items], budget)
     parts = [head, *escalations]

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from stytch.b2b.models.rbac import PolicyRole, PolicyRolePermission
 from support.clirun import run
+from support.policytree import expanded_policies
 
 from policysync.cli import RUN_FORMATS
 from policysync.config import Limits
@@ -27,7 +28,7 @@ from policysync.emulator.seed import Seed
 from policysync.emulator.server import EmulatorThread, build
 from policysync.emulator.store import Store
 from policysync.journal import RunSummary, entry_name, list_runs, load_run
-from policysync.models import OrgPolicy, OrgPolicyFile
+from policysync.models import OrgPolicy
 from policysync.providers.pacing import Backoff
 from policysync.views.run import RUN_RENDERERS
 
@@ -55,9 +56,7 @@ def canonical(roles: Any) -> dict[str, tuple[str, dict[str, frozenset[str]]]]:
 
 
 def desired() -> dict[str, OrgPolicy]:
-    files = sorted((ROOT / "policies" / "orgs").glob("*.json"))
-    docs = [OrgPolicyFile.model_validate_json(f.read_bytes()) for f in files]
-    return {d.organization_id: d.org_policy for d in docs}
+    return expanded_policies(ROOT / "policies")
 
 
 def seeded() -> dict[str, OrgPolicy]:

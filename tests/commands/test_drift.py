@@ -95,9 +95,12 @@ def committed_schema() -> dict[str, Any]:
 
 
 def file_roles(workdir: Path, name: str) -> list[dict[str, Any]]:
-    roles: list[dict[str, Any]] = json.loads(
-        (workdir / "policies" / "orgs" / f"{name}.json").read_text()
-    )["org_policy"]["roles"]
+    """The organization's own roles, then its templates'."""
+    document = json.loads((workdir / "policies" / "orgs" / f"{name}.json").read_text())
+    roles: list[dict[str, Any]] = document["org_policy"]["roles"]
+    for template in document.get("templates", []):
+        path = workdir / "policies" / "templates" / f"{template}.json"
+        roles += json.loads(path.read_text())["roles"]
     return roles
 
 

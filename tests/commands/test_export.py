@@ -15,6 +15,7 @@ from stytch.b2b.models.rbac import OrgPolicy as SdkOrgPolicy
 from support.clirun import run
 from support.emulated import PROJECT_ID, SECRET, SEED, emulator
 from support.planted import OUTSIDE, plant_links
+from support.policytree import expanded_policies
 
 from policysync import durable
 from policysync.canonical import same_policy, same_project
@@ -59,7 +60,8 @@ def test_export_refreshes_the_files_keeping_names_and_schema(
     for path in ORGS.iterdir():
         document = OrgPolicyFile.model_validate_json(path.read_bytes())
         assert document.organization_id == written_ids[path.name].organization_id
-        assert same_policy(document.org_policy, seeded(document.organization_id)), path
+        expanded = expanded_policies(ORGS.parent)[document.organization_id]
+        assert same_policy(expanded, seeded(document.organization_id)), path
     assert (
         json.loads(acme.read_text())["$schema"]
         == "https://example.com/schemas/org-policy.schema.json"
@@ -133,9 +135,11 @@ def test_the_canonical_form_does_not_depend_on_live_order(
     assert run(["export", "--org", "stark-industries"], capsys)[0] == 0
     assert (ORGS / "stark-industries.json").read_bytes() == before
     document = json.loads(before)
-    assert list(document) == ["$schema", "organization_id", "org_policy"]
+    assert list(document) == ["$schema", "organization_id", "templates", "org_policy"]
+    assert document["templates"] == ["finance"]  # live has the template's role exactly
     role_ids = [role["role_id"] for role in document["org_policy"]["roles"]]
     assert role_ids == sorted(role_ids)
+    assert "invoice-approver" not in role_ids  # the template gives it
 
 
 def reversed_json(value: Any) -> Any:

@@ -106,11 +106,11 @@ def test_what_fmt_writes_is_what_export_writes_for_the_same_policy(
     acme.write_text(json.dumps(data))
     written = stytch_policy(acme)
     assert run(["fmt", str(acme)], capsys)[0] == 0
-    target = Target("acme", "acme.json", "https://example.com/org-policy.schema.json")
+    target = Target("acme", "acme.json", "https://example.com/org-policy.schema.json", ("finance",))
     assert acme.read_bytes() == org_file(target, written.org_policy)
     document = json.loads(acme.read_bytes())
-    assert list(document) == ["$schema", "organization_id", "org_policy"]
-    assert [r["description"] for r in document["org_policy"]["roles"]] == ["", ""]
+    assert list(document) == ["$schema", "organization_id", "templates", "org_policy"]
+    assert [r["description"] for r in document["org_policy"]["roles"]] == [""]
 
 
 def test_a_file_without_schema_gets_none_and_a_bom_and_crlf_go(
@@ -164,8 +164,8 @@ def test_an_invalid_tree_is_refused_and_nothing_is_written(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scramble(ORGS / "umbrella.json")  # would be formatted, but for the errors
-    acme = ORGS / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"'))
+    stark = ORGS / "stark-industries.json"
+    stark.write_text(stark.read_text().replace('"approve"', '"aprove"'))
     hooli = ORGS / "hooli.json"
     hooli.write_text(hooli.read_text()[:-10])  # JSON cut short
     before = snapshot()
@@ -173,10 +173,10 @@ def test_an_invalid_tree_is_refused_and_nothing_is_written(
         code, out, err = run(argv, capsys)
         assert (code, out) == (1, "")
         lines = err.splitlines()
-        assert lines[0].startswith(f"{acme}:32:15: error[action-unknown] ")
-        assert lines[1].startswith(f"{hooli}:")
-        assert "error[json-syntax]" in lines[1]
-        assert lines[-2] == "2 errors, 0 warnings in 8 files: invalid."
+        assert lines[0].startswith(f"{hooli}:")
+        assert "error[json-syntax]" in lines[0]
+        assert lines[1].startswith(f"{stark}:29:15: error[action-unknown] ")
+        assert lines[-2] == "2 errors, 0 warnings in 9 files: invalid."
         assert lines[-1] == "error: the files were not formatted: fix the errors first"
         assert snapshot() == before
 

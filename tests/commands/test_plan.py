@@ -119,8 +119,8 @@ def test_plan_out_writes_through_durable_replace_never_through_a_planted_link(
 def test_an_invalid_tree_stops_the_plan_before_any_organization_is_read(
     live: Counting, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    acme = workdir / "policies" / "orgs" / "acme.json"
-    acme.write_text(acme.read_text().replace('"approve"', '"aprove"'))
+    finance = workdir / "policies" / "templates" / "finance.json"  # acme's template
+    finance.write_text(finance.read_text().replace('"approve"', '"aprove"'))
     code, out, err = run(["plan"], capsys)
     assert code == 1
     assert out == ""

@@ -15,7 +15,8 @@ from support.clirun import run
 from support.gitkit import add_role, commit_all, edit, git, sample_repo
 
 from policysync.canonical import fingerprint
-from policysync.models import OrgPolicyFile
+from policysync.models import OrgPolicyFile, TemplateFile
+from policysync.templates import expand, read_template
 
 ROOT = Path(__file__).parent.parent.parent
 ORGS = Path("policies/orgs")
@@ -99,9 +100,16 @@ def test_json_plan_follows_the_schema(
     )
     by_id = {org["organization_id"]: org for org in plan["organizations"]}
     acme_id = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
-    acme_at_base = OrgPolicyFile.model_validate_json(
-        git(tmp_path, "show", f"{repo}:policies/orgs/acme.json")
-    ).org_policy
+    finance = read_template(  # acme's template, as at the base
+        "finance.json",
+        "finance.json",
+        git(tmp_path, "show", f"{repo}:policies/templates/finance.json").encode(),
+        lambda data: TemplateFile.model_validate_json(data).roles,
+    )
+    acme_at_base = expand(
+        OrgPolicyFile.model_validate_json(git(tmp_path, "show", f"{repo}:policies/orgs/acme.json")),
+        {"finance": finance},
+    ).policy
     assert by_id[acme_id]["prior_fingerprint"] == fingerprint(acme_at_base)
     assert by_id[acme_id]["role_changes"][0]["action"] == "delete"
     assert by_id["cyberdyne"]["prior"] == {"roles": []}
@@ -252,7 +260,7 @@ def test_escalations_in_every_format(
     assert code == 0, err
     document = json.loads(out)
     jsonschema.Draft202012Validator(PLAN_SCHEMA).validate(document)
-    assert document["format_version"] == "2"
+    assert document["format_version"] == "3"
     organization_id = OrgPolicyFile.model_validate_json(
         (ORGS / "globex.json").read_bytes()
     ).organization_id

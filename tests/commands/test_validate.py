@@ -71,7 +71,7 @@ def test_a_valid_change_passes_despite_errors_elsewhere(
 
 @pytest.mark.parametrize(
     "change",
-    ["project", "schemas", "settings"],
+    ["project", "schemas", "settings", "template"],
 )
 def test_what_every_file_depends_on_rechecks_every_file(
     repo: str, tmp_path: Path, change: str, capsys: pytest.CaptureFixture[str]
@@ -81,12 +81,14 @@ def test_what_every_file_depends_on_rechecks_every_file(
     elif change == "schemas":
         (tmp_path / "schemas").mkdir()
         (tmp_path / "schemas/org-policy.schema.json").write_text("{}")
+    elif change == "template":
+        edit(tmp_path / "policies/templates/finance.json", lambda d: d.update(description="x"))
     else:
         (tmp_path / "policysync.toml").write_text("[limits]\nmax_roles_per_org = 50\n")
     code, out, err = run(["validate", "--changed-since", repo, "--format", "json"], capsys)
     files, reported = checked(out)
     assert code == 1
-    assert files == 8  # project.json and the seven organization files
+    assert files == 9  # project.json, the seven organization files, the template
     assert reported == {str(ORGS / "acme.json")}
     assert "changed since" in err
     assert "checking every file" in err
@@ -178,6 +180,7 @@ def test_a_changed_house_rule_rechecks_every_file(
     (tmp_path / "rules/described.json").write_text('{"title": "ids", "required": ["x"]}')
     code, out, err = run(["validate", "--changed-since", base, "--format", "json"], capsys)
     files, reported = checked(out)
-    assert (code, files) == (1, 8)
-    assert reported == {str(ORGS / f.name) for f in (tmp_path / ORGS).glob("*.json")}
+    assert (code, files) == (1, 9)
+    every = {str(ORGS / f.name) for f in (tmp_path / ORGS).glob("*.json")}
+    assert reported == every | {str(Path("policies/templates/finance.json"))}
     assert "rules/described.json changed since" in err

@@ -322,15 +322,15 @@ def test_bad_fault_options_are_usage_errors(tmp_path: Path) -> None:
 
 def test_config_limits_and_disabled_orgs_are_enforced(tmp_path: Path) -> None:
     config = tmp_path / "policysync.toml"
-    config.write_text("[limits]\nmax_roles_per_org = 4\n")  # the seed has up to 4
+    config.write_text("[limits]\nmax_roles_per_org = 5\n")  # the seed has up to 5
     args = ["--seed", str(SEED_FILE), "--config", str(config), "--disable-org-policy", "acme-42"]
     role = {"role_id": "ops", "permissions": [{"resource_id": "documents", "actions": ["read"]}]}
     auth = (DEFAULT_PROJECT_ID, DEFAULT_SECRET)
     with emulator_process(*args, cwd=tmp_path) as running:
         url = running.url + "v1/b2b/rbac/organizations/"
-        roles = [{**role, "role_id": f"ops-{i}"} for i in range(5)]
-        four = httpx.put(url + "globex", json={"org_policy": {"roles": roles[:4]}}, auth=auth)
-        assert four.status_code == 200
+        roles = [{**role, "role_id": f"ops-{i}"} for i in range(6)]
+        five = httpx.put(url + "globex", json={"org_policy": {"roles": roles[:5]}}, auth=auth)
+        assert five.status_code == 200
         refused = httpx.put(url + "globex", json={"org_policy": {"roles": roles}}, auth=auth)
         assert refused.status_code == 400
         assert refused.json()["error_type"] == "too_many_roles"

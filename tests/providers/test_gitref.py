@@ -10,7 +10,7 @@ import pytest
 from support.gitkit import commit_all, sample_repo
 
 from policysync.errors import ProviderError
-from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicyFile
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicyFile, TemplateFile
 from policysync.providers.base import Provider
 from policysync.providers.gitref import NO_ROLES, GitRef
 
@@ -35,7 +35,11 @@ def test_it_reads_the_files_of_the_commit_not_the_work_tree(
         async with provider:
             return await provider.read_org(acme.organization_id), await provider.read_org("x")
 
-    assert asyncio.run(read()) == (acme.org_policy, NO_ROLES)  # no file at REF: no roles
+    finance = TemplateFile.model_validate_json(
+        (POLICIES / "templates" / "finance.json").read_text()
+    )
+    expanded = OrgPolicy(roles=finance.roles + acme.org_policy.roles)  # acme's template first
+    assert asyncio.run(read()) == (expanded, NO_ROLES)  # no file at REF: no roles
     project = ProjectPolicyFile.model_validate_json((POLICIES / "project.json").read_text())
     assert asyncio.run(provider.read_catalog()) == project.policy
 

@@ -1,7 +1,8 @@
 """The data-driven planner cases under tests/golden/plan/.
 
 Each case is one organization, its file named after the case:
-- `desired.json`: the organization file;
+- `desired.json`: the organization file, whose `templates` are the case's
+  `templates/*.json` (named as `policies/templates/<name>.json`);
 - `live.json`: what Stytch holds, an org policy (`{"roles": [...]}`), or
   `{"error": {...}}` (an `OrgError`) for an organization it could not read;
 - `expected.json`: the organization's planned `action` and `role_changes`;
@@ -17,9 +18,11 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from policysync.config import Limits
 from policysync.formats import file_format
 from policysync.models import OrgPolicy, OrgPolicyFile
-from policysync.plan import OrgError, OrgState, Plan, PlanEntry, assemble, plan_org
+from policysync.plan import OrgError, OrgState, Plan, PlanEntry, Source, assemble, plan_org
+from policysync.templates import expand, read_templates
 
 PLAN_CASES = Path(__file__).parent.parent / "golden" / "plan"
 ALL_CASES = PLAN_CASES / "all-cases"
@@ -38,7 +41,14 @@ def case_state(case: Path) -> OrgState:
         else OrgPolicy.model_validate(live_doc)
     )
     file = f"policies/orgs/{case.name}.json"
-    return (org_file.organization_id, file, org_file.org_policy, live)
+    parse = file_format("stytch").parse_template
+    templates = {
+        name: t._replace(file=f"policies/templates/{name}.json")
+        for name, t in read_templates(case, parse, Limits()).items()
+    }
+    policy, sources = expand(org_file, templates)
+    origins = {role: Source(name, templates[name].file) for role, name in sources.items()}
+    return (org_file.organization_id, file, policy, live, origins)
 
 
 def plan_of(states: Iterable[OrgState]) -> Plan:
