@@ -256,6 +256,14 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
     return _dump(head | {"org_policy": {"roles": roles}})
 
 
+def template_file(schema: str | None, description: str, roles: Sequence[Role]) -> bytes:
+    """The bytes of a template file, in the canonical form of an organization file's."""
+    head: dict[str, Any] = {"$schema": schema} if schema is not None else {}
+    if description:
+        head |= {"description": description}
+    return _dump(head | {"roles": _roles(roles)})
+
+
 def template_remainder(
     target: Target, policy: OrgPolicy, templates: Mapping[str, Template]
 ) -> tuple[Target, OrgPolicy, list[str]]:

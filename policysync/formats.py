@@ -13,7 +13,14 @@ from typing import NamedTuple
 
 from policysync.config import Limits
 from policysync.default_project import DEFAULT_POLICY
-from policysync.export import ORG_SCHEMA, PROJECT_SCHEMA, Target, org_file, project_file
+from policysync.export import (
+    ORG_SCHEMA,
+    PROJECT_SCHEMA,
+    Target,
+    org_file,
+    project_file,
+    template_file,
+)
 from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role, TemplateFile
@@ -46,6 +53,8 @@ class FileFormat(NamedTuple):
     # A template file's bytes as roles in the core's shape; pydantic's ValidationError if
     # they are not a valid template.
     parse_template: ParseTemplate
+    # The canonical bytes of a template file: its `$schema`, description and roles.
+    template_file: Callable[[str | None, str, Sequence[Role]], bytes]
 
 
 def _validate_org_policies(
@@ -77,6 +86,7 @@ ORG_POLICIES = FileFormat(
     # the organization's settings) are `stytch.*`.
     escalations=EscalationRules(wildcard="*", reserved_prefix="stytch."),
     parse_template=_parse_template,
+    template_file=template_file,
 )
 
 # provider -> "module:attribute" of its format

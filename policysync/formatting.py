@@ -11,6 +11,7 @@ What the file grants is never changed: its plan is the plan of the formatted fil
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,12 +21,24 @@ from policysync.layout import PROJECT_FILE
 from policysync.models import OrgPolicyFile, ProjectPolicy
 from policysync.report import ValidationReport
 
+_BOM = b"\xef\xbb\xbf"
+
 
 def org_bytes(files_of: FileFormat, name: str, data: bytes, document: OrgPolicyFile) -> bytes:
     """The canonical bytes of the organization file `name`, which holds `data`, read as
     `document` (`files_of.read_policy` or `files_of.parse_policy` of them)."""
     target = Target(document.organization_id, name, existing(name, data).schema, document.templates)
     return files_of.org_file(target, document.org_policy)
+
+
+def template_bytes(files_of: FileFormat, data: bytes) -> bytes | None:
+    """The canonical bytes of a template file that holds `data`; None if it is not one."""
+    try:
+        roles = files_of.parse_template(data.removeprefix(_BOM))
+        description = json.loads(data.removeprefix(_BOM)).get("description", "")
+    except ValueError:  # pydantic's ValidationError included
+        return None
+    return files_of.template_file(existing("", data).schema, description, roles)
 
 
 def project_bytes(data: bytes, policy: ProjectPolicy) -> bytes:

@@ -48,10 +48,10 @@ def _parse(data: bytes) -> OrgPolicyFile:
     return core_file(ZenmlOrgFile.model_validate_json(data))
 
 
-def org_file(target: Target, policy: OrgPolicy) -> bytes:
-    """The bytes of a ZenML Pro organization file, in the canonical form."""
-    roles = sorted((zenml_role(role) for role in policy.roles), key=lambda r: (r.level, r.name))
-    listed = [
+def _listed(core_roles: Sequence[Role]) -> list[dict[str, object]]:
+    """Roles in ZenML's shape and the canonical order."""
+    roles = sorted((zenml_role(role) for role in core_roles), key=lambda r: (r.level, r.name))
+    return [
         {
             "name": role.name,
             "level": role.level,
@@ -63,12 +63,28 @@ def org_file(target: Target, policy: OrgPolicy) -> bytes:
         }
         for role in roles
     ]
+
+
+def _dump(document: dict[str, object]) -> bytes:
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def template_file(schema: str | None, description: str, roles: Sequence[Role]) -> bytes:
+    """The bytes of a ZenML Pro template file, in the canonical form."""
+    head: dict[str, object] = {"$schema": schema} if schema is not None else {}
+    if description:
+        head |= {"description": description}
+    return _dump(head | {"roles": _listed(roles)})
+
+
+def org_file(target: Target, policy: OrgPolicy) -> bytes:
+    """The bytes of a ZenML Pro organization file, in the canonical form."""
+    listed = _listed(policy.roles)
     head: dict[str, object] = {"$schema": target.schema} if target.schema is not None else {}
     head |= {"organization_id": target.organization_id}
     if target.templates:
         head |= {"templates": list(target.templates)}
-    document = head | {"roles": listed}
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return _dump(head | {"roles": listed})
 
 
 def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:
@@ -108,4 +124,5 @@ FORMAT = FileFormat(
     # widen access by their nature: only the settings' `sensitive` grants are escalations.
     escalations=EscalationRules(),
     parse_template=_parse_template,
+    template_file=template_file,
 )

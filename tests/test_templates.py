@@ -466,3 +466,18 @@ def test_a_zenml_template_change_is_planned_with_its_source(
     code, out, err = run(["plan", "--against-ref", base, "--format", "json"], capsys)
     sources = {c["source"] for o in json.loads(out)["organizations"] for c in o["role_changes"]}
     assert sources == {str(Path("policies/templates/reviewers.json"))}
+
+
+def test_fmt_puts_templates_of_both_providers_in_the_canonical_form(
+    zenml_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = zenml_tree / "templates" / "reviewers.json"
+    roles = [zenml_role("Zeta"), zenml_role("Alpha", "update")]
+    write(template, json.dumps({"roles": roles, "description": "shared", "$schema": "x"}))
+    code, out, _ = run(["fmt", "--check"], capsys)
+    assert (code, out) == (1, f"{Path('policies/templates/reviewers.json')}\n")
+    assert run(["fmt"], capsys)[0] == 0
+    document = json.loads(template.read_text())
+    assert list(document) == ["$schema", "description", "roles"]
+    assert [r["name"] for r in document["roles"]] == ["Alpha", "Zeta"]
+    assert run(["fmt", "--check"], capsys)[0] == 0

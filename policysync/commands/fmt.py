@@ -4,9 +4,9 @@
 The files are validated first, as `validate` checks them (the same PATHS, folders or
 single files): a tree with errors is not formatted at all, since a file that does not
 parse has no canonical form and a file that breaks a rule is better fixed than tidied.
-Each organization file is formatted, and `project.json` (for a provider whose tree has
-one); ZenML's `permissions.json`, which export never writes, is left as written. A file
-is replaced (`durable.replace`, keeping its permissions) only when its bytes change;
+Each organization file and template is formatted, and `project.json` (for a provider
+whose tree has one); ZenML's `permissions.json`, which export never writes, is left as
+written. A file is replaced (`durable.replace`, keeping its permissions) only when its bytes change;
 through a symbolic link, the file it leads to is.
 """
 
@@ -20,9 +20,10 @@ from policysync import durable
 from policysync.config import Settings
 from policysync.errors import UsageError
 from policysync.formats import FileFormat, file_format
-from policysync.formatting import FormatResult, org_bytes, project_bytes
-from policysync.layout import PROJECT_FILE, root_file
+from policysync.formatting import FormatResult, org_bytes, project_bytes, template_bytes
+from policysync.layout import PROJECT_FILE, is_template_file, root_file
 from policysync.loader import load_project, org_paths
+from policysync.templates import template_paths
 from policysync.validate import roots_of, validate
 
 
@@ -53,6 +54,7 @@ def _files(root: Path, selected: list[Path], provider: str, files_of: FileFormat
         if files_of.project_policy:
             yield own
         yield from org_paths(root, [])  # what it skips, validate has reported
+        yield from template_paths(root)
         return
     for path in dict.fromkeys(selected):
         if path.absolute() != own.absolute() or files_of.project_policy:
@@ -67,6 +69,10 @@ def _formatted(
         project, _ = load_project(root, limits)
         if project is not None:
             return project_bytes(data, project.policy)
+    elif is_template_file(path, root):
+        formatted = template_bytes(files_of, data)
+        if formatted is not None:
+            return formatted
     else:
         document = files_of.read_policy(path, root.resolve(), limits)
         if document is not None:

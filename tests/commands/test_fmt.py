@@ -24,6 +24,7 @@ ROOT = Path(__file__).parent.parent.parent
 ZENML_SAMPLE = ROOT / "examples" / "zenml"
 ORGS = Path("policies/orgs")
 PROJECT = Path("policies/project.json")
+FINANCE = Path("policies/templates/finance.json")
 
 
 def snapshot(root: Path = Path("policies")) -> dict[str, bytes]:
@@ -57,7 +58,7 @@ def stytch_policy(path: Path) -> OrgPolicyFile:
 def test_the_samples_are_canonical(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["fmt", "--check", str(ROOT / "policies")], capsys)
     assert (code, out) == (0, ""), err
-    assert err == "8 files already in the canonical form.\n"
+    assert err == "9 files already in the canonical form.\n"
     config = ZENML_SAMPLE / "policysync.toml"
     code, out, err = run(["fmt", "--check", "--config", str(config)], capsys)
     assert (code, out) == (0, ""), err
@@ -71,26 +72,28 @@ def test_check_lists_the_files_and_writes_nothing_then_fmt_rewrites_them(
     scramble(ORGS / "acme.json")
     scramble(ORGS / "umbrella.json", indent=4)
     scramble(PROJECT, indent=1)
+    scramble(FINANCE, indent=3)
     scrambled = snapshot()
     assert scrambled != canonical
+    listed = [str(PROJECT), str(ORGS / "acme.json"), str(ORGS / "umbrella.json"), str(FINANCE)]
 
     code, out, err = run(["fmt", "--check"], capsys)
     assert code == 1
-    assert out.splitlines() == [str(PROJECT), str(ORGS / "acme.json"), str(ORGS / "umbrella.json")]
-    assert err == "3 of 8 files not in the canonical form: `policysync fmt` rewrites them.\n"
+    assert out.splitlines() == listed
+    assert err == "4 of 9 files not in the canonical form: `policysync fmt` rewrites them.\n"
     assert snapshot() == scrambled  # --check writes nothing
 
     inodes = {p: p.stat().st_ino for p in ORGS.iterdir()}
     code, out, err = run(["fmt"], capsys)
     assert code == 0, err
-    assert out.splitlines() == [str(PROJECT), str(ORGS / "acme.json"), str(ORGS / "umbrella.json")]
-    assert err == "Formatted 3 of 8 files.\n"
+    assert out.splitlines() == listed
+    assert err == "Formatted 4 of 9 files.\n"
     assert snapshot() == canonical  # the sample's bytes again: the form export writes
     for path, inode in inodes.items():  # only the files that changed were replaced
         assert (path.stat().st_ino == inode) == (path.name not in ("acme.json", "umbrella.json"))
 
     code, out, err = run(["fmt"], capsys)  # idempotent
-    assert (code, out, err) == (0, "", "8 files already in the canonical form.\n")
+    assert (code, out, err) == (0, "", "9 files already in the canonical form.\n")
     assert run(["fmt", "--check"], capsys)[0] == 0
 
 
@@ -202,7 +205,7 @@ def test_paths_select_files_and_folders_as_validate_does(
     code, out, err = run(["fmt", "--check", "--policies", "elsewhere"], capsys)
     assert (code, out) == (1, "elsewhere/orgs/globex.json\nelsewhere/orgs/initech.json\n")
     code, out, err = run(["fmt", "elsewhere/orgs"], capsys)  # orgs/ names its root
-    assert (code, err) == (0, "Formatted 2 of 7 files.\n")
+    assert (code, err) == (0, "Formatted 2 of 8 files.\n")
     assert run(["fmt", "--check", "elsewhere"], capsys)[0] == 0
 
 
