@@ -196,7 +196,11 @@ def test_a_file_outside_the_tree_is_checked_against_the_policies_folder(
                 "organization_id": "globex",
                 "org_policy": {
                     "roles": [
-                        {"role_id": "r", "permissions": [{"resource_id": "x", "actions": ["y"]}]}
+                        {
+                            "role_id": "r",
+                            "description": "d",
+                            "permissions": [{"resource_id": "x", "actions": ["y"]}],
+                        }
                     ]
                 },
             }

@@ -64,12 +64,13 @@ def set_role(tree: Path, org: str, index: int, **fields: Any) -> None:
 
 
 def test_the_samples_pass_their_house_rules(capsys: pytest.CaptureFixture[str]) -> None:
-    for config, files in [("examples/house-rules", 9), ("examples/zenml", 4)]:
-        settings = load_settings(ROOT / config / "policysync.toml")
-        assert settings.house_rules == (str(ROOT / config / "house" / "*.json"),)
-        code, out, err = run(
-            ["validate", "--config", str(ROOT / config / "policysync.toml")], capsys
-        )
+    for config, rules, files in [
+        ("pyproject.toml", "policies/house", 9),
+        ("examples/zenml/policysync.toml", "examples/zenml/house", 4),
+    ]:
+        settings = load_settings(ROOT / config)
+        assert settings.house_rules == (str(ROOT / rules / "*.json"),)
+        code, out, err = run(["validate", "--config", str(ROOT / config)], capsys)
         assert (code, err) == (0, ""), out
         assert out.startswith(f"{files} files valid")
 
