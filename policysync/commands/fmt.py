@@ -21,7 +21,7 @@ from policysync.config import Settings
 from policysync.errors import UsageError
 from policysync.formats import FileFormat, file_format
 from policysync.formatting import FormatResult, org_bytes, project_bytes
-from policysync.layout import PROJECT_FILE, root_file
+from policysync.layout import PROJECT_FILE, is_test_file, root_file
 from policysync.loader import load_project, org_paths
 from policysync.validate import roots_of, validate
 
@@ -55,6 +55,8 @@ def _files(root: Path, selected: list[Path], provider: str, files_of: FileFormat
         yield from org_paths(root, [])  # what it skips, validate has reported
         return
     for path in dict.fromkeys(selected):
+        if is_test_file(path, root):  # written by people: left as written
+            continue
         if path.absolute() != own.absolute() or files_of.project_policy:
             yield path
 
