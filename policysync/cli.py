@@ -38,6 +38,7 @@ from policysync.options import (
 from policysync.views.common import error_text, visible
 from policysync.views.plan import PLAN_RENDERERS
 from policysync.views.terminal import ProgressStart, colour_choice, confirm, progress
+from policysync.views.test import INVALID_RENDERERS, TEST_RENDERERS
 from policysync.views.validate import VALIDATE_RENDERERS
 
 if TYPE_CHECKING:  # imported when used: `validate` in pre-commit hooks skips httpx
@@ -114,6 +115,42 @@ def validate(
         click.echo(visible(note), err=True)
     click.echo(VALIDATE_RENDERERS[fmt](run.report))
     return EXIT_OK if run.report.valid else EXIT_ERROR
+
+
+@cli.command("test", short_help="Run the policy tests offline: what members may and may not do.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@config_option
+@policies_option
+@format_option(
+    TEST_RENDERERS,
+    "text for people, json for programs, github for workflow annotations, junit for CI "
+    "test reports.",
+)
+def test_command(
+    paths: tuple[Path, ...], config: Path | None, policies: Path | None, fmt: str
+) -> int:
+    """Check the policy tests (policies/tests/*.json) against the policy files, offline,
+    the way the provider authorizes: a member may take an action on a resource when one
+    of its roles grants that action, or "*", on that resource. Stytch: every member also
+    holds stytch_member, and a role is a project role or one of the organization's.
+
+    PATHS are test files or folders of them; without PATHS, the policies folder's tests/.
+    The policy files and the test files are validated first: an error stops the run.
+    Every failure is printed at its line in the test file, with the roles that grant or
+    lack the permission. Exit 0 when every assertion holds (or there is no test); 1 when
+    one fails, or on any error.
+    """
+    from policysync.commands.test import run_tests
+
+    run = run_tests(settings_of(config, policies), paths)
+    for note in run.notes:
+        click.echo(f"note: {visible(note)}", err=True)
+    if not _valid(run.report) or run.result is None:
+        if fmt in INVALID_RENDERERS:
+            click.echo(INVALID_RENDERERS[fmt](run.report))
+        return EXIT_ERROR
+    click.echo(TEST_RENDERERS[fmt](run.result))
+    return EXIT_OK if run.result.passed else EXIT_ERROR
 
 
 @cli.command("fmt", short_help="Rewrite policy files in the canonical form export writes.")
@@ -456,7 +493,10 @@ def schema(name: str | None, out: Path | None) -> int:
     project-policy     policies/project.json (Stytch)
     zenml-org-roles    policies/orgs/*.json (ZenML Pro)
     zenml-permissions  policies/permissions.json (ZenML Pro)
+    policy-tests       policies/tests/*.json (Stytch)
+    zenml-policy-tests policies/tests/*.json (ZenML Pro)
     validate-report    validate --format json
+    test-report        test --format json
     plan               plan --format json, and saved plans
     run-result         apply and rollback --format json
     drift              drift --format json and --report

@@ -36,7 +36,7 @@ CODES: dict[str, Code] = {
     "file-encoding": Code(E, "the file is not UTF-8 (UTF-16, UTF-32, Latin-1, binary...)"),
     "file-bom": Code(W, "the file starts with a UTF-8 byte order mark (read, but remove it)"),
     "file-ignored": Code(
-        W, "a file in `orgs/` that is not a `.json` file, or a sub-folder: not read"
+        W, "a file in `orgs/` or `tests/` that is not a `.json` file, or a sub-folder: not read"
     ),
     "project-missing": Code(E, "`policies/project.json` does not exist"),
     "orgs-missing": Code(W, "`policies/orgs/` does not exist or holds no organization file"),
@@ -110,6 +110,15 @@ CODES: dict[str, Code] = {
         E,
         "a `house_rules` glob matches no file, or a schema is not a valid draft 2020-12 one",
     ),
+    # Policy tests (`policies/tests/*.json`)
+    "test-org-unknown": Code(E, "a test names an organization no organization file names"),
+    "test-role-unknown": Code(
+        E,
+        "a test names a role neither the project nor the organization has (ZenML: or "
+        "a name two levels share, or a system-managed role)",
+    ),
+    "test-resource-unknown": Code(E, "a test names a resource the tree does not declare"),
+    "test-action-unknown": Code(E, "a test names an action its resource does not declare"),
 }
 
 # The codes of Stytch's own rules ("Rules an org policy must satisfy", 1 to 6): exactly

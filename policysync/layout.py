@@ -7,6 +7,8 @@ folder, on disk or in a git tree.
     <policies>/templates/<name>.json
                                  roles shared by organizations, named `<name>` in their
                                  files' `templates`; the same naming rules as orgs/
+    <policies>/tests/<name>.json policy tests (`policysync test`): read by `test` and
+                                 `validate`, never as organization files
 
 With `provider = "zenml"` there is no project policy: the optional
 `<policies>/permissions.json` (the permission vocabulary a team adds) takes its place.
@@ -21,6 +23,7 @@ PROJECT_FILE = "project.json"
 PERMISSIONS_FILE = "permissions.json"
 ORGS_DIR = "orgs"
 TEMPLATES_DIR = "templates"
+TESTS_DIR = "tests"
 
 
 def is_org_file_name(name: str) -> bool:
@@ -56,6 +59,12 @@ def is_org_file(path: Path, root: Path) -> bool:
     return place(path).parent == place(root / ORGS_DIR) and is_org_file_name(path.name)
 
 
+def is_test_file(path: Path, root: Path) -> bool:
+    """Whether `path` is a policy test file of the policies folder `root`: directly in
+    `tests/`, named as organization files are."""
+    return place(path).parent == place(root / TESTS_DIR) and is_org_file_name(path.name)
+
+
 def root_file(provider: str) -> str:
     """The file beside `orgs/` that every organization file is checked against."""
     return PERMISSIONS_FILE if provider == "zenml" else PROJECT_FILE
@@ -63,11 +72,12 @@ def root_file(provider: str) -> str:
 
 def is_tree_file(path: Path, root: Path, provider: str = "stytch") -> bool:
     """Whether `path` is a file the layout of `root` names: project.json (permissions.json
-    for ZenML), an organization file or a template."""
+    for ZenML), an organization file, a template or a policy test file."""
     return (
         place(path) == place(root / root_file(provider))
         or is_org_file(path, root)
         or is_template_file(path, root)
+        or is_test_file(path, root)
     )
 
 

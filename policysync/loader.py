@@ -37,8 +37,12 @@ class Source:
             self._map = SourceMap(self.text, self._max_depth)
         return self._map
 
+    def place(self, ptr: str, *, key: bool = False) -> tuple[int, int]:
+        """The line and column of the value (or key) at `ptr`."""
+        return position(self.text, self.source_map.offset_of(ptr, key=key))
+
     def diagnostic(self, code: str, ptr: str, message: str, *, key: bool = False) -> Diagnostic:
-        line, col = position(self.text, self.source_map.offset_of(ptr, key=key))
+        line, col = self.place(ptr, key=key)
         return Diagnostic(self.display, line, col, code, ptr, message)
 
     def too_deep(self) -> Diagnostic | None:

@@ -20,9 +20,12 @@ from policysync.drift import DriftReport
 from policysync.errors import UsageError
 from policysync.models import OrgPolicyFile, ProjectPolicyFile, TemplateFile
 from policysync.plan import PlanDocument
+from policysync.policytest import PolicyTestFile
 from policysync.report import ValidationReport
 from policysync.result import RunResult
+from policysync.testreport import SuiteReport
 from policysync.zenml_models import ZenmlOrgFile, ZenmlPermissionsFile, ZenmlTemplateFile
+from policysync.zenml_policytest import ZenmlPolicyTestFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -37,6 +40,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "zenml-org-roles": ZenmlOrgFile,
     "zenml-permissions": ZenmlPermissionsFile,
     "zenml-template": ZenmlTemplateFile,
+    "policy-tests": PolicyTestFile,
+    "zenml-policy-tests": ZenmlPolicyTestFile,
+    "test-report": SuiteReport,
 }
 
 

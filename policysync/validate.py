@@ -22,6 +22,8 @@ from policysync.layout import (
     ORGS_DIR,
     PROJECT_FILE,
     TEMPLATES_DIR,
+    TESTS_DIR,
+    is_test_file,
     is_tree_file,
     place,
     root_file,
@@ -317,8 +319,10 @@ def validate(
     paths: Sequence[Path], settings: Settings, strict: bool, related: bool = False
 ) -> ValidationReport:
     """Validate policy folders and files. A folder is a policies root (with `project.json`
-    and `orgs/`); a file is checked within the root it belongs to (and, when `related`,
-    so are the files naming the same organization as it does)."""
+    and `orgs/`, and maybe `tests/`); a file is checked within the root it belongs to
+    (and, when `related`, so are the files naming the same organization as it does). The
+    policy test files of a root are checked against it: all of them, or the selected
+    ones when files are selected."""
     provider = settings.provider
     roots = roots_of(paths, settings)
     check_root: Callable[..., RootResult] = validate_root
@@ -326,13 +330,21 @@ def validate(
         from policysync.zenml_validate import validate_zenml_root
 
         check_root = validate_zenml_root
+    from policysync.testsuite import check_tests  # it reads the tree as `test` does
+
     rules, diagnostics = house_rules_of(settings)  # reported once, whatever is selected
     files_checked = organizations = 0
     for root, selected in roots.items():
-        result = check_root(root, selected, settings.limits, related=related, rules=rules)
+        tests = [p for p in selected if is_test_file(p, root)]
+        others = [p for p in selected if not is_test_file(p, root)]
+        result = check_root(root, others or tests, settings.limits, related=related, rules=rules)
         diagnostics += result.diagnostics
-        files_checked += result.files_checked
+        files_checked += result.files_checked if others or not selected else 0
         organizations += result.organizations
+        # the test files: the selected ones, or with none selected all of `tests/`
+        found, checked = check_tests(root, tests if selected else None, settings)
+        diagnostics += found
+        files_checked += checked
     return ValidationReport.build(
         sort_diagnostics(diagnostics), files_checked, organizations, strict
     )
@@ -375,22 +387,22 @@ def _is_root(folder: Path, provider: str) -> bool:
 
 
 def _as_root(folder: Path, provider: str) -> Path:
-    """A policies root named by the user: `policies`, or its `policies/orgs` (`.` inside
-    it, too)."""
+    """A policies root named by the user: `policies`, or its `policies/orgs` or
+    `policies/tests` (`.` inside them, too)."""
     own_root = (folder / root_file(provider)).exists()
     above = _parent(folder)
-    if _name(folder) == ORGS_DIR and not own_root and _is_root(above, provider):
+    if _name(folder) in (ORGS_DIR, TESTS_DIR) and not own_root and _is_root(above, provider):
         return above
     return folder
 
 
 def _root_of(file: Path, default: Path, provider: str) -> Path:
-    """The policies root a file belongs to: `<root>/orgs/x.json` or `<root>/project.json`
-    (`<root>/permissions.json` for ZenML)."""
+    """The policies root a file belongs to: `<root>/orgs/x.json`, `<root>/tests/x.json` or
+    `<root>/project.json` (`<root>/permissions.json` for ZenML)."""
     if file.name == root_file(provider):
         return file.parent
     above = _parent(file.parent)
-    if _name(file.parent) in (ORGS_DIR, TEMPLATES_DIR) and _is_root(above, provider):
+    if _name(file.parent) in (ORGS_DIR, TEMPLATES_DIR, TESTS_DIR) and _is_root(above, provider):
         return above
     return default
 

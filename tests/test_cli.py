@@ -31,7 +31,7 @@ def tree(tmp_path: Path) -> Path:
 def test_sample_policies_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["validate", str(SAMPLE), "--strict"], capsys)
     assert code == 0
-    assert out.strip() == "9 files valid (7 organizations)."
+    assert out.strip() == "10 files valid (7 organizations)."
 
 
 def test_default_path_comes_from_policies_option_or_config(
@@ -58,13 +58,13 @@ def test_invalid_file_exits_1_with_a_located_message(
     first = out.splitlines()[0]
     assert first.startswith(f"{finance}:12:13: error[action-unknown] ")
     assert 'did you mean "approve"?' in first
-    assert out.splitlines()[-1] == "1 error, 0 warnings in 9 files: invalid."
+    assert out.splitlines()[-1] == "1 error, 0 warnings in 10 files: invalid."
 
 
 def test_warnings_fail_only_with_strict(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tree / "orgs" / "notes.txt").write_text("not a policy")
     code, out, _ = run(["validate", str(tree)], capsys)
-    assert (code, out.splitlines()[-1]) == (0, "0 errors, 1 warning in 9 files: valid.")
+    assert (code, out.splitlines()[-1]) == (0, "0 errors, 1 warning in 10 files: valid.")
     code, out, _ = run(["validate", str(tree), "--strict"], capsys)
     assert code == 1
     assert out.splitlines()[-1].endswith("invalid (--strict: warnings count as errors).")
@@ -221,7 +221,7 @@ def test_the_orgs_folder_stands_for_its_policies_root(
     tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["validate", str(tree / "orgs")], capsys)
-    assert (code, out.strip()) == (0, "9 files valid (7 organizations).")
+    assert (code, out.strip()) == (0, "10 files valid (7 organizations).")
 
 
 def test_policies_in_a_settings_file_are_relative_to_that_file(

@@ -77,7 +77,7 @@ def test_validate_works_anywhere_in_the_tree(
     (tree / "policies").rename(tree / "elsewhere")
     monkeypatch.chdir(tree / "elsewhere" / "orgs")
     code, out, _ = run(["validate"], capsys)
-    assert (code, out.strip()) == (0, "9 files valid (7 organizations).")
+    assert (code, out.strip()) == (0, "10 files valid (7 organizations).")
 
 
 @pytest.mark.parametrize(

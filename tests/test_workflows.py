@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jq
 import pytest
@@ -48,6 +49,7 @@ from policysync.emulator.server import EmulatorThread, build, read_model
 from policysync.emulator.store import Store
 from policysync.emulator.zenml_app import build as build_zenml
 from policysync.emulator.zenml_store import ZenmlSeed, ZenmlStore
+from policysync.loader import Source
 
 SEED = Seed.model_validate_json((ROOT / "policies" / "emulator-seed.json").read_text())
 PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
@@ -472,6 +474,9 @@ def test_pr_workflow_plans_offline_and_reaches_no_credentials() -> None:
     plan = "policysync plan --against-ref HEAD^1 --format"
     assert commands == [  # the markdown for the comment, the JSON for the escalation label
         'policysync "${args[@]}"',  # validate
+        # the policy tests: the JUnit report for the artifact, the annotations for the log
+        'policysync test --format junit "${where[@]}" > "$report" 2> /dev/null',
+        'policysync test --format github "${where[@]}" > "$log" 2>&1',
         f'{plan} markdown --detailed-exitcode "${{where[@]}}" > "$plan"',
         f'{plan} json "${{where[@]}}" > "$RUNNER_TEMP/policysync-plan.json"',
     ]
@@ -590,6 +595,45 @@ def test_pr_validate_annotates_the_broken_line(runner: Runner, workspace: Path) 
         job.steps["Validate"].stdout,
         re.MULTILINE,
     ), job.log
+
+
+def test_pr_validate_runs_the_policy_tests_and_uploads_their_junit_report(
+    runner: Runner, artifacts: Artifacts
+) -> None:
+    job = runner.job(runner.call("policy-pr.yml"), "validate")
+    assert job.ok, job.log
+    assert job.steps["test"].stdout.splitlines()[-1] == ("4 tests, 11 assertions: 0 failed")
+    assert "### policysync test\n\n4 tests, 11 assertions: 0 failed\n" in job.summary
+    [upload] = artifacts.uses_of("actions/upload-artifact")
+    assert upload["name"] == "policysync-test-report"
+    [report] = artifacts.stored["policysync-test-report"].values()
+    root = ElementTree.fromstring(report)
+    assert (root.tag, root.get("tests"), root.get("failures")) == ("testsuites", "4", "0")
+
+
+def test_pr_validate_fails_on_a_failing_assertion_annotated_at_its_line(
+    runner: Runner, workspace: Path, artifacts: Artifacts
+) -> None:
+    tests = workspace / "policies" / "tests" / "finance.json"
+    # invoice approvers read invoices: a test denying it fails
+    denied = {"resource_id": "invoices", "action": "read"}
+    edit(tests, lambda d: d["tests"][0]["deny"].append(denied))
+    job = runner.job(runner.call("policy-pr.yml"), "validate")
+    assert not job.ok
+    step = job.steps["test"]
+    assert (step.ran, step.code) == (True, 1)
+    line, col = Source("", tests.read_text(), 32).place("/tests/0/deny/2")
+    assert re.search(
+        rf"^::error file=policies/tests/finance\.json,line={line},col={col},title=policysync test::"
+        r".*deny invoices:read: allowed: role invoice-approver \(policies/orgs/acme\.json\)",
+        step.stdout,
+        re.MULTILINE,
+    ), job.log
+    assert "**4 tests, 12 assertions: 1 failed**" in job.summary
+    [report] = artifacts.stored["policysync-test-report"].values()  # uploaded all the same
+    failure = ElementTree.fromstring(report).find(".//failure")
+    assert failure is not None
+    assert "deny invoices:read" in (failure.text or "")
 
 
 def test_pr_plan_is_the_offline_plan_and_keeps_one_sticky_comment(

@@ -21,7 +21,7 @@ from policysync.config import Settings
 from policysync.errors import UsageError
 from policysync.formats import FileFormat, file_format
 from policysync.formatting import FormatResult, org_bytes, project_bytes, template_bytes
-from policysync.layout import PROJECT_FILE, is_template_file, root_file
+from policysync.layout import PROJECT_FILE, is_template_file, is_test_file, root_file
 from policysync.loader import load_project, org_paths
 from policysync.templates import template_paths
 from policysync.validate import roots_of, validate
@@ -57,6 +57,8 @@ def _files(root: Path, selected: list[Path], provider: str, files_of: FileFormat
         yield from template_paths(root)
         return
     for path in dict.fromkeys(selected):
+        if is_test_file(path, root):  # written by people: left as written
+            continue
         if path.absolute() != own.absolute() or files_of.project_policy:
             yield path
 

@@ -4,9 +4,11 @@ makes worth checking.
 An organization file is checked against `project.json` and the limits of the settings
 file, and against the other organization files for one rule only (two files naming the
 same organization). So a changed organization file is checked with the files naming the
-same organization (see `validate_root(related=True)`), while a change to `project.json`
-(ZenML's `permissions.json`), to a template, to the settings file or to the published schemas
-(`<policies>/../schemas/`) can change the verdict on any file, and everything is checked.
+same organization (see `validate_root(related=True)`) and with every policy test file
+(a test may name any organization; a changed test file is checked with the others),
+while a change to `project.json` (ZenML's `permissions.json`), to a template, to the
+settings file or to the published schemas (`<policies>/../schemas/`) can change the
+verdict on any file, and everything is checked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from policysync.layout import (
     PERMISSIONS_FILE,
     PROJECT_FILE,
     TEMPLATES_DIR,
+    TESTS_DIR,
     is_org_file_name,
 )
 from policysync.report import ValidationReport
@@ -55,7 +58,8 @@ def select(
 ) -> Selection:
     """The files to check, given the changed ones (absolute, as git reported them)."""
     orgs, wide = (root / ORGS_DIR).resolve(), triggers(root, config, rules)
-    files = []
+    tests = (root / TESTS_DIR).resolve()
+    files, tested = [], False
     for path in changed:
         real = path.resolve()
         hit = next((t for t in wide if real.is_relative_to(t.resolve())), None)
@@ -63,6 +67,9 @@ def select(
             return Selection(str(hit), [])
         if real.parent == orgs and is_org_file_name(real.name):
             files.append(root / ORGS_DIR / real.name)  # as the user names the folder
+        tested = tested or (real.parent == tests and is_org_file_name(real.name))
+    if files or tested:  # a test can name any organization: every test file is checked
+        files += [p for p in (root / TESTS_DIR).glob("*.json") if is_org_file_name(p.name)]
     return Selection(None, sorted(set(files)))
 
 
@@ -101,7 +108,10 @@ def run_validate(
     if selection.everything is not None:
         note = f"{selection.everything} changed since {changed_since}: checking every file"
     else:
-        note = f"{len(selection.files)} organization file(s) changed since {changed_since}"
+        orgs = [f for f in selection.files if f.parent.name == ORGS_DIR]
+        note = f"{len(orgs)} organization file(s) changed since {changed_since}"
+        if len(orgs) < len(selection.files):
+            note += ": checking them, and every policy test file"
     return ValidateRun(validate_changed(selection, settings, strict), [note])
 
 

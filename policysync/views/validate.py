@@ -64,17 +64,21 @@ def _escape_property(value: str) -> str:
     return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def _workflow_command(d: DiagnosticRecord) -> str:
+def workflow_command(
+    severity: str, file: str, line: int, column: int, title: str, message: str
+) -> str:
+    """A GitHub Actions annotation of `file` at `line` and `column`."""
     props = ",".join(
         f"{k}={_escape_property(v)}"
-        for k, v in (
-            ("file", visible(d.file)),
-            ("line", str(d.line)),
-            ("col", str(d.column)),
-            ("title", f"policysync {d.code}"),
-        )
+        for k, v in (("file", file), ("line", str(line)), ("col", str(column)), ("title", title))
     )
-    return f"::{d.severity} {props}::{_escape_data(_message(d))}"
+    return f"::{severity} {props}::{_escape_data(message)}"
+
+
+def _workflow_command(d: DiagnosticRecord) -> str:
+    return workflow_command(
+        d.severity, visible(d.file), d.line, d.column, f"policysync {d.code}", _message(d)
+    )
 
 
 def render_github(report: ValidationReport) -> str:

@@ -179,7 +179,7 @@ def test_an_invalid_tree_is_refused_and_nothing_is_written(
         assert lines[0].startswith(f"{hooli}:")
         assert "error[json-syntax]" in lines[0]
         assert lines[1].startswith(f"{stark}:29:15: error[action-unknown] ")
-        assert lines[-2] == "2 errors, 0 warnings in 9 files: invalid."
+        assert lines[-2] == "2 errors, 0 warnings in 10 files: invalid."
         assert lines[-1] == "error: the files were not formatted: fix the errors first"
         assert snapshot() == before
 

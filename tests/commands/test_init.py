@@ -214,7 +214,7 @@ def test_init_refuses_to_write_over_files_listing_them_all(
     assert code == 0, err
     assert f"~ {Path('repo/policysync.toml')} (updated)" in out
     assert f"~ {Path('repo/policies/project.json')} (updated)" in out
-    assert out.splitlines()[-1].endswith(": 15 created, 2 updated, 1 unchanged.")
+    assert out.splitlines()[-1].endswith(": 18 created, 2 updated, 1 unchanged.")
     checked(repo, "stytch", capsys)
 
 

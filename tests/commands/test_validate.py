@@ -52,7 +52,7 @@ def test_only_changed_files_are_checked(
     code, out, _ = run(["validate", "--changed-since", repo, "--format", "json"], capsys)
     files, reported = checked(out)
     assert code == 1
-    assert files == 5  # globex, hooli, initech, new, renamed
+    assert files == 6  # globex, hooli, initech, new, renamed; the test file
     assert reported == {str(ORGS / n) for n in ("hooli.json", "initech.json", "new.json")}
     # acme.json's committed error is not reported: acme.json did not change since REF
     code, out, _ = run(["validate", "--format", "json"], capsys)
@@ -65,8 +65,9 @@ def test_a_valid_change_passes_despite_errors_elsewhere(
     edit(ORGS / "globex.json", add_role)
     code, out, err = run(["validate", "--changed-since", repo], capsys)
     assert code == 0, out
-    assert "1 file valid (1 organization)." in out
+    assert "2 files valid (1 organization)." in out  # globex.json, and the test file
     assert "1 organization file(s) changed since" in err
+    assert "checking them, and every policy test file" in err
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ def test_what_every_file_depends_on_rechecks_every_file(
     code, out, err = run(["validate", "--changed-since", repo, "--format", "json"], capsys)
     files, reported = checked(out)
     assert code == 1
-    assert files == 9  # project.json, the seven organization files, the template
+    assert files == 10  # project.json, the seven organization files, the template, the test file
     assert reported == {str(ORGS / "acme.json")}
     assert "changed since" in err
     assert "checking every file" in err
@@ -103,6 +104,35 @@ def test_a_new_duplicate_is_reported_on_both_files(
     assert code == 1
     duplicates = {d["file"] for d in report["diagnostics"] if d["code"] == "org-duplicate"}
     assert duplicates == {str(ORGS / "globex.json"), str(ORGS / "globex-copy.json")}
+    assert report["files_checked"] == 3  # the two, and the test file
+
+
+TESTS = Path("policies/tests")
+
+
+def test_a_changed_test_file_is_checked_alone(
+    repo: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(TESTS / "finance.json", lambda d: d["tests"][0].update(organization="acmee"))
+    code, out, err = run(["validate", "--changed-since", repo, "--format", "json"], capsys)
+    files, reported = checked(out)
+    assert (code, files, reported) == (1, 1, {str(TESTS / "finance.json")})
+    assert "0 organization file(s) changed since" in err
+    codes = [d["code"] for d in json.loads(out)["diagnostics"]]
+    assert codes == ["test-org-unknown"]
+
+
+def test_an_organization_change_rechecks_the_tests_naming_it(
+    repo: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the sample test of stark-industries names its role finance-clerk
+    edit(ORGS / "stark-industries.json", lambda d: d["org_policy"]["roles"].pop(0))
+    code, out, _ = run(["validate", "--changed-since", repo, "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 1
+    assert [(d["file"], d["code"]) for d in report["diagnostics"]] == [
+        (str(TESTS / "finance.json"), "test-role-unknown")
+    ]
     assert report["files_checked"] == 2
 
 
@@ -180,7 +210,7 @@ def test_a_changed_house_rule_rechecks_every_file(
     (tmp_path / "rules/described.json").write_text('{"title": "ids", "required": ["x"]}')
     code, out, err = run(["validate", "--changed-since", base, "--format", "json"], capsys)
     files, reported = checked(out)
-    assert (code, files) == (1, 9)
+    assert (code, files) == (1, 10)
     every = {str(ORGS / f.name) for f in (tmp_path / ORGS).glob("*.json")}
     assert reported == every | {str(Path("policies/templates/finance.json"))}
     assert "rules/described.json changed since" in err

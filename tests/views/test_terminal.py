@@ -62,4 +62,4 @@ def test_validate_text_is_coloured_as_the_environment_and_the_terminal_say(
     code, out, _ = run(["validate", str(SAMPLE)], capsys)
     assert code == 0
     assert (ANSI in out) is coloured, out
-    assert re.sub(r"\x1b\[[0-9;]*m", "", out).strip() == "9 files valid (7 organizations)."
+    assert re.sub(r"\x1b\[[0-9;]*m", "", out).strip() == "10 files valid (7 organizations)."
