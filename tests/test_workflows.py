@@ -625,7 +625,8 @@ def test_pr_validate_fails_on_a_failing_assertion_annotated_at_its_line(
     line, col = Source("", tests.read_text(), 32).place("/tests/0/deny/2")
     assert re.search(
         rf"^::error file=policies/tests/finance\.json,line={line},col={col},title=policysync test::"
-        r".*deny invoices:read: allowed: role invoice-approver \(policies/templates/finance\.json\)",
+        r".*deny invoices:read: allowed: "
+        r"role invoice-approver \(policies/templates/finance\.json\)",
         step.stdout,
         re.MULTILINE,
     ), job.log
