@@ -116,32 +116,10 @@ def read_org_file(path: Path, real_root: Path, limits: Limits) -> OrgPolicyFile 
 def org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
     """The organization files of `root`, in name order; what is skipped is reported."""
     orgs_dir = root / ORGS_DIR
-    if orgs_dir.is_symlink() and not orgs_dir.resolve().is_relative_to(root.resolve()):
-        message = f"{orgs_dir} leads outside the policies folder: make it a real folder"
-        diagnostics.append(file_diagnostic(str(orgs_dir), "file-outside-root", message))
-        return []
-    if orgs_dir.exists() and not orgs_dir.is_dir():
-        message = "this is a file: organization files go into a folder named orgs"
-        diagnostics.append(file_diagnostic(str(orgs_dir), "file-unreadable", message))
-        return []
-    try:
-        entries = sorted(os.scandir(orgs_dir), key=lambda e: e.name)
-    except OSError:
-        entries = []
-    paths = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue  # .gitkeep and editor files
-        path = orgs_dir / entry.name
-        if entry.is_dir():
-            message = f"a folder is not read: only files directly in {orgs_dir} are"
-        elif not is_org_file_name(entry.name):
-            message = "not read: organization files must end in .json (rename it, or move it)"
-        else:
-            paths.append(path)
-            continue
-        diagnostics.append(file_diagnostic(str(path), "file-ignored", message))
-    if not paths:
+    found: list[Diagnostic] = []
+    paths = folder_files(root, ORGS_DIR, "organization", found)
+    diagnostics += found
+    if not paths and not any(d.file == str(orgs_dir) for d in found):  # not said already
         diagnostics.append(
             file_diagnostic(
                 str(orgs_dir),
@@ -150,6 +128,39 @@ def org_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
                 "(`policysync export` writes them)",
             )
         )
+    return paths
+
+
+def folder_files(root: Path, name: str, kind: str, diagnostics: list[Diagnostic]) -> list[Path]:
+    """The `kind` files directly in the folder `root/name` (`orgs`, `templates`, `tests`),
+    in name order: those ending in .json, hidden ones (.gitkeep, editor files) aside; none
+    when there is no such folder. What is skipped is reported in `diagnostics`."""
+    folder = root / name
+    if folder.is_symlink() and not folder.resolve().is_relative_to(root.resolve()):
+        message = f"{folder} leads outside the policies folder: make it a real folder"
+        diagnostics.append(file_diagnostic(str(folder), "file-outside-root", message))
+        return []
+    if folder.exists() and not folder.is_dir():
+        message = f"this is a file: {kind} files go into a folder named {name}"
+        diagnostics.append(file_diagnostic(str(folder), "file-unreadable", message))
+        return []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        entries = []
+    paths = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        if entry.is_dir():
+            message = f"a folder is not read: only files directly in {folder} are"
+        elif not is_org_file_name(entry.name):
+            message = f"not read: {kind} files must end in .json (rename it, or move it)"
+        else:
+            paths.append(path)
+            continue
+        diagnostics.append(file_diagnostic(str(path), "file-ignored", message))
     return paths
 
 

@@ -19,8 +19,9 @@ from typing import NamedTuple
 from pydantic import ValidationError
 
 from policysync.config import Limits
-from policysync.diagnostics import q, suggest
+from policysync.diagnostics import Diagnostic, q, suggest
 from policysync.layout import TEMPLATES_DIR, template_name
+from policysync.loader import folder_files
 from policysync.models import OrgPolicy, OrgPolicyFile, Role
 from policysync.rules import Finding
 
@@ -154,15 +155,10 @@ def check_templates(
     return out
 
 
-def template_paths(root: Path) -> list[Path]:
-    """The template files of `root`, in name order (validate reports what it skips)."""
-    folder = root / TEMPLATES_DIR
-    try:
-        return sorted(
-            p for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")
-        )
-    except OSError:
-        return []
+def template_paths(root: Path, diagnostics: list[Diagnostic] | None = None) -> list[Path]:
+    """The template files of `root`, in name order; what is skipped is reported in
+    `diagnostics`, when given."""
+    return folder_files(root, TEMPLATES_DIR, "template", [] if diagnostics is None else diagnostics)
 
 
 def read_templates(root: Path, parse: ParseTemplate, limits: Limits) -> dict[str, Template]:

@@ -8,15 +8,14 @@ do not have, a resource or action the tree does not declare.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from policysync.config import Settings
 from policysync.diagnostics import Diagnostic, q, suggest
-from policysync.layout import TESTS_DIR, is_org_file_name
-from policysync.loader import Source, file_diagnostic, read_json, to_model
+from policysync.layout import TESTS_DIR
+from policysync.loader import Source, folder_files, read_json, to_model
 from policysync.policytest import (
     Case,
     Catalog,
@@ -66,33 +65,7 @@ class Suite(NamedTuple):
 def suite_paths(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
     """The test files of `root` (`tests/*.json`), in name order: none when there is no
     `tests/` folder; what is skipped is reported."""
-    folder = root / TESTS_DIR
-    if not folder.exists() and not folder.is_symlink():
-        return []
-    if folder.is_symlink() and not folder.resolve().is_relative_to(root.resolve()):
-        message = f"{folder} leads outside the policies folder: make it a real folder"
-        diagnostics.append(file_diagnostic(str(folder), "file-outside-root", message))
-        return []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        message = "not read: policy test files go into a folder named tests"
-        diagnostics.append(file_diagnostic(str(folder), "file-unreadable", message))
-        return []
-    paths = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        path = folder / entry.name
-        if entry.is_dir():
-            message = f"a folder is not read: only files directly in {folder} are"
-        elif not is_org_file_name(entry.name):
-            message = "not read: policy test files must end in .json (rename it, or move it)"
-        else:
-            paths.append(path)
-            continue
-        diagnostics.append(file_diagnostic(str(path), "file-ignored", message))
-    return paths
+    return folder_files(root, TESTS_DIR, "policy test", diagnostics)
 
 
 def read_suite(root: Path, paths: Sequence[Path] | None, settings: Settings) -> Suite:

@@ -126,35 +126,13 @@ Check = Callable[[Path], tuple[Template, list[Diagnostic]]]
 def check_template_files(root: Path, check: Check) -> tuple[dict[str, Template], list[Diagnostic]]:
     """The templates of `root`, each checked by `check`; what is wrong with them, and
     the entries of `templates/` that are not read."""
-    diagnostics = listing_problems(root / TEMPLATES_DIR, "template")
+    diagnostics: list[Diagnostic] = []
     templates: dict[str, Template] = {}
-    for path in template_paths(root):
+    for path in template_paths(root, diagnostics):
         template, found = check(path)
         templates[template.name] = template
         diagnostics += found
     return templates, diagnostics
-
-
-def listing_problems(folder: Path, kind: str) -> list[Diagnostic]:
-    """The entries of `folder` that are not read as `kind` files: folders, and files
-    that do not end in .json."""
-    if folder.is_symlink() or not folder.is_dir():
-        if folder.exists() or folder.is_symlink():
-            message = f"not read: {kind} files go into a real folder named {folder.name}"
-            return [file_diagnostic(str(folder), "file-ignored", message)]
-        return []
-    out = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            message = f"a folder is not read: only files directly in {folder} are"
-        elif not entry.name.endswith(".json"):
-            message = f"not read: {kind} files must end in .json (rename it, or move it)"
-        else:
-            continue
-        out.append(file_diagnostic(str(entry), "file-ignored", message))
-    return out
 
 
 def _check_files(

@@ -161,47 +161,36 @@ def _left_out_note(left_out: list[OrgPlan]) -> str:
     )
 
 
-def _markdown_escalations(plan: Plan, budget: int) -> list[str]:
-    """The escalations in a diff fence, as many as half of `budget` holds."""
-    if not plan.escalations:
-        return []
-    lines = escalation_lines(plan)
-    shown = fit([len(line) + 1 for line in lines], budget // 2)
-    parts = [f"**{ESCALATIONS_HEADING} ({len(lines)})**", fence(lines[:shown])]
-    if shown < len(lines):
-        parts.append(
-            f"_{plural(len(lines) - shown, 'more escalation')} left out to stay under "
-            f"{MARKDOWN_LIMIT:,} characters: see the JSON plan (`--format json`)._"
-        )
-    return parts
-
-
-def _markdown_templates(plan: Plan, budget: int) -> list[str]:
-    """The template summary in a diff fence, as many lines as half of `budget` holds."""
-    lines = template_lines(plan)
+def _markdown_section(heading: str, lines: list[str], what: str, budget: int) -> list[str]:
+    """`lines` under `heading` in a diff fence, as many as half of `budget` holds, and
+    how many more `what`s were left out."""
     if not lines:
         return []
     shown = fit([len(line) + 1 for line in lines], budget // 2)
-    parts = [f"**{TEMPLATES_HEADING}**", fence(lines[:shown])]
+    parts = [f"**{heading}**", fence(lines[:shown])]
     if shown < len(lines):
         parts.append(
-            f"_{plural(len(lines) - shown, 'more template change')} left out to stay under "
+            f"_{plural(len(lines) - shown, 'more ' + what)} left out to stay under "
             f"{MARKDOWN_LIMIT:,} characters: see the JSON plan (`--format json`)._"
         )
     return parts
 
 
 def render_markdown(plan: Plan) -> str:
-    """For a pull-request comment or a job summary: escalations first, for the reviewer;
-    errors next, as they block an apply; then one collapsed block per changed
+    """For a pull-request comment or a job summary: escalations first, for the reviewer,
+    and the template changes; errors next, as they block an apply; then one collapsed block per changed
     organization, as many as GitHub accepts."""
     errors = [org for org in plan.changes if org.action == "error"]
     changed = [org for org in plan.changes if org.action == "update"]
     items = [error_line(org) for org in errors] + [_details(org) for org in changed]
     head = f"**{summary_line(plan)}**"
-    escalations = _markdown_escalations(plan, MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE)
-    escalations += _markdown_templates(
-        plan, MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE - sum(len(p) + 2 for p in escalations)
+    flagged = escalation_lines(plan)
+    heading = f"{ESCALATIONS_HEADING} ({len(flagged)})"
+    room = MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE
+    escalations = _markdown_section(heading, flagged, "escalation", room)
+    room -= sum(len(p) + 2 for p in escalations)
+    escalations += _markdown_section(
+        TEMPLATES_HEADING, template_lines(plan), "template change", room
     )
     budget = MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE - sum(len(p) + 2 for p in escalations)
     shown = fit([len(item) + 2 for item in items], budget)
