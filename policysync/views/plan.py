@@ -178,8 +178,8 @@ def _markdown_section(heading: str, lines: list[str], what: str, budget: int) ->
 
 def render_markdown(plan: Plan) -> str:
     """For a pull-request comment or a job summary: escalations first, for the reviewer,
-    and the template changes; errors next, as they block an apply; then one collapsed block per changed
-    organization, as many as GitHub accepts."""
+    and the template changes; errors next, as they block an apply; then one collapsed
+    block per changed organization, as many as GitHub accepts."""
     errors = [org for org in plan.changes if org.action == "error"]
     changed = [org for org in plan.changes if org.action == "update"]
     items = [error_line(org) for org in errors] + [_details(org) for org in changed]
