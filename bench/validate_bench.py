@@ -11,10 +11,12 @@ experiences them), interleaved (A B A B ...) so that machine noise hits both:
 Target: policysync at least 8x faster (medians). Then policysync alone at several sizes,
 for a linear fit (intercept = start-up cost, slope = per-file cost), and the same tree
 with and without two house rules (`HOUSE_RULES`, JSON Schemas the tree satisfies),
-interleaved: the cost of the house rules, reported (no target).
+interleaved: the cost of the house rules, reported (no target); and, interleaved too, a
+tree whose organizations each write five shared roles out against the same tree with
+those roles in one template: the cost (or saving) of expanding templates (no target).
 
     .venv/bin/python bench/validate_bench.py [--files 10000] [--repeat 3] [--json FILE]
-                                             [--house-rules-only]
+                                             [--house-rules-only] [--templates-only]
 
 Exit status 0 when the target is met, 1 when it is missed, 2 when the benchmark itself
 could not run (a tool missing, or failing on the valid tree).
@@ -155,9 +157,73 @@ def house_rules(base: Path, tree: str, policysync: list[str], repeat: int) -> di
     return runs
 
 
+def templates(base: Path, n: int, policysync: list[str], repeat: int) -> dict[str, rig.Series]:
+    """`validate` of n organizations that share five roles, written out in every file
+    (`inlined`) or given by one template (`templated`), interleaved."""
+    shared = [
+        {
+            "role_id": f"shared-{k}",
+            "description": "a role every organization has",
+            "permissions": [
+                {"resource_id": "invoices", "actions": ["approve", "read"]},
+                {"resource_id": "reports", "actions": ["read"]},
+            ],
+        }
+        for k in range(5)
+    ]
+    for name in ("inlined", "templated"):
+        orgs = []
+        for i in range(n):
+            own = [
+                {
+                    "role_id": f"own-{i}",
+                    "description": "this organization's own",
+                    "permissions": [{"resource_id": "documents", "actions": ["read"]}],
+                }
+            ]
+            head = {"organization_id": f"organization-{i:06d}"}
+            if name == "inlined":
+                document = head | {"org_policy": {"roles": shared + own}}
+            else:
+                document = head | {"templates": ["standard"], "org_policy": {"roles": own}}
+            orgs.append((f"org-{i:06d}.json", json.dumps(document, indent=2)))
+        write_tree(base / name, orgs)
+    (base / "templated" / "templates").mkdir()
+    (base / "templated" / "templates" / "standard.json").write_text(
+        json.dumps({"roles": shared}, indent=2), encoding="utf-8"
+    )
+    runs = {
+        "inlined": rig.Series("5 shared roles inlined"),
+        "templated": rig.Series("in one template"),
+    }
+    for name in runs:  # warm-up, not counted
+        timed([[*policysync, "validate", name]], base)
+    for _ in range(repeat):
+        for name, series in runs.items():
+            series.runs.append(timed([[*policysync, "validate", name]], base))
+    ratio = runs["templated"].median / runs["inlined"].median
+    print(f"\ntemplates: policysync validate of {n:,} organizations, interleaved runs")
+    for series in runs.values():
+        print(f"  {series.label:22} {series.spread():36} CPU {series.cpu:.2f} s")
+    print(f"  templated / inlined: {ratio:.2f}x (medians)")
+    return runs
+
+
 def bench(args: argparse.Namespace, base: Path) -> bool:
     machine = rig.header("policysync validate benchmark")
     policysync = rig.policysync()
+    if args.templates_only:
+        runs = templates(base, args.files, policysync, args.repeat)
+        rig.write_json(
+            args.json,
+            {
+                "benchmark": "validate templates",
+                "machine": machine,
+                "files": args.files,
+                "templates": {k: v.summary() for k, v in runs.items()},
+            },
+        )
+        return True
     if args.house_rules_only:
         fixture = rig.make_fixture(args.files, args.seed)
         write_tree(base / f"n{args.files}", fixture.orgs)
@@ -246,6 +312,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
         )
 
     house = house_rules(base, f"n{n}", policysync, args.repeat)
+    shared = templates(base, n, policysync, args.repeat)
 
     rig.write_json(
         args.json,
@@ -261,6 +328,7 @@ def bench(args: argparse.Namespace, base: Path) -> bool:
             "target": {**target.__dict__, "met": target.met},
             "linearity": {"sizes": {str(s): by_size[s].summary() for s in sizes}, "fit": fit},
             "house_rules": {k: v.summary() for k, v in house.items()},
+            "templates": {k: v.summary() for k, v in shared.items()},
         },
     )
     return target.met
@@ -283,6 +351,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--house-rules-only",
         action="store_true",
         help="only validate with and without two house rules (no check-jsonschema)",
+    )
+    p.add_argument(
+        "--templates-only",
+        action="store_true",
+        help="only validate shared roles inlined and in one template (no check-jsonschema)",
     )
     args = p.parse_args(argv)
     if min(args.files, args.repeat, args.size_repeat) < 1:
