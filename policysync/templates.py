@@ -12,6 +12,7 @@ key); each provider's `FileFormat.parse_template` reads its template files into 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +27,7 @@ from policysync.models import OrgPolicy, OrgPolicyFile, Role
 from policysync.rules import Finding
 
 _BOM = b"\xef\xbb\xbf"
+_FILE_STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a name a template file can have
 
 
 class Template(NamedTuple):
@@ -107,7 +109,11 @@ def check_templates(
                     at,
                     f"no template {q(name)} in {TEMPLATES_DIR}/"
                     + suggest(name, known)
-                    + f": create {TEMPLATES_DIR}/{name}.json or fix the name"
+                    + (
+                        f": create {TEMPLATES_DIR}/{name}.json or fix the name"
+                        if _FILE_STEM.fullmatch(name)
+                        else ": fix the name (a template is named by its file's name)"
+                    )
                     + (f" (templates: {', '.join(known)})" if known else ""),
                 )
             )

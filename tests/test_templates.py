@@ -481,3 +481,15 @@ def test_fmt_puts_templates_of_both_providers_in_the_canonical_form(
     assert list(document) == ["$schema", "description", "roles"]
     assert [r["name"] for r in document["roles"]] == ["Alpha", "Zeta"]
     assert run(["fmt", "--check"], capsys)[0] == 0
+
+
+def test_an_unknown_template_name_that_no_file_can_have_is_not_offered_as_a_file(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tree / "orgs" / "globex.json", org("globex", ["../orgs/acme", "\u001b[2Jx\ny"]))
+    found = diagnostics(capsys)
+    assert [d["code"] for d in found] == ["template-unknown", "template-unknown"]
+    assert all("create" not in d["message"] for d in found)
+    code, out, _ = run(["validate"], capsys)
+    assert code == 1
+    assert "\u001b" not in out and "x\ny" not in out  # shown escaped
