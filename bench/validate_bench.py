@@ -133,6 +133,25 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, 
     return intercept, slope, 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
 
 
+def interleaved(
+    base: Path, commands: dict[str, tuple[str, list[str]]], repeat: int, title: str
+) -> dict[str, rig.Series]:
+    """Each command (name -> label, argv) once to warm up, then `repeat` rounds of all
+    of them in turn; the figures printed under `title`, and the last over the first."""
+    runs = {name: rig.Series(label) for name, (label, _) in commands.items()}
+    for _, argv in commands.values():  # warm-up, not counted
+        timed([argv], base)
+    for _ in range(repeat):
+        for name, (_, argv) in commands.items():
+            runs[name].runs.append(timed([argv], base))
+    first, *_, last = runs
+    print(f"\n{title}, interleaved runs")
+    for series in runs.values():
+        print(f"  {series.label:22} {series.spread():36} CPU {series.cpu:.2f} s")
+    print(f"  {last} / {first}: {runs[last].median / runs[first].median:.2f}x (medians)")
+    return runs
+
+
 def house_rules(base: Path, tree: str, policysync: list[str], repeat: int) -> dict[str, rig.Series]:
     """`validate` of `tree` with and without the two `HOUSE_RULES`, interleaved."""
     (base / "house").mkdir(exist_ok=True)
@@ -142,19 +161,11 @@ def house_rules(base: Path, tree: str, policysync: list[str], repeat: int) -> di
     (base / "with.toml").write_text(
         f'policies = "{tree}"\nhouse_rules = ["house/*.json"]\n', encoding="utf-8"
     )
-    runs = {"without": rig.Series("without house rules"), "with": rig.Series("with 2 rules")}
-    for name in runs:  # warm-up, not counted
-        timed([[*policysync, "validate", "--config", f"{name}.toml"]], base)
-    for _ in range(repeat):
-        for name, series in runs.items():
-            argv = [*policysync, "validate", "--config", f"{name}.toml"]
-            series.runs.append(timed([argv], base))
-    ratio = runs["with"].median / runs["without"].median
-    print(f"\nhouse rules: policysync validate of {tree}, interleaved runs")
-    for series in runs.values():
-        print(f"  {series.label:22} {series.spread():36} CPU {series.cpu:.2f} s")
-    print(f"  with / without: {ratio:.2f}x (medians)")
-    return runs
+    commands = {
+        name: (label, [*policysync, "validate", "--config", f"{name}.toml"])
+        for name, label in (("without", "without house rules"), ("with", "with 2 rules"))
+    }
+    return interleaved(base, commands, repeat, f"house rules: policysync validate of {tree}")
 
 
 def templates(base: Path, n: int, policysync: list[str], repeat: int) -> dict[str, rig.Series]:
@@ -192,49 +203,31 @@ def templates(base: Path, n: int, policysync: list[str], repeat: int) -> dict[st
     (base / "templated" / "templates" / "standard.json").write_text(
         json.dumps({"roles": shared}, indent=2), encoding="utf-8"
     )
-    runs = {
-        "inlined": rig.Series("5 shared roles inlined"),
-        "templated": rig.Series("in one template"),
+    commands = {
+        name: (label, [*policysync, "validate", name])
+        for name, label in (("inlined", "5 shared roles inlined"), ("templated", "in one template"))
     }
-    for name in runs:  # warm-up, not counted
-        timed([[*policysync, "validate", name]], base)
-    for _ in range(repeat):
-        for name, series in runs.items():
-            series.runs.append(timed([[*policysync, "validate", name]], base))
-    ratio = runs["templated"].median / runs["inlined"].median
-    print(f"\ntemplates: policysync validate of {n:,} organizations, interleaved runs")
-    for series in runs.values():
-        print(f"  {series.label:22} {series.spread():36} CPU {series.cpu:.2f} s")
-    print(f"  templated / inlined: {ratio:.2f}x (medians)")
-    return runs
+    return interleaved(
+        base, commands, repeat, f"templates: policysync validate of {n:,} organizations"
+    )
 
 
 def bench(args: argparse.Namespace, base: Path) -> bool:
     machine = rig.header("policysync validate benchmark")
     policysync = rig.policysync()
-    if args.templates_only:
-        runs = templates(base, args.files, policysync, args.repeat)
+    if args.templates_only or args.house_rules_only:
+        if args.templates_only:
+            key, runs = "templates", templates(base, args.files, policysync, args.repeat)
+        else:
+            write_tree(base / f"n{args.files}", rig.make_fixture(args.files, args.seed).orgs)
+            key, runs = "house_rules", house_rules(base, f"n{args.files}", policysync, args.repeat)
         rig.write_json(
             args.json,
             {
-                "benchmark": "validate templates",
+                "benchmark": f"validate {key.replace('_', ' ')}",
                 "machine": machine,
                 "files": args.files,
-                "templates": {k: v.summary() for k, v in runs.items()},
-            },
-        )
-        return True
-    if args.house_rules_only:
-        fixture = rig.make_fixture(args.files, args.seed)
-        write_tree(base / f"n{args.files}", fixture.orgs)
-        runs = house_rules(base, f"n{args.files}", policysync, args.repeat)
-        rig.write_json(
-            args.json,
-            {
-                "benchmark": "validate house rules",
-                "machine": machine,
-                "files": args.files,
-                "house_rules": {k: v.summary() for k, v in runs.items()},
+                key: {k: v.summary() for k, v in runs.items()},
             },
         )
         return True

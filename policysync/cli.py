@@ -101,11 +101,12 @@ def validate(
 ) -> int:
     """Check policy files against the schemas and Stytch's rules, offline.
 
-    PATHS are policies folders (holding project.json and orgs/) or single files; without
-    PATHS the policies folder is checked. --changed-since REF checks the organization
-    files added or changed since REF (committed or not), with the files naming the same
-    organizations; a change to project.json, the schemas or the settings file checks
-    every file. Exit 0 when valid, 1 otherwise.
+    PATHS are policies folders (holding project.json, orgs/ and maybe templates/ and
+    tests/) or single files; without PATHS the policies folder is checked. --changed-since
+    REF checks the organization files added or changed since REF (committed or not), with
+    the files naming the same organizations and the policy tests; a change to
+    project.json, a template, the schemas, a house rule or the settings file checks every
+    file. Exit 0 when valid, 1 otherwise.
     """
     from policysync.commands.validate import run_validate  # its processes: validate's own
 
@@ -490,8 +491,10 @@ def schema(name: str | None, out: Path | None) -> int:
 
     \b
     org-policy         policies/orgs/*.json (Stytch)
+    template           policies/templates/*.json (Stytch)
     project-policy     policies/project.json (Stytch)
     zenml-org-roles    policies/orgs/*.json (ZenML Pro)
+    zenml-template     policies/templates/*.json (ZenML Pro)
     zenml-permissions  policies/permissions.json (ZenML Pro)
     policy-tests       policies/tests/*.json (Stytch)
     zenml-policy-tests policies/tests/*.json (ZenML Pro)

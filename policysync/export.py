@@ -242,26 +242,32 @@ def _roles(roles: Sequence[Role]) -> list[dict[str, Any]]:
     return [_role(role) for role in sorted(roles, key=lambda role: role.role_id)]
 
 
-def _dump(document: dict[str, Any]) -> bytes:
+def dump(document: dict[str, Any]) -> bytes:
+    """A policy file's bytes in the canonical form (the keys in `document`'s order)."""
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def org_head(target: Target) -> dict[str, Any]:
+    """The keys an organization file of either provider starts with."""
+    head: dict[str, Any] = {"$schema": target.schema} if target.schema is not None else {}
+    head |= {"organization_id": target.organization_id}
+    return head | ({"templates": list(target.templates)} if target.templates else {})
+
+
+def template_head(schema: str | None, description: str) -> dict[str, Any]:
+    """The keys a template file of either provider starts with (then its `roles`)."""
+    head: dict[str, Any] = {"$schema": schema} if schema is not None else {}
+    return head | ({"description": description} if description else {})
 
 
 def org_file(target: Target, policy: OrgPolicy) -> bytes:
     """The bytes of an organization file, in the canonical form."""
-    roles = _roles(policy.roles)
-    head: dict[str, Any] = {"$schema": target.schema} if target.schema is not None else {}
-    head |= {"organization_id": target.organization_id}
-    if target.templates:
-        head |= {"templates": list(target.templates)}
-    return _dump(head | {"org_policy": {"roles": roles}})
+    return dump(org_head(target) | {"org_policy": {"roles": _roles(policy.roles)}})
 
 
 def template_file(schema: str | None, description: str, roles: Sequence[Role]) -> bytes:
     """The bytes of a template file, in the canonical form of an organization file's."""
-    head: dict[str, Any] = {"$schema": schema} if schema is not None else {}
-    if description:
-        head |= {"description": description}
-    return _dump(head | {"roles": _roles(roles)})
+    return dump(template_head(schema, description) | {"roles": _roles(roles)})
 
 
 def template_remainder(
@@ -323,7 +329,7 @@ def project_file(schema: str | None, policy: ProjectPolicy) -> bytes:
             for s in sorted(policy.scopes, key=lambda s: s.scope)
         ],
     }
-    return _dump(({"$schema": schema} if schema is not None else {}) | {"policy": body})
+    return dump(({"$schema": schema} if schema is not None else {}) | {"policy": body})
 
 
 def status(

@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pydantic import ValidationError
-
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic, q, suggest
 from policysync.layout import TEMPLATES_DIR, template_name
@@ -185,7 +183,7 @@ def read_template(file_name: str, shown: str, data: bytes | None, parse: ParseTe
     if data is not None:
         try:
             roles = parse(data.removeprefix(_BOM))
-        except (ValidationError, ValueError):
+        except ValueError:  # pydantic's ValidationError included
             roles = None
     return Template(template_name(file_name), shown, roles)
 

@@ -13,7 +13,9 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
+
+from pydantic import BaseModel
 
 from policysync.canonical import same_project
 from policysync.config import Limits, Settings
@@ -38,9 +40,10 @@ from policysync.loader import (
     read_json,
     to_model,
 )
-from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, TemplateFile
+from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role, TemplateFile
 from policysync.report import ValidationReport
 from policysync.rules import (
+    Finding,
     ProjectIndex,
     check_org_policy,
     check_organization_id,
@@ -102,36 +105,38 @@ def check_org_file(
     return FileResult(path, doc.organization_id, diagnostics + findings + house)
 
 
-def check_template_file(
-    path: Path, real_root: Path, index: ProjectIndex | None, limits: Limits, rules: Rules = ()
-) -> tuple[Template, list[Diagnostic]]:
-    """A template file checked as an organization file is (its roles by the same rules,
-    the house rules over it as written); the template has no roles when it cannot be read."""
-    data, source, diagnostics = read_json(path, real_root, limits)
-    template = Template(template_name(path.name), str(path), None)
-    if source is None:
-        return template, diagnostics
-    house = [d for rule in rules for d in rule.check(data, source)]
-    doc = to_model(TemplateFile, data, source, diagnostics)
-    if doc is None:
-        return template, diagnostics + house
-    findings = check_org_policy(OrgPolicy(roles=doc.roles), index, limits, base="")
-    found = [source.diagnostic(*f) for f in findings]
-    return template._replace(roles=doc.roles), diagnostics + found + house
+M = TypeVar("M", bound=BaseModel)
 
 
-Check = Callable[[Path], tuple[Template, list[Diagnostic]]]
-
-
-def check_template_files(root: Path, check: Check) -> tuple[dict[str, Template], list[Diagnostic]]:
-    """The templates of `root`, each checked by `check`; what is wrong with them, and
-    the entries of `templates/` that are not read."""
+def check_template_files(
+    root: Path,
+    limits: Limits,
+    rules: Rules,
+    model: type[M],
+    judge: Callable[[M], tuple[list[Finding], tuple[Role, ...]]],
+) -> tuple[dict[str, Template], list[Diagnostic]]:
+    """The templates of `root`, each read as a `model` (the provider's template file),
+    checked as organization files are (its roles by `judge`, which also gives them in the
+    core's shape; the house rules over the file as written); what is wrong with them, and
+    the entries of `templates/` that are not read. A template that cannot be read has
+    no roles."""
+    real_root = root.resolve()
     diagnostics: list[Diagnostic] = []
     templates: dict[str, Template] = {}
     for path in template_paths(root, diagnostics):
-        template, found = check(path)
+        template = Template(template_name(path.name), str(path), None)
         templates[template.name] = template
+        data, source, found = read_json(path, real_root, limits)
         diagnostics += found
+        if source is None:
+            continue
+        diagnostics += [d for rule in rules for d in rule.check(data, source)]
+        doc = to_model(model, data, source, diagnostics)
+        if doc is None:
+            continue
+        findings, roles = judge(doc)
+        diagnostics += [source.diagnostic(*f) for f in findings]
+        templates[template.name] = template._replace(roles=roles)
     return templates, diagnostics
 
 
@@ -250,7 +255,11 @@ def validate_root(
         )
     real_root = root.resolve()
     templates, found = check_template_files(
-        root, lambda p: check_template_file(p, real_root, index, limits, rules)
+        root,
+        limits,
+        rules,
+        TemplateFile,
+        lambda doc: (check_org_policy(OrgPolicy(roles=doc.roles), index, limits, ""), doc.roles),
     )
     diagnostics += found
     results = check_org_files(targets, real_root, index, limits, rules, templates)

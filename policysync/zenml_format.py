@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from policysync.config import Limits
-from policysync.export import Target
+from policysync.export import Target, dump, org_head, template_head
 from policysync.formats import FileFormat
 from policysync.layout import PERMISSIONS_FILE
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role
@@ -65,26 +65,14 @@ def _listed(core_roles: Sequence[Role]) -> list[dict[str, object]]:
     ]
 
 
-def _dump(document: dict[str, object]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def template_file(schema: str | None, description: str, roles: Sequence[Role]) -> bytes:
     """The bytes of a ZenML Pro template file, in the canonical form."""
-    head: dict[str, object] = {"$schema": schema} if schema is not None else {}
-    if description:
-        head |= {"description": description}
-    return _dump(head | {"roles": _listed(roles)})
+    return dump(template_head(schema, description) | {"roles": _listed(roles)})
 
 
 def org_file(target: Target, policy: OrgPolicy) -> bytes:
     """The bytes of a ZenML Pro organization file, in the canonical form."""
-    listed = _listed(policy.roles)
-    head: dict[str, object] = {"$schema": target.schema} if target.schema is not None else {}
-    head |= {"organization_id": target.organization_id}
-    if target.templates:
-        head |= {"templates": list(target.templates)}
-    return _dump(head | {"roles": listed})
+    return dump(org_head(target) | {"roles": _listed(policy.roles)})
 
 
 def _starter(live: Sequence[OrgPolicy] | None) -> dict[str, bytes]:

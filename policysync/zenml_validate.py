@@ -8,9 +8,9 @@ from typing import Any
 
 from policysync.config import Limits
 from policysync.diagnostics import Diagnostic
-from policysync.layout import PERMISSIONS_FILE, template_name
+from policysync.layout import PERMISSIONS_FILE
 from policysync.loader import Source, org_paths, read_json, to_model
-from policysync.templates import Template, Templates, check_templates
+from policysync.templates import Templates, check_templates
 from policysync.validate import (
     FileResult,
     RootResult,
@@ -89,23 +89,6 @@ def check_zenml_file(
     return FileResult(path, doc.organization_id, diagnostics + located + house)
 
 
-def check_zenml_template(
-    path: Path, real_root: Path, words: Vocabulary | None, limits: Limits, rules: Rules = ()
-) -> tuple[Template, list[Diagnostic]]:
-    """A template checked as an organization file is; its roles in the core's shape."""
-    data, source, diagnostics = read_json(path, real_root, limits)
-    template = Template(template_name(path.name), str(path), None)
-    if source is None:
-        return template, diagnostics
-    house = [d for rule in rules for d in rule.check(data, source)]
-    doc = to_model(ZenmlTemplateFile, data, source, diagnostics)
-    if doc is None:
-        return template, diagnostics + house
-    found = [source.diagnostic(*f) for f in check_zenml_org(doc, words, limits)]
-    roles = tuple(core_role(role) for role in doc.roles)
-    return template._replace(roles=roles), diagnostics + found + house
-
-
 def validate_zenml_root(
     root: Path, selected: list[Path], limits: Limits, related: bool = False, rules: Rules = ()
 ) -> RootResult:
@@ -115,7 +98,11 @@ def validate_zenml_root(
     targets = org_paths(root, diagnostics) + outside_tree(root, selected, "zenml")
     real_root = root.resolve()
     templates, found = check_template_files(
-        root, lambda p: check_zenml_template(p, real_root, words, limits, rules)
+        root,
+        limits,
+        rules,
+        ZenmlTemplateFile,
+        lambda doc: (check_zenml_org(doc, words, limits), tuple(map(core_role, doc.roles))),
     )
     diagnostics += found
     results = [check_zenml_file(p, real_root, words, limits, rules, templates) for p in targets]

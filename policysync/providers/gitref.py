@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from policysync import git
 from policysync.diagnostics import Diagnostic
 from policysync.errors import ProviderError
+from policysync.formats import ORG_POLICIES
 from policysync.layout import PROJECT_FILE, is_org_file_path, is_template_file_path
 from policysync.models import (
     Organization,
@@ -29,9 +30,7 @@ from policysync.models import (
     OrgPolicyFile,
     ProjectPolicy,
     ProjectPolicyFile,
-    Role,
     RoleHolders,
-    TemplateFile,
 )
 from policysync.providers.base import Log
 from policysync.templates import ParseTemplate, TemplateError, expand, read_template
@@ -40,10 +39,6 @@ NO_ROLES = OrgPolicy(roles=())
 Parse = Callable[[bytes], OrgPolicyFile]  # an organization file's bytes, or ValidationError
 _BOM = b"\xef\xbb\xbf"
 PROVIDER = "git"
-
-
-def _template_roles(data: bytes) -> tuple[Role, ...]:
-    return TemplateFile.model_validate_json(data).roles
 
 
 class GitRef:
@@ -64,7 +59,7 @@ class GitRef:
         ref: str,
         max_bytes: int,
         parse: Parse = OrgPolicyFile.model_validate_json,
-        parse_template: ParseTemplate = _template_roles,
+        parse_template: ParseTemplate = ORG_POLICIES.parse_template,
     ) -> GitRef:
         """The files of the policies folder `root` at commit `ref`, each read by `parse`
         (the provider's file format; its templates by `parse_template`)."""
@@ -145,7 +140,7 @@ def ref_policies(
     root: Path,
     ref: str,
     parse: Parse = OrgPolicyFile.model_validate_json,
-    parse_template: ParseTemplate = _template_roles,
+    parse_template: ParseTemplate = ORG_POLICIES.parse_template,
 ) -> tuple[dict[str, OrgPolicy | str], list[str]]:
     """The org policies of REF's files, by organization_id as written, their templates
     (at REF) expanded; for an organization whose file at REF cannot be read or

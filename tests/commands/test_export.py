@@ -117,6 +117,25 @@ def test_re_export_of_unchanged_data_is_byte_identical(
     assert result["problems"] == []
 
 
+def test_a_template_live_departs_from_is_dropped_from_the_file_with_a_note(
+    live: EmulatorThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the seed's acme grants invoices:void to invoice-approver; its template does not
+    code, out, err = run(["export", "--org", "acme"], capsys)
+    assert code == 0, err
+    assert (
+        "note: acme.json: live departs from template finance (role invoice-approver): the "
+        "template is dropped from the file, which lists the organization's live roles instead"
+    ) in out
+    document = json.loads((ORGS / "acme.json").read_text())
+    assert "templates" not in document
+    roles = {r["role_id"]: r for r in document["org_policy"]["roles"]}
+    assert "void" in roles["invoice-approver"]["permissions"][0]["actions"]
+    code, out, _ = run(["export", "--org", "acme", "--format", "json"], capsys)
+    assert code == 0
+    assert json.loads(out)["notes"] == []  # the file now says what live has: nothing dropped
+
+
 def test_the_canonical_form_does_not_depend_on_live_order(
     live: EmulatorThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
