@@ -7,6 +7,11 @@ and its response is lost: the case a client cannot tell from the outside). Fault
 corrupt state: an injected error happens instead of the handler, never halfway through
 it. Admin paths (`/_emulator/`) are exempt.
 
+Reproducible means per HTTP method: the n-th POST (PUT, ...) the injector lets through
+the rate limit meets the same fate in every run with the same seed, however concurrent
+clients interleave it with other methods' requests. One stream for all requests made a
+write's fate depend on how many reads happened to arrive first.
+
 Latency is the time from a request's arrival to its answer: the answer (an error, or a
 dropped connection, too) is held until then, and the emulator's own work on the request
 is done meanwhile, as a server answering in that time would. Slept before the work, it
@@ -79,7 +84,8 @@ class FaultInjector:
         self.app = app
         self.faults = faults
         self.error_body = error_body
-        self.random = random.Random(faults.seed)
+        self.random = random.Random(faults.seed)  # latency
+        self._fates: dict[str, random.Random] = {}  # errors and drops, by method
         self._window = -1
         self._count = 0
         self.stats = {"429": 0, "5xx": 0, "dropped_before": 0, "dropped_after": 0}
@@ -88,10 +94,11 @@ class FaultInjector:
         if scope["type"] != "http" or scope["path"].startswith("/_emulator/"):
             await self.app(scope, receive, send)
             return
-        f, rnd = self.faults, self.random
+        f = self.faults
         low, high = f.latency_ms
         if high > 0:
-            send = _held(send, asyncio.get_running_loop().time() + rnd.uniform(low, high) / 1000)
+            wait = self.random.uniform(low, high) / 1000
+            send = _held(send, asyncio.get_running_loop().time() + wait)
         if f.rate_limit is not None:
             now = time.time()
             if int(now) != self._window:
@@ -102,6 +109,7 @@ class FaultInjector:
                 await self._answer(send, 429, "too_many_requests", {"retry-after": retry})
                 return
             self._count += 1
+        rnd = self._fate(scope["method"])
         if f.error_rate and rnd.random() < f.error_rate:
             self.stats["5xx"] += 1
             status = rnd.choice((500, 503))
@@ -121,6 +129,13 @@ class FaultInjector:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             raise DroppedConnection
         await self.app(scope, receive, send)
+
+    def _fate(self, method: str) -> random.Random:
+        """The stream deciding `method`'s requests' errors and drops."""
+        if method not in self._fates:
+            seed = None if self.faults.seed is None else f"{self.faults.seed}/{method}"
+            self._fates[method] = random.Random(seed)
+        return self._fates[method]
 
     async def _answer(
         self, send: Send, status: int, error_type: str, headers: dict[str, str] | None = None

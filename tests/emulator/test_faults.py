@@ -263,6 +263,28 @@ def test_mixed_faults_are_reproducible(store: Store) -> None:
     assert outcomes(store, faults, 120) == seen
 
 
+def test_a_methods_fates_do_not_depend_on_other_methods(store: Store) -> None:
+    """The n-th PUT meets the same fate whether or not GETs came between: concurrent
+    clients interleave reads and writes differently in every run."""
+    seed = demo_seed()
+    faults = Faults(error_rate=0.3, drop_rate=0.2, seed=12)
+
+    def puts(reads_between: int) -> list[Outcome]:
+        seen = []
+        with faulty(store, faults) as (emulator, _), client(emulator) as http:
+            for i in range(40):
+                for _ in range(reads_between):
+                    call(http, "GET", ORG_PATH + "acme")
+                policy = random_policy(random.Random(i), seed, f"fate{i}")
+                seen.append(call(http, "PUT", ORG_PATH + "acme", {"org_policy": policy}))
+        return seen
+
+    alone = puts(0)
+    assert {200, "drop"} <= set(alone)
+    assert {500, 503} & set(alone)
+    assert puts(3) == alone
+
+
 # Dropped connections ------------------------------------------------------------------
 
 
