@@ -347,3 +347,11 @@ def test_zenml_environments_read_their_own_variables_and_skip_what_they_lack(
         assert code == 1
         assert "ZENML_LIVE_KEY is not set" in err
         assert "(environment live)" in err
+
+
+def test_an_offline_plan_takes_no_environment(
+    envs: Environments, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["plan", "--against-ref", "HEAD", "--env", "live"], capsys)
+    assert code == 1
+    assert "--env names the live system to plan against; an --against-ref plan reads none" in err
