@@ -25,6 +25,7 @@ from policysync.options import (
     Live,
     auto_approve_option,
     config_option,
+    env_option,
     format_option,
     journal_option,
     live_options,
@@ -215,9 +216,10 @@ def plan(
     """Compare the policy files with live roles and print the changes apply would make.
 
     Reads STYTCH_PROJECT_ID, STYTCH_SECRET and (optionally) STYTCH_BASE_URL, or with
-    provider = "zenml" ZENML_PRO_API_KEY and (optionally) ZENML_PRO_API_URL. The files
-    are validated first (for Stytch against the live project policy); an invalid tree
-    stops the plan.
+    provider = "zenml" ZENML_PRO_API_KEY and (optionally) ZENML_PRO_API_URL; with --env
+    NAME, the variables [environments.NAME] of the settings names, and an organization
+    that environment lacks is skipped, not an error. The files are validated first (for
+    Stytch against the live project policy); an invalid tree stops the plan.
     Exit 0: no changes (or changes, without --detailed-exitcode); 2: changes, with
     --detailed-exitcode; 1: any error, an organization that could not be read included.
     With --against-ref REF nothing live is read: the files at REF play live.
@@ -230,6 +232,11 @@ def plan(
     if against_ref is not None:
         if out is not None:
             raise UsageError("--out saves a plan for apply; an --against-ref plan is never applied")
+        if live.environment is not None:
+            raise UsageError(
+                "--env names the live system to plan against; an --against-ref plan reads "
+                "none (the files at REF play live): give one or the other"
+            )
         run = plan_against_ref(settings, against_ref, live.options())
     else:
         run = _plan_live(settings, _provider(settings, live), live)
@@ -275,7 +282,8 @@ def apply(
 
     Without PLANFILE it plans first, shows the plan and asks for confirmation
     (--auto-approve skips the question; without a terminal it is required). With
-    PLANFILE (from `plan --out`) it applies exactly that reviewed plan. Per
+    PLANFILE (from `plan --out`) it applies exactly that reviewed plan, refused unless
+    made for this project and this environment (--env). Per
     organization: live must still be what the plan saw (else it is skipped as stale),
     the prior policy is journaled before the PUT, and the echo is checked. One apply or
     rollback at a time per journal folder: another is refused, naming it. Exit 0 only
@@ -292,7 +300,7 @@ def apply(
     if plan_file is not None:
         if live.orgs or live.shard:
             raise UsageError("a saved plan is applied whole: --org and --shard go to `plan`")
-        the_plan = planfile.load(plan_file, provider.project_id)
+        the_plan = planfile.load(plan_file, provider.project_id, live.environment)
     else:
         run = _plan_live(settings, provider, live)
         if not _valid(run.report) or run.plan is None:
@@ -318,6 +326,7 @@ def apply(
 @config_option
 @format_option(RUN_FORMATS, "How to print the result.")
 @auto_approve_option
+@env_option
 @orgs_option
 @stack(*pacing_options)
 @journal_option
@@ -326,6 +335,7 @@ def rollback(
     config: Path | None,
     fmt: str,
     auto_approve: bool,
+    environment: str | None,
     orgs: tuple[str, ...],
     parallelism: int,
     rate_limit: float | None,
@@ -340,15 +350,16 @@ def rollback(
     folder's lock, as apply does.
     """
 
-    from policysync.commands.rollback import named_orgs, rollback_entries
+    from policysync.commands.rollback import check_environment, named_orgs, rollback_entries
     from policysync.commands.rollback import rollback as run_rollback
     from policysync.journal import read_run
 
     settings = settings_of(config, None)
-    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
+    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit, environment))
     base = journal or Path(settings.journal)
     held = _locked(base, "rollback")  # the run read is not being written meanwhile
     journaled = read_run(base, run_id)  # an unknown run is refused before asking
+    check_environment(journaled, environment)
     only = _run(named_orgs(journaled, provider, orgs), provider) if orgs else []
     wanted = rollback_entries(journaled, provider.project_id, only)
     summary = journaled.summary
@@ -367,7 +378,15 @@ def rollback(
 
     def rolled_back(tick: ProgressStart | None) -> Coroutine[Any, Any, RunResult]:
         return run_rollback(
-            provider, base, summary.run_id, wanted, policies, parallelism, held.started, tick
+            provider,
+            base,
+            summary.run_id,
+            wanted,
+            policies,
+            parallelism,
+            held.started,
+            tick,
+            environment,
         )
 
     return _report(fmt, "putting back org policies", rolled_back, provider)
@@ -438,6 +457,7 @@ def drift(
     help="This organization: its id, slug or external id, or its file's name (repeatable).",
 )
 @click.option("--all-orgs", is_flag=True, help="Also every organization with org-specific roles.")
+@env_option
 @click.option(
     "--branch",
     metavar="NAME",
@@ -451,6 +471,7 @@ def export(
     fmt: str,
     orgs: tuple[str, ...],
     all_orgs: bool,
+    environment: str | None,
     branch: str | None,
     search_page_size: int,
     parallelism: int,
@@ -470,8 +491,8 @@ def export(
     from policysync.commands.export import Request, export_live
     from policysync.views.export import EXPORT_RENDERERS
 
-    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit))
-    request = Request(orgs, all_orgs, branch, parallelism, search_page_size)
+    provider = _provider(settings, Live(orgs, None, parallelism, rate_limit, environment))
+    request = Request(orgs, all_orgs, branch, parallelism, search_page_size, environment)
     with progress("reading live org policies") as tick:
         result = _run(export_live(settings, provider, request, tick), provider)
     click.echo(EXPORT_RENDERERS[fmt](result))
@@ -648,11 +669,13 @@ def _valid(report: ValidationReport) -> bool:
 
 
 def _provider(settings: Settings, live: Live) -> Provider:
-    """The provider of the settings, built once, from the environment."""
+    """The provider of the settings, built once, from the environment variables: those
+    of the environment `--env` names, or else the provider's standard ones."""
     from policysync.providers import Pacing, build
 
-    max_wait = settings.requests.max_wait_seconds
-    return build(settings.provider, os.environ, Pacing(live.parallelism, live.rate_limit, max_wait))
+    environment = settings.environment(live.environment)  # an unknown name: refused
+    pacing = Pacing(live.parallelism, live.rate_limit, settings.requests.max_wait_seconds)
+    return build(settings.provider, os.environ, pacing, environment)
 
 
 cli.add_command(emulator)

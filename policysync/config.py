@@ -13,11 +13,19 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
-from policysync.errors import ConfigError
+from policysync.errors import ConfigError, UsageError
 
 
 class Limits(BaseModel):
@@ -68,6 +76,68 @@ class RequestSettings(BaseModel):
     max_wait_seconds: float = Field(default=MAX_WAIT_SECONDS, ge=0, allow_inf_nan=False)
 
 
+# The keys of [environments.NAME] each provider reads.
+_ENVIRONMENT_KEYS = {
+    "stytch": ("project_id_env", "secret_env", "base_url", "base_url_env"),
+    "zenml": ("api_key_env", "api_url", "api_url_env"),
+}
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def _variable(value: str | None) -> str | None:
+    if value is not None and not _VARIABLE.fullmatch(value):
+        raise ValueError(f'"{value}" is not the name of an environment variable')
+    return value
+
+
+Variable = Annotated[str | None, AfterValidator(_variable)]
+
+
+class Environment(BaseModel):
+    """`[environments.NAME]`: where one live system (a Stytch project, a ZenML Pro
+    control plane) takes its credentials and endpoint from, for `--env NAME`. The
+    values are never in the settings: they name the environment variables holding them.
+    Each provider reads its own keys (its `endpoint_from_env`): Stytch `project_id_env`,
+    `secret_env`, and `base_url` or `base_url_env`; ZenML Pro `api_key_env`, and
+    `api_url` or `api_url_env`. An environment naming no credential variable reads the
+    provider's standard ones, as in CI, where a GitHub environment holds each live
+    system's secrets under those names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project_id_env: Variable = Field(default=None, description="Stytch: the project id's variable")
+    secret_env: Variable = Field(default=None, description="Stytch: the secret's variable")
+    base_url: str | None = Field(default=None, description="Stytch: the API's URL")
+    base_url_env: Variable = Field(default=None, description="Stytch: the base URL's variable")
+    api_key_env: Variable = Field(default=None, description="ZenML Pro: the API key's variable")
+    api_url: str | None = Field(default=None, description="ZenML Pro: the API's URL")
+    api_url_env: Variable = Field(default=None, description="ZenML Pro: the URL's variable")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Environment:
+        for fixed, variable in (("base_url", "base_url_env"), ("api_url", "api_url_env")):
+            if getattr(self, fixed) is not None and getattr(self, variable) is not None:
+                raise ValueError(f"give {fixed} or {variable}, not both")
+        if (self.project_id_env is None) != (self.secret_env is None):
+            raise ValueError(
+                "name both project_id_env and secret_env, or neither (the provider's "
+                "standard variables)"
+            )
+        return self
+
+
+class NamedEnvironment(NamedTuple):
+    """An environment of the settings, and its name (`--env NAME`)."""
+
+    name: str
+    settings: Environment
+
+    def setting(self, key: str) -> str:
+        """How a message names one of its settings: `environments.live.base_url`."""
+        return f"environments.{self.name}.{key}"
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -91,6 +161,50 @@ class Settings(BaseModel):
         default=(),
         description='grants a plan flags as escalations, "resource:action" each',
     )
+
+    environments: dict[str, Environment] = Field(
+        default={}, description="[environments.NAME]: the live systems `--env NAME` names"
+    )
+
+    @model_validator(mode="after")
+    def _environments(self) -> Settings:
+        own = _ENVIRONMENT_KEYS[self.provider]
+        other = [key for keys in _ENVIRONMENT_KEYS.values() for key in keys if key not in own]
+        for name, environment in self.environments.items():
+            if not ENVIRONMENT_NAME.fullmatch(name):
+                raise ValueError(
+                    f'[environments."{name}"]: an environment\'s name is letters, digits, '
+                    "'_', '-' and '.' (up to 63, starting with a letter or digit)"
+                )
+            foreign = [key for key in other if getattr(environment, key) is not None]
+            if foreign:
+                raise ValueError(
+                    f"[environments.{name}]: {', '.join(foreign)} "
+                    f"{'is' if len(foreign) == 1 else 'are'} not for provider "
+                    f'"{self.provider}"; its keys are ' + ", ".join(own)
+                )
+        return self
+
+    def environment(self, name: str | None) -> NamedEnvironment | None:
+        """The environment `--env NAME` names (None without --env); a UsageError naming
+        the environments there are when the settings have no such one."""
+        if name is None:
+            return None
+        found = self.environments.get(name)
+        if found is not None:
+            return NamedEnvironment(name, found)
+        known = sorted(self.environments)
+        if not known:
+            raise UsageError(
+                f"--env {name}: the settings define no environment: add "
+                f'[environments.{name}] to the settings file (README, "Environments")'
+            )
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(
+            f"--env {name}: no such environment in the settings{hint} "
+            f"(the environments: {', '.join(known)})"
+        )
 
     def sensitive_grants(self) -> list[tuple[str, str]]:
         """(resource_id, action) of each `sensitive` entry (split at its last colon)."""
@@ -149,14 +263,15 @@ def load_settings(path: Path | None) -> Settings:
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            # the line of the innermost key (`sensitive`, not its item's index)
-            keys = [str(p) for p in err["loc"] if isinstance(p, str)]
-            line = _line_of(text, keys[-1]) if keys else None
+            line = _line_at(text, err["loc"], err["msg"])
             where = f"{path}:{line}" if line else str(path)
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 problems.append(f"{where}: `{key}`: {unknown_key(err['loc'])}")
+            elif key:
+                problems.append(f"{where}: `{key}`: {message}")
             else:
-                problems.append(f"{where}: `{key}`: {err['msg']}")
+                problems.append(f"{where}: {message}")
         raise ConfigError("\n".join(problems) + "\nfix the configuration file") from None
     # Relative paths in a settings file are relative to that file, wherever policysync runs.
     policies = os.path.normpath(path.parent / settings.policies)
@@ -190,12 +305,34 @@ def unknown_key(loc: tuple[int | str, ...]) -> str:
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
     """The model of the table at `loc` (`("limits",)`: Limits)."""
     model: type[BaseModel] = Settings
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         annotation = model.model_fields[str(part)].annotation
+        if getattr(annotation, "__origin__", None) is dict:  # [environments.NAME]
+            annotation = annotation.__args__[1]  # type: ignore[union-attr]
+            parts.pop(0)
         assert isinstance(annotation, type), "extra keys are refused in tables only"
         assert issubclass(annotation, BaseModel)
         model = annotation
     return model
+
+
+def _line_at(text: str, loc: tuple[int | str, ...], message: str) -> int | None:
+    """The line of the setting at `loc`: the innermost key's (`sensitive`, not its
+    item's index); in `[environments.NAME]`, the key's below that table (or the table's
+    own). An error of the whole settings points at the table its message names."""
+    keys = [str(p) for p in loc if isinstance(p, str)]
+    if not keys:
+        named = re.search(r"\[(environments\.[^\]]+)\]", message)
+        return _line_of(text, named[1]) if named else None
+    if keys[0] != "environments" or len(keys) < 2:
+        return _line_of(text, keys[-1])
+    table = _line_of(text, f"environments.{keys[1]}")
+    if table is None or len(keys) < 3:
+        return table
+    below = _line_of("\n".join(text.splitlines()[table:]), keys[-1])
+    return table + below if below else table
 
 
 def _line_of(text: str, key: str) -> int | None:

@@ -27,7 +27,7 @@ from policysync.selection import Shard
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
 Drift = Literal["added", "removed", "changed"]  # what happened live, outside git
-OrgStatus = Literal["drifted", "missing", "error"]
+OrgStatus = Literal["drifted", "missing", "error", "absent"]
 
 # The plan's action, which makes live match the file, undoes the drift.
 _DRIFT_OF: dict[ChangeAction, Drift] = {"delete": "added", "create": "removed", "update": "changed"}
@@ -54,7 +54,8 @@ class OrgDrift(BaseModel):
     file: str = Field(description="The organization file, as policysync found it.")
     status: OrgStatus = Field(
         description="drifted: roles differ; missing: Stytch has no such organization "
-        "(organization_not_found); error: it could not be read."
+        "(organization_not_found); error: it could not be read; absent: with --env, the "
+        "environment has no such organization (skipped there, not drift)."
     )
     roles: tuple[RoleDrift, ...] = Field(description="Sorted by role_id.")
     error: OrgError | None = Field(description="Stytch's answer when missing or an error.")
@@ -100,6 +101,9 @@ class DriftSummary(BaseModel):
     roles_changed: int = Field(ge=0, description="Roles changed live, outside git.")
     missing: int = Field(ge=0, description="Managed organizations that no longer exist.")
     failed: int = Field(ge=0, description="Managed organizations that could not be read.")
+    absent: int = Field(
+        0, ge=0, description="With --env: managed organizations the environment lacks (skipped)."
+    )
     project_drifted: bool
     unmanaged: int | None = Field(
         ge=0, description="Unmanaged organizations with roles; null without --all-orgs."
@@ -116,6 +120,9 @@ class DriftReport(BaseModel):
     created_at: str = Field(description="ISO 8601 date and time.")
     project_id: str = Field(
         description="The Stytch project, or ZenML Pro API URL, compared (never a secret)."
+    )
+    environment: str | None = Field(
+        None, description="The environment of the settings compared (--env); null without it."
     )
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
@@ -147,7 +154,13 @@ def org_drift(org: OrgPlan) -> OrgDrift | None:
     if org.action == "no-op":
         return None
     if org.error is not None:
-        status: OrgStatus = "missing" if org.error.error_type == ORGANIZATION_NOT_FOUND else "error"
+        status: OrgStatus = (
+            "absent"
+            if org.action == "absent"
+            else "missing"
+            if org.error.error_type == ORGANIZATION_NOT_FOUND
+            else "error"
+        )
         return OrgDrift(
             organization_id=org.organization_id,
             file=org.file,
@@ -234,6 +247,7 @@ def build_report(
         roles_changed=roles("changed"),
         missing=count("missing"),
         failed=count("error"),
+        absent=count("absent"),
         project_drifted=project.drifted,
         unmanaged=None if unmanaged is None else len(unmanaged),
     )
@@ -242,6 +256,7 @@ def build_report(
         policysync_version=plan.policysync_version,
         created_at=plan.created_at,
         project_id=plan.project_id,
+        environment=plan.environment,
         git_commit=plan.git_commit,
         git_dirty=plan.git_dirty,
         drift_found=bool(summary.drifted or summary.missing or project.drifted or unmanaged),

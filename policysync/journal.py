@@ -4,8 +4,9 @@ A PUT replaces all of an organization's roles, so before each PUT the live polic
 replaces (`prior`) is recorded durably, and `rollback RUN_ID` can put it back even after
 the run was killed. One folder per run, one file per organization:
 
-    <base>/<run-id>/run.json            the run: kind, project, git state, counts, and
-                                        once it finished, its manifest
+    <base>/<run-id>/run.json            the run: kind, project, environment (--env),
+                                        git state, counts, and once it finished, its
+                                        manifest
     <base>/<run-id>/<org-name>.json     one organization: prior, desired, state, error
 
 Every file is written whole by `durable.replace`: to a temporary file in the same
@@ -170,6 +171,11 @@ class RunSummary(BaseModel):
     rolled_back_run: str | None = Field(description="The run a rollback undoes; else null.")
     policysync_version: str
     project_id: str = Field(description="The Stytch project, or ZenML Pro API URL, written to.")
+    environment: str | None = Field(
+        None,
+        description="The environment of the settings written to (--env NAME); null without "
+        "--env, and in runs made before environments (absent).",
+    )
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None
     started_at: str = Field(description="ISO 8601, UTC.")
@@ -294,6 +300,7 @@ class Journal:
         git_dirty: bool | None,
         rolled_back_run: str | None = None,
         clock: Clock = _now,
+        environment: str | None = None,
     ) -> Journal:
         """A new run folder under `base` (made if missing) with its `run.json`.
 
@@ -320,6 +327,7 @@ class Journal:
             rolled_back_run=rolled_back_run,
             policysync_version=__version__,
             project_id=project_id,
+            environment=environment,
             git_commit=git_commit,
             git_dirty=git_dirty,
             started_at=_timestamp(started),

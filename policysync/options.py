@@ -29,11 +29,13 @@ class Live(NamedTuple):
     shard: str | None
     parallelism: int
     rate_limit: float | None
+    environment: str | None = None  # --env NAME
 
     def options(self) -> Options:
         from policysync.commands.plan import Options
 
-        return Options(self.orgs, Shard.parse(self.shard) if self.shard else None, self.parallelism)
+        shard = Shard.parse(self.shard) if self.shard else None
+        return Options(self.orgs, shard, self.parallelism, self.environment)
 
 
 def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -56,14 +58,16 @@ def tree_options(f: F) -> F:
 
 
 def live_options(f: F) -> F:
-    """--org, --shard, --parallelism and --rate-limit, handed over as `live`."""
+    """--env, --org, --shard, --parallelism and --rate-limit, handed over as `live`."""
 
     @functools.wraps(f)
-    def command(*args: Any, orgs: tuple[str, ...], shard: str | None, **kwargs: Any) -> Any:
+    def command(
+        *args: Any, environment: str | None, orgs: tuple[str, ...], shard: str | None, **kwargs: Any
+    ) -> Any:
         pacing = kwargs.pop("parallelism"), kwargs.pop("rate_limit")
-        return f(*args, live=Live(orgs, shard, *pacing), **kwargs)
+        return f(*args, live=Live(orgs, shard, *pacing, environment), **kwargs)
 
-    return stack(orgs_option, shard_option, *pacing_options)(cast(F, command))
+    return stack(env_option, orgs_option, shard_option, *pacing_options)(cast(F, command))
 
 
 config_option = click.option(
@@ -76,6 +80,14 @@ policies_option = click.option(
     "--policies",
     type=click.Path(path_type=Path, file_okay=False),
     help="The policies folder [default: policies].",
+)
+env_option = click.option(
+    "--env",
+    "environment",
+    metavar="NAME",
+    help="The environment NAME of the settings ([environments.NAME]): its credentials, its "
+    "URL; organizations it lacks are skipped [default: the STYTCH_* or ZENML_PRO_* "
+    "variables].",
 )
 orgs_option = click.option(
     "--org",

@@ -18,16 +18,17 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.canonical import canonical_json, fingerprint, grants, same_role
-from policysync.errors import ProviderError
+from policysync.errors import ORGANIZATION_NOT_FOUND, ProviderError
 from policysync.models import OrgPolicy, Role
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
 ChangeAction = Literal["create", "update", "delete"]
-OrgAction = Literal["no-op", "update", "error"]
+OrgAction = Literal["no-op", "update", "error", "absent"]
 EscalationReason = Literal["wildcard", "stytch-resource", "sensitive"]
-# 2 since plans list their escalations, 3 since role changes name their source
-FORMAT_VERSION: Literal["3"] = "3"
+# 2 since plans list their escalations, 3 since role changes name their source, 4 since
+# plans name their environment
+FORMAT_VERSION: Literal["4"] = "4"
 
 
 class RoleChange(BaseModel):
@@ -76,14 +77,19 @@ class OrgPlan(BaseModel):
 
     organization_id: str = Field(description="As written in the file: id, slug or external id.")
     file: str = Field(description="The organization file, as policysync found it.")
-    action: OrgAction
+    action: OrgAction = Field(
+        description="no-op, update; error: it could not be read (see error); absent: it "
+        "does not exist in the plan's environment (--env): skipped there, not an error."
+    )
     prior_fingerprint: str | None = Field(
         description="Fingerprint of the live policy; `apply` refuses a stale plan by it."
     )
     prior: OrgPolicy | None = Field(description="The live policy; null on error.")
     desired: OrgPolicy = Field(description="The policy of the file, as written.")
     role_changes: tuple[RoleChange, ...] = Field(description="Sorted by role_id.")
-    error: OrgError | None = Field(description="Why it could not be planned; null otherwise.")
+    error: OrgError | None = Field(
+        description="Why it could not be planned, or was skipped; null otherwise."
+    )
 
 
 class Escalation(BaseModel):
@@ -128,6 +134,10 @@ class PlanSummary(BaseModel):
     organizations: int = Field(ge=0, description="Organizations planned.")
     changed: int = Field(ge=0, description="Organizations whose action is update.")
     failed: int = Field(ge=0, description="Organizations whose action is error.")
+    absent: int = Field(
+        ge=0,
+        description="Organizations whose action is absent: not in the plan's environment, skipped.",
+    )
 
 
 class PlanDocument(BaseModel):
@@ -137,13 +147,18 @@ class PlanDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Plan")
 
-    format_version: Literal["3"] = Field(
-        description="2 since plans list their escalations, 3 since role changes name their source."
+    format_version: Literal["4"] = Field(
+        description="2 since plans list their escalations, 3 since role changes name their "
+        "source, 4 since plans name their environment."
     )
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
     project_id: str = Field(
         description="The Stytch project, or ZenML Pro API URL, planned against."
+    )
+    environment: str | None = Field(
+        description="The environment of the settings planned against (--env NAME); null "
+        "without --env. apply refuses the plan in another environment."
     )
     git_commit: str | None = Field(description="Commit of the policy files; null outside git.")
     git_dirty: bool | None = Field(description="Whether the work tree had uncommitted changes.")
@@ -197,10 +212,11 @@ class PlanEntry(NamedTuple):
 class Plan:
     """A plan in memory (see PlanDocument for the meaning of the fields)."""
 
-    format_version: Literal["3"]
+    format_version: Literal["4"]
     policysync_version: str
     created_at: str
     project_id: str
+    environment: str | None
     git_commit: str | None
     git_dirty: bool | None
     entries: tuple[PlanEntry, ...]  # sorted by organization_id
@@ -283,6 +299,7 @@ _HEAD = (
     "policysync_version",
     "created_at",
     "project_id",
+    "environment",
     "git_commit",
     "git_dirty",
 )
@@ -343,15 +360,19 @@ def plan_org(
     desired: OrgPolicy,
     live: OrgPolicy | OrgError,
     sources: Mapping[str, Source] | None = None,
+    environment: str | None = None,
 ) -> OrgPlan:
     """The plan of one organization; an unreadable one is planned as an error, so the
     others are still planned and every failure is reported together. `sources` says
-    which template each desired role comes from (none: the organization's file)."""
+    which template each desired role comes from (none: the organization's file). With
+    an `environment` (--env), an organization that does not exist there is skipped:
+    one policy tree serves several environments, not all holding every organization."""
     if isinstance(live, OrgError):
+        absent = environment is not None and live.error_type == ORGANIZATION_NOT_FOUND
         return OrgPlan(
             organization_id=organization_id,
             file=file,
-            action="error",
+            action="absent" if absent else "error",
             prior_fingerprint=None,
             prior=None,
             desired=desired,
@@ -408,6 +429,7 @@ def _summarize(changes: list[OrgPlan], organizations: int) -> PlanSummary:
         organizations=organizations,
         changed=sum(org.action == "update" for org in changes),
         failed=sum(org.action == "error" for org in changes),
+        absent=sum(org.action == "absent" for org in changes),
     )
 
 
@@ -415,6 +437,7 @@ def assemble(
     entries: Iterable[PlanEntry],
     *,
     project_id: str,
+    environment: str | None = None,
     created_at: str,
     policysync_version: str,
     git_commit: str | None,
@@ -430,6 +453,7 @@ def assemble(
         policysync_version=policysync_version,
         created_at=created_at,
         project_id=project_id,
+        environment=environment,
         git_commit=git_commit,
         git_dirty=git_dirty,
         entries=ordered,

@@ -2,7 +2,7 @@
 
 The checksum catches a plan edited or damaged after review; it is not a signature
 (anyone who can edit the file can recompute it). Apply also checks that the plan was
-made for the project it is about to write to.
+made for the project, and the environment (--env), it is about to write to.
 """
 
 from __future__ import annotations
@@ -38,15 +38,16 @@ def save(plan: Plan, path: Path) -> None:
         ) from None
 
 
-def load(path: Path, project_id: str) -> Plan:
-    """A saved plan, refused (UsageError) when damaged, edited, or for another project."""
+def load(path: Path, project_id: str, environment: str | None = None) -> Plan:
+    """A saved plan, refused (UsageError) when damaged, edited, or for another project or
+    another environment (`environment`: --env, None without it)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"{path}: not a readable plan file ({exc}): run policysync plan --out"
         ) from None
-    return _for(project_id, _checked(text, path), path)
+    return _for(project_id, environment, _checked(text, path), path)
 
 
 def _checked(text: str, path: Path) -> Plan:
@@ -83,7 +84,17 @@ def _checked(text: str, path: Path) -> Plan:
         ) from None
 
 
-def _for(project_id: str, plan: Plan, path: Path) -> Plan:
+def _for(project_id: str, environment: str | None, plan: Plan, path: Path) -> Plan:
+    if plan.environment != environment:
+
+        def named(name: str | None) -> str:
+            return f"environment {name}" if name is not None else "no environment (no --env)"
+
+        again = f"--env {plan.environment}" if plan.environment is not None else "without --env"
+        raise UsageError(
+            f"{path}: the plan was made for {named(plan.environment)}, not "
+            f"{named(environment)}: apply it {again}, or make a new plan for this one"
+        )
     if plan.project_id != project_id:
         raise UsageError(
             f"{path}: the plan was made for project {plan.project_id}, not {project_id}: "

@@ -11,7 +11,7 @@ from policysync.plan import OrgError
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
-Result = Literal["applied", "unchanged", "stale", "failed", "unknown"]
+Result = Literal["applied", "unchanged", "stale", "failed", "unknown", "absent"]
 
 
 class OrgResult(BaseModel):
@@ -25,10 +25,10 @@ class OrgResult(BaseModel):
         "already as wanted); stale: left alone, live changed since the plan or the run; "
         "failed: could not be read or written (see error), known not to have landed; "
         "unknown: written, but its outcome is not known (its answer was lost, see error): "
-        "it may have landed."
+        "it may have landed; absent: not in the run's environment (--env), skipped."
     )
     error: OrgError | None = Field(
-        description="Why it is stale, failed or unknown; null otherwise."
+        description="Why it is stale, failed, unknown or absent; null otherwise."
     )
 
 
@@ -47,6 +47,9 @@ class RunResult(BaseModel):
     stale: int = Field(ge=0)
     failed: int = Field(ge=0)
     unknown: int = Field(ge=0, description="Written with an outcome not known: see `result`.")
+    absent: int = Field(
+        0, ge=0, description="Not in the run's environment (--env): skipped, not an error."
+    )
     organizations: tuple[OrgResult, ...] = Field(description="Sorted by organization_id.")
 
     @property

@@ -10,7 +10,7 @@ import pytest
 from support.clirun import run
 
 from policysync.config import find_config, load_settings
-from policysync.errors import ConfigError
+from policysync.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).parent.parent
 
@@ -102,7 +102,7 @@ def test_validate_works_anywhere_in_the_tree(
         (
             "colour = 1\n",
             ":1: `colour`: not a setting; the settings at the top level are: apply, "
-            "house_rules, journal, limits, policies, provider, requests, sensitive",
+            "environments, house_rules, journal, limits, policies, provider, requests, sensitive",
         ),
     ],
 )
@@ -136,6 +136,85 @@ def test_sensitive_grants_are_resource_action_pairs(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as raised:
             load_settings(config)
         assert str(raised.value) == (
-            f'{config}:2: `sensitive.1`: Value error, "{bad}" is not resource:action, '
+            f'{config}:2: `sensitive.1`: "{bad}" is not resource:action, '
             'e.g. "invoices:void"\nfix the configuration file'
         )
+
+
+SPEC_ENVIRONMENTS = """\
+[environments.test]
+project_id_env = "STYTCH_TEST_PROJECT_ID"
+secret_env = "STYTCH_TEST_SECRET"
+[environments.live]
+project_id_env = "STYTCH_LIVE_PROJECT_ID"
+secret_env = "STYTCH_LIVE_SECRET"
+base_url = "https://api.stytch.com/"
+"""
+
+
+def test_environments_as_the_spec_writes_them(tmp_path: Path) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text(SPEC_ENVIRONMENTS)
+    settings = load_settings(config)
+    assert sorted(settings.environments) == ["live", "test"]
+    live = settings.environment("live")
+    assert live is not None
+    assert (live.name, live.settings.secret_env, live.settings.base_url) == (
+        "live",
+        "STYTCH_LIVE_SECRET",
+        "https://api.stytch.com/",
+    )
+    assert live.setting("base_url") == "environments.live.base_url"
+    assert settings.environment(None) is None
+    with pytest.raises(UsageError, match=r"--env tset: .*did you mean test\?"):
+        settings.environment("tset")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[environments.live]\nproject_id_env = "A"\nsecrets_env = "B"\n',
+            ":3: `environments.live.secrets_env`: not a setting; did you mean "
+            "`environments.live.secret_env`?",
+        ),
+        (
+            '[environments.test]\nsecret_env = "A"\n\n[environments.live]\nproject_id_env = "A"\n'
+            'secret_env = "B"\nbase_url_env = "C D"\n',
+            ':7: `environments.live.base_url_env`: "C D" is not the name of an environment '
+            "variable",
+        ),
+        (
+            '[environments.live]\nproject_id_env = "A"\n',
+            ":1: `environments.live`: name both project_id_env and secret_env, or neither",
+        ),
+        (
+            '[environments.live]\nbase_url = "https://x/"\nbase_url_env = "X"\n',
+            ":1: `environments.live`: give base_url or base_url_env, not both",
+        ),
+        (
+            '\n[environments.live]\napi_key_env = "K"\n',
+            ':2: [environments.live]: api_key_env is not for provider "stytch"; its keys are '
+            "project_id_env, secret_env, base_url, base_url_env",
+        ),
+        (
+            'provider = "zenml"\n[environments.live]\nsecret_env = "S"\nproject_id_env = "P"\n',
+            ':2: [environments.live]: project_id_env, secret_env are not for provider "zenml"',
+        ),
+        (
+            '[environments."a b"]\n',
+            ':1: [environments."a b"]: an environment\'s name is letters, digits',
+        ),
+    ],
+)
+def test_a_bad_environment_is_told_at_its_line(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "policysync.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert f"{config}{message}" in str(raised.value)
+
+
+def test_no_environment_defined_says_how_to_add_one() -> None:
+    with pytest.raises(UsageError, match=r"--env live: the settings define no environment: add "):
+        load_settings(None).environment("live")

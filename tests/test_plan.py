@@ -20,8 +20,10 @@ from policysync.models import OrgPolicy, Permission, Role
 from policysync.plan import (
     EscalationRules,
     OrgError,
+    PlanEntry,
     ResourceChange,
     RoleDiff,
+    assemble,
     escalations,
     plan_is_empty,
     plan_org,
@@ -128,8 +130,9 @@ def test_make_plan_sorts_organizations_and_counts() -> None:
         "organizations": 4,
         "changed": 2,
         "failed": 1,
+        "absent": 0,
     }
-    assert plan.format_version == "3"
+    assert plan.format_version == "4"
     assert not plan_is_empty(plan)
 
 
@@ -378,3 +381,27 @@ def test_a_plan_lists_the_escalations_of_its_organizations_in_order() -> None:
         ("zeta", "wildcard"),
     ]
     assert plan.document().escalations == plan.escalations
+
+
+def test_with_an_environment_an_organization_not_found_there_is_absent_not_an_error() -> None:
+    same = policy(role("r", ("x", ("read",))))
+    down = OrgError(status=503, error_type="server_error", message="down", request_id=None)
+    states = [("a", "a.json", same, NOT_FOUND), ("b", "b.json", same, down)]
+    absent, failed = (plan_org(*state, environment="live") for state in states)
+    assert (absent.action, absent.error) == ("absent", NOT_FOUND)
+    assert failed.action == "error"  # only "not found" is skipped
+    # Without an environment a missing organization stays an error, as before.
+    assert plan_org(*states[0]).action == "error"
+    plan = assemble(
+        [PlanEntry.of(absent), PlanEntry.of(failed)],
+        project_id="p",
+        environment="live",
+        created_at="2025-01-01T00:00:00Z",
+        policysync_version="0",
+        git_commit=None,
+        git_dirty=None,
+        rules=EscalationRules(),
+    )
+    assert (plan.environment, plan.summary.absent, plan.summary.failed) == ("live", 1, 1)
+    assert plan.document().model_dump(mode="json")["environment"] == "live"
+    assert plan_is_empty(plan)

@@ -41,6 +41,7 @@ from support.workflows import (
     load,
     reusable_workflows,
     triggers,
+    typed,
 )
 
 from policysync.config import Limits
@@ -56,6 +57,22 @@ PROJECT_ID = "project-test-11111111-2222-4333-8444-555555555555"
 SECRET = "secret-test-workflows-d29ya2Zsb3dz"
 ZENML_KEY = "ZENPROKEY_test-workflows-a2V5LWZvci13b3JrZmxvd3M"
 ENVIRONMENTS = ("policysync-read", "policysync-apply")  # README's, "Setting it up"
+# A job's environment with the input `environment` (an environment of the settings):
+# policysync-read-NAME or policysync-apply-NAME (README, "Environments").
+READ = "${{ inputs.environment && format('policysync-read-{0}', inputs.environment) || 'policysync-read' }}"  # noqa: E501
+APPLY = "${{ inputs.environment && format('policysync-apply-{0}', inputs.environment) || 'policysync-apply' }}"  # noqa: E501
+PROMOTED = {  # the promotion's jobs: each environment's own
+    "${{ format('policysync-apply-{0}', inputs.from) }}",
+    "${{ format('policysync-apply-{0}', inputs.to) }}",
+}
+
+
+def of_an_environment(named: Any) -> bool:
+    """Whether a job's `environment:` is one of README's: policysync-read or
+    policysync-apply, or either for the environment of the settings the inputs name."""
+    return named in ENVIRONMENTS or named in (READ, APPLY) or named in PROMOTED
+
+
 BOT = fake_gh.BOT
 CALLERS = {
     "policy-pr.yml": "policysync-pr.yml",
@@ -284,21 +301,23 @@ def test_callers_are_triggered_as_documented() -> None:
     assert rollback["workflow_dispatch"]["inputs"]["apply_run_id"]["required"] is True
 
 
-def test_reusable_workflows_are_the_four_and_guarded_as_documented() -> None:
+def test_reusable_workflows_are_the_five_and_guarded_as_documented() -> None:
     assert [p.name for p in reusable_workflows()] == [
         "policysync-apply.yml",
         "policysync-drift.yml",
         "policysync-pr.yml",
+        "policysync-promote.yml",
         "policysync-rollback.yml",
     ]
-    for name in ("policysync-apply.yml", "policysync-rollback.yml"):  # never side by side
+    writers = ("policysync-apply.yml", "policysync-rollback.yml", "policysync-promote.yml")
+    for name in writers:  # never side by side
         assert load(WORKFLOWS / name)["concurrency"] == {
             "group": "policysync-apply",
             "cancel-in-progress": False,
         }
     apply = load(WORKFLOWS / "policysync-apply.yml")["jobs"]
-    assert apply["plan"]["environment"] == "policysync-read"
-    assert apply["apply"]["environment"] == "policysync-apply"
+    assert apply["plan"]["environment"] == READ
+    assert apply["apply"]["environment"] == APPLY
     journal = apply["apply"]["steps"][-1]
     assert journal["uses"].startswith("actions/upload-artifact@")
     assert journal["if"] == "always()"  # also when the apply failed
@@ -308,13 +327,13 @@ def test_reusable_workflows_are_the_four_and_guarded_as_documented() -> None:
         == "policysync-journal-${{ github.run_id }}-${{ github.run_attempt }}"
     )
     rollback = load(WORKFLOWS / "policysync-rollback.yml")["jobs"]["rollback"]
-    assert rollback["environment"] == "policysync-apply"
+    assert rollback["environment"] == APPLY
     assert rollback["permissions"] == {"contents": "read", "actions": "read"}
     kept = rollback["steps"][-1]
     assert (kept["uses"].split("@")[0], kept["if"]) == ("actions/upload-artifact", "always()")
     assert kept["with"]["name"] == journal["with"]["name"]  # a rollback can be rolled back
     drift = load(WORKFLOWS / "policysync-drift.yml")["jobs"]["drift"]
-    assert drift["environment"] == "policysync-read"
+    assert drift["environment"] == READ
     assert drift["permissions"]["issues"] == "write"
     pr = load(WORKFLOWS / "policysync-pr.yml")["jobs"]
     assert pr["plan"]["permissions"]["pull-requests"] == "write"
@@ -349,13 +368,19 @@ def test_reusable_workflows_take_the_documented_inputs() -> None:
     expected = {
         "policysync-pr.yml": {"policies", "python-version", "provider"},
         "policysync-drift.yml": {
-            "policies", "python-version", "parallelism", "provider", "all-orgs",
+            "policies", "python-version", "parallelism", "provider", "environment", "all-orgs",
         },
         "policysync-apply.yml": {
-            "policies", "python-version", "parallelism", "provider", "allow-delete", "force",
+            "policies", "python-version", "parallelism", "provider", "environment",
+            "allow-delete", "force",
         },
         "policysync-rollback.yml": {
-            "apply-run-id", "journal-run", "orgs", "python-version", "parallelism", "provider",
+            "apply-run-id", "journal-run", "orgs", "environment", "python-version",
+            "parallelism", "provider",
+        },
+        "policysync-promote.yml": {
+            "from", "to", "policies", "python-version", "parallelism", "provider",
+            "allow-delete", "force",
         },
     }  # fmt: skip
     for path in reusable_workflows():
@@ -411,7 +436,7 @@ def test_credentials_are_read_only_in_jobs_of_an_environment(path: Path) -> None
     for name, job in jobs.items():
         named = {s for s in secrets_named(job) if s.startswith(CREDENTIAL_PREFIXES)}
         if named:
-            assert job.get("environment") in ENVIRONMENTS, f"{path.name}: job {name}: {named}"
+            assert of_an_environment(job.get("environment")), f"{path.name}: job {name}: {named}"
     # The zizmor audit that `make workflows` runs on the same files.
     assert "secrets-outside-env" not in (ROOT / ".github" / "zizmor.yml").read_text()
 
@@ -442,12 +467,14 @@ def test_every_step_given_credentials_is_given_both_providers_unless_provider_sa
                 if not credentials:
                     continue
                 assert credentials == expected, f"{path.name}: {where}"
-                assert job.get("environment") in ENVIRONMENTS, f"{path.name}: {where}"
+                assert of_an_environment(job.get("environment")), f"{path.name}: {where}"
                 given.append((path.name, where))
     assert given == [
         ("policysync-apply.yml", "job plan, step Plan"),
         ("policysync-apply.yml", "job apply, step Apply the saved plan"),
         ("policysync-drift.yml", "job drift, step Detect drift"),
+        ("policysync-promote.yml", "job first, step Plan and apply"),
+        ("policysync-promote.yml", "job second, step Plan and apply"),
         ("policysync-rollback.yml", "job rollback, step Roll back"),
     ]
 
@@ -539,6 +566,7 @@ def test_a_call_passes_typed_inputs_and_no_secrets(runner: Runner) -> None:
             "python-version": "3.12",
             "parallelism": 16,
             "provider": "stytch",
+            "environment": "",
             "allow-delete": True,
             "force": False,
         },
@@ -1278,3 +1306,177 @@ def test_zenml_apply_and_rollback_through_the_workflows(
     )
     assert rolled_back.ok, rolled_back.log
     assert zenml_roles(zenml_live) == before  # the deleted role back, with its holder
+
+
+# Environments: policysync-promote.yml, and the input `environment` of the others.
+
+LIVE_PROJECT_ID = "project-live-99999999-2222-4333-8444-555555555555"
+LIVE_SECRET = "secret-live-workflows-bGl2ZS13b3JrZmxvd3M"
+AUDITOR = {
+    "role_id": "auditor",
+    "description": "Reads the audit log",
+    "permissions": [{"resource_id": "audit-log", "actions": ["read"]}],
+}
+
+
+def environments_seed(prefix: str, slugs: list[str]) -> Seed:
+    """Organizations with ids of their project (`prefix`) and the slugs given."""
+    organizations = [
+        {
+            "organization_id": f"organization-{prefix}-{i:08d}-0000-4000-8000-000000000000",
+            "organization_slug": slug,
+            "organization_external_id": "acme-42" if slug == "acme" else None,
+        }
+        for i, slug in enumerate(slugs)
+    ]
+    return Seed.model_validate({"policy": SEED.policy, "organizations": organizations})
+
+
+def roles_in(store: Store, slug: str) -> list[str]:
+    found = store.find(slug)
+    assert found is not None
+    stored: Any = found.org_policy  # the row's JSON
+    return sorted(r["role_id"] for r in json.loads(stored)["roles"])
+
+
+@pytest.fixture
+def promotion(runner: Runner, workspace: Path) -> Iterator[tuple[Store, Store]]:
+    """A policy tree for two environments (its files name organizations by slug or
+    external id; the settings name no variables: each GitHub environment holds its
+    project's credentials under the standard names), and one emulator per environment:
+    test has acme, globex and hooli; live, other ids, no hooli."""
+    shutil.rmtree(workspace / "policies" / "orgs")
+    shutil.rmtree(workspace / "policies" / "templates")
+    shutil.rmtree(workspace / "policies" / "tests")
+    (workspace / "policies" / "orgs").mkdir()
+    for name, org_id in (("acme", "acme-42"), ("globex", "globex"), ("hooli", "hooli")):
+        document = {"organization_id": org_id, "org_policy": {"roles": [AUDITOR]}}
+        (workspace / "policies" / "orgs" / f"{name}.json").write_text(json.dumps(document))
+    (workspace / "policysync.toml").write_text("[environments.test]\n\n[environments.live]\n")
+    commit_all(workspace, "a tree for test and live")
+    runner.sha = git(workspace, "rev-parse", "HEAD").strip()
+    runner.hidden = {SECRET, LIVE_SECRET}
+    test, live = Store(), Store()
+    test.load(environments_seed("test", ["acme", "globex", "hooli"]))
+    live.load(environments_seed("live", ["globex", "acme"]))
+    with (
+        EmulatorThread(build(test, PROJECT_ID, SECRET, Limits())) as test_emulator,
+        EmulatorThread(build(live, LIVE_PROJECT_ID, LIVE_SECRET, Limits())) as live_emulator,
+    ):
+        test_credentials = credentials(test_emulator.url)
+        live_credentials = {
+            "STYTCH_PROJECT_ID": LIVE_PROJECT_ID,
+            "STYTCH_SECRET": LIVE_SECRET,
+            "STYTCH_BASE_URL": live_emulator.url,
+        }
+        for kind in ENVIRONMENTS:
+            runner.environments[f"{kind}-test"] = dict(test_credentials)
+            runner.environments[f"{kind}-live"] = dict(live_credentials)
+        yield test, live
+
+
+def promote_call(**inputs: Any) -> Call:
+    called = triggers(load(WORKFLOWS / "policysync-promote.yml"))["workflow_call"]
+    return Call("policysync-promote.yml", typed(called["inputs"], inputs, "promote"), {}, {})
+
+
+def test_promotion_applies_the_merged_commit_to_test_then_the_same_commit_to_live(
+    runner: Runner, workspace: Path, artifacts: Artifacts, promotion: tuple[Store, Store]
+) -> None:
+    test, live = promotion
+    merged = runner.sha
+    call = promote_call(provider="stytch")
+    first = runner.job(call, "first")
+    assert first.ok, first.log
+    assert first.environment == "policysync-apply-test"
+    assert first.outputs == {"commit": merged}
+    assert f"### policysync plan of {merged} for environment test" in first.summary
+    assert "Apply: 3 applied" in first.summary
+    assert [roles_in(test, s) for s in ("acme", "globex", "hooli")] == [["auditor"]] * 3
+    assert roles_in(live, "acme") == []  # live waits for the approval
+
+    # Meanwhile another commit lands on main: the promotion goes on with its own.
+    edit(workspace / "policies" / "orgs" / "globex.json", lambda d: add_role(d, "late-role"))
+    commit_all(workspace, "merged after the promotion started")
+    second = runner.job(call, "second", needs={"first": first})
+    assert second.ok, second.log
+    assert second.environment == "policysync-apply-live"  # its reviewers approve it
+    assert f"### policysync plan of {merged} for environment live" in second.summary
+    assert "! organization hooli: not in environment live, skipped" in second.summary
+    assert "1 not in the environment" in second.summary
+    assert roles_in(live, "acme") == roles_in(live, "globex") == ["auditor"]  # no late-role
+    checkouts = [u for u in artifacts.uses_of("actions/checkout") if "path" not in u]
+    assert checkouts == [{"ref": merged, "persist-credentials": False}] * 2
+
+    journals = artifacts.runs[runner.run_id]
+    for environment in ("test", "live"):
+        journal = journals[f"policysync-journal-{runner.run_id}-1-{environment}"]
+        [run] = journal_runs(journal)
+        assert json.loads(journal[f"{run}/run.json"])["environment"] == environment
+
+    # The rollback workflow puts back live's part only, from the promotion's journal.
+    runner.run_id = "4400"
+    inputs = {"apply-run-id": "4242", "environment": "live"}
+    rolled = runner.job("policysync-rollback.yml", "rollback", inputs=inputs)
+    assert rolled.ok, rolled.log
+    assert rolled.environment == "policysync-apply-live"
+    assert "**Rollback: 2 applied" in rolled.summary
+    assert roles_in(live, "acme") == roles_in(live, "globex") == []
+    assert roles_in(test, "acme") == ["auditor"]
+
+
+def test_promotion_stops_before_live_when_test_fails(
+    runner: Runner, promotion: tuple[Store, Store]
+) -> None:
+    _test, live = promotion
+    runner.environments["policysync-apply-test"]["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
+    jobs = runner.run(promote_call())
+    assert jobs["first"].result == "failure"
+    assert jobs["second"].result == "skipped"
+    assert roles_in(live, "acme") == []
+
+
+def test_promotion_refuses_bad_environment_names_first(
+    runner: Runner, recorded: Path, promotion: tuple[Store, Store]
+) -> None:
+    for inputs in ({"from": "live"}, {"to": "$(reboot)"}):
+        job = runner.job(promote_call(**inputs), "first")
+        assert not job.ok
+        assert [name for name, step in job.steps.items() if step.ran] == ["Check the inputs"]
+    assert not recorded.exists()
+
+
+def test_the_input_environment_names_the_environments_and_reaches_policysync(
+    runner: Runner, gh_state: Path, recorded: Path, promotion: tuple[Store, Store]
+) -> None:
+    test, live = promotion
+    inputs = {"environment": "live", "allow-delete": True}
+    plan = runner.job("policysync-apply.yml", "plan", inputs=inputs)
+    assert plan.ok, plan.log
+    assert plan.environment == "policysync-read-live"
+    assert "### policysync plan (environment live)" in plan.summary
+    applied = runner.job("policysync-apply.yml", "apply", inputs=inputs, needs={"plan": plan})
+    assert applied.ok, applied.log
+    assert applied.environment == "policysync-apply-live"
+    assert [c["argv"][-2:] for c in calls_of(recorded, "plan")] == [["--env", "live"]]
+    assert calls_of(recorded, "apply")[0]["argv"][-2:] == ["--env", "live"]
+    assert roles_in(live, "acme") == ["auditor"]
+    assert roles_in(test, "acme") == []
+
+    globex = live.find("globex")
+    assert globex is not None
+    live.set_org_policy(globex.organization_id, SEED.organizations[0].org_policy)  # drift
+    drift = runner.job("policysync-drift.yml", "drift", inputs={"environment": "live"})
+    assert drift.ok, drift.log
+    assert drift.environment == "policysync-read-live"
+    assert calls_of(recorded, "drift")[0]["argv"][-2:] == ["--env", "live"]
+    [issue] = gh(gh_state)["issues"]
+    assert issue["labels"] == ["policysync-drift-live"]
+    assert issue["title"].endswith("(environment live)")
+    assert "hooli" in issue["body"]
+    assert "not in environment live, skipped" in issue["body"]
+
+    for bad in ("$(reboot)", "-live"):
+        job = runner.job("policysync-drift.yml", "drift", inputs={"environment": bad})
+        assert not job.ok
+        assert "the input environment must be the name of an environment" in job.log

@@ -78,6 +78,7 @@ async def apply(
             project_id=provider.project_id,
             git_commit=plan.git_commit,
             git_dirty=plan.git_dirty,
+            environment=plan.environment,
         )
         started(run.run_id)
         return run
@@ -97,10 +98,12 @@ async def apply_plan(
     results: dict[str, OrgResult] = {}
     todo: list[OrgPlan] = []
     for org in plan.changes:
-        if org.action == "error":
+        if org.action in ("error", "absent"):
             assert org.error is not None
             results[org.organization_id] = OrgResult(
-                organization_id=org.organization_id, result="failed", error=org.error
+                organization_id=org.organization_id,
+                result="failed" if org.action == "error" else "absent",
+                error=org.error,
             )
         else:
             todo.append(org)
@@ -304,6 +307,7 @@ def finish(
         stale=sum(r.result == "stale" for r in ordered),
         failed=sum(r.result == "failed" for r in ordered),
         unknown=sum(r.result == "unknown" for r in ordered),
+        absent=sum(r.result == "absent" for r in ordered),
         organizations=ordered,
     )
     if run is not None and run.stopped:

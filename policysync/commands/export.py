@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from policysync import durable, git
 from policysync.config import Settings
-from policysync.errors import ProviderError, UsageError
+from policysync.errors import ORGANIZATION_NOT_FOUND, ProviderError, UsageError
 from policysync.export import (
     PROJECT_SCHEMA,
     Existing,
@@ -50,12 +50,19 @@ from policysync.templates import read_template
 from policysync.workers import Progress, each
 
 
+def _absent(error: OrgError, environment: str | None) -> bool:
+    """Whether an organization's read says it does not exist in the environment --env
+    names (one policy tree serves environments that need not hold every organization)."""
+    return environment is not None and error.error_type == ORGANIZATION_NOT_FOUND
+
+
 class Request(NamedTuple):
     orgs: Sequence[str] = ()
     all_orgs: bool = False
     branch: str | None = None
     parallelism: int = 16
     search_page_size: int = 1000
+    environment: str | None = None  # --env: an organization it lacks is skipped, not a problem
 
 
 async def export_live(
@@ -109,7 +116,12 @@ async def export_live(
         same[PROJECT_FILE] = same_project_file(live_project)
     for target, policy in sorted(policies, key=lambda item: item[0].name):
         path = f"{ORGS_DIR}/{target.name}"
-        if isinstance(policy, OrgError):
+        if isinstance(policy, OrgError) and _absent(policy, request.environment):
+            notes.append(
+                f"{root / path}: organization {target.organization_id} is not in environment "
+                f"{request.environment}: skipped, its file left as it is"
+            )
+        elif isinstance(policy, OrgError):
             problems.append(_failed(str(root / path), target, policy))
         else:
             kept, rest, found = template_remainder(target, policy, templates)

@@ -51,6 +51,7 @@ class Options(NamedTuple):
     only: Sequence[str] = ()
     shard: Shard | None = None
     parallelism: int = 16
+    environment: str | None = None  # --env: recorded in the plan; absent organizations skipped
 
 
 async def plan_live(
@@ -82,9 +83,13 @@ async def plan_live(
     desired = Desired.of(files, root, settings.limits, settings.provider)
     # git's state meanwhile: the organizations' reads leave the CPU idle
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
-    entries = await plan_orgs(provider, desired, ids, options.parallelism, tick)
+    entries = await plan_orgs(
+        provider, desired, ids, options.parallelism, tick, options.environment
+    )
     state = await git_state
-    plan = _assemble(entries, provider.project_id, state.commit, state.dirty, settings)
+    plan = _assemble(
+        entries, provider.project_id, state.commit, state.dirty, settings, options.environment
+    )
     return PlanRun(plan, report, live_project, frozenset(files))
 
 
@@ -141,10 +146,12 @@ def _assemble(
     commit: str | None,
     dirty: bool | None,
     settings: Settings,
+    environment: str | None = None,
 ) -> Plan:
     return assemble(
         entries,
         project_id=project_id,
+        environment=environment,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         policysync_version=__version__,
         git_commit=commit,
@@ -231,13 +238,15 @@ async def plan_orgs(
     ids: Sequence[str],
     parallelism: int,
     tick: Progress | None,
+    environment: str | None = None,
 ) -> list[PlanEntry]:
     """Each organization planned as soon as its live policy comes in; only the plan's
-    compact entries are kept."""
+    compact entries are kept. With an `environment`, one it lacks is skipped."""
 
     async def plan_one(org_id: str) -> PlanEntry:
         live = await read_live(provider, org_id)
         policy, sources = desired.expanded(org_id)
-        return PlanEntry.of(plan_org(org_id, desired.name(org_id), policy, live, sources))
+        name = desired.name(org_id)
+        return PlanEntry.of(plan_org(org_id, name, policy, live, sources, environment))
 
     return await each(ids, plan_one, parallelism, tick)

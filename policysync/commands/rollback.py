@@ -33,9 +33,11 @@ async def rollback(
     parallelism: int,
     started: Callable[[str], None] = unnamed,
     progress: Callable[[int], Progress] | None = None,
+    environment: str | None = None,
 ) -> RunResult:
     """Roll back run `run_id` (its entries `wanted`) through `provider`, journaled as a
-    run of its own under `base`; `policies` is the folder whose git state is recorded;
+    run of its own under `base` (of `environment`, the run's own: `check_environment`);
+    `policies` is the folder whose git state is recorded;
     `started(run_id)` once the rollback's own run is created; `progress(total)` once
     the organizations to put back are known, then its callback after each."""
     state = git.head_state(policies)
@@ -48,6 +50,7 @@ async def rollback(
             git_commit=state.commit,
             git_dirty=state.dirty,
             rolled_back_run=rolled_back,
+            environment=environment,
         )
         started(run.run_id)
         return run
@@ -84,6 +87,23 @@ async def named_orgs(run: JournaledRun, provider: Provider, names: Sequence[str]
     nothing = f"run {run.summary.run_id} did not write"
     found = await resolve(rest, managed, provider.list_orgs, nothing)
     return damaged + found
+
+
+def check_environment(run: JournaledRun, environment: str | None) -> None:
+    """A UsageError unless `environment` (--env) is the one the run wrote to: a journal
+    of one environment is never put back in another."""
+    written = run.summary.environment
+    if written == environment:
+        return
+
+    def named(name: str | None) -> str:
+        return f"environment {name}" if name is not None else "no environment (no --env)"
+
+    again = f"--env {written}" if written is not None else "without --env"
+    raise UsageError(
+        f"run {run.summary.run_id} wrote to {named(written)}, not {named(environment)}: "
+        f"roll it back {again}"
+    )
 
 
 def _check_project(run: JournaledRun, project_id: str) -> None:

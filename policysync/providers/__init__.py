@@ -8,11 +8,11 @@ import importlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from policysync.config import MAX_WAIT_SECONDS
+from policysync.config import MAX_WAIT_SECONDS, NamedEnvironment
 from policysync.errors import ConfigError
 from policysync.providers.base import Provider
 
-# name -> the module whose `from_env(environ, pacing)` builds it
+# name -> the module whose `from_env(environ, pacing, environment)` builds it
 PROVIDERS = {"stytch": "policysync.providers.stytch", "zenml": "policysync.providers.zenml"}
 
 
@@ -25,11 +25,17 @@ class Pacing(NamedTuple):
     max_wait: float = MAX_WAIT_SECONDS
 
 
-def build(name: str, environ: Mapping[str, str], pacing: Pacing) -> Provider:
-    """The provider `name`, its credentials and endpoint read from `environ`."""
+def build(
+    name: str,
+    environ: Mapping[str, str],
+    pacing: Pacing,
+    environment: NamedEnvironment | None = None,
+) -> Provider:
+    """The provider `name`, its credentials and endpoint read from `environ`: from the
+    variables `environment` names (`--env`), or else the provider's standard ones."""
     if name not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"provider {name!r} is not one policysync knows: use one of {known}")
     module = importlib.import_module(PROVIDERS[name])
-    provider: Provider = module.from_env(environ, pacing)
+    provider: Provider = module.from_env(environ, pacing, environment)
     return provider

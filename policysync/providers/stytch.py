@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Self, TypeVar, cast
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
@@ -41,11 +41,11 @@ from policysync.providers.pacing import Backoff, Clock, Sleep
 from policysync.providers.redaction import MIN_SECRET_LENGTH, Redactor
 
 if TYPE_CHECKING:
+    from policysync.config import NamedEnvironment
     from policysync.providers import Pacing
     from policysync.providers.base import Log, Provider
 
 PROVIDER = "Stytch"  # who answered, in messages
-SITE = Site(PROVIDER, "STYTCH_BASE_URL")
 USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"
 ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
@@ -53,18 +53,31 @@ SEARCH_PATH = "/v1/b2b/organizations/search"
 
 # What to do about an error, by error_type (the default: read Stytch's message).
 HINTS = {
-    "unauthorized_credentials": "check STYTCH_PROJECT_ID and STYTCH_SECRET (and STYTCH_BASE_URL)",
+    "unauthorized_credentials": "check {project_id} and {secret} (and {base_url})",
     "enterprise_endpoint": "org-specific RBAC policies are in private beta: ask Stytch "
     "support to enable them for this project",
     "organization_not_found": "check the organization's id, slug or external id",
     "too_many_requests": "lower --rate-limit",
-    "unexpected_response": "check STYTCH_BASE_URL; if it is right, this policysync may be "
+    "unexpected_response": "check {base_url}; if it is right, this policysync may be "
     "older than Stytch's API: upgrade it",
 }
 
 
 LIVE_URL = "https://api.stytch.com/"
 TEST_URL = "https://test.stytch.com/"
+
+
+class Names(NamedTuple):
+    """What messages call the project id, the secret and the base URL: the variables
+    they are read from (with --env, those the environment names; a base URL the
+    settings give: that setting)."""
+
+    project_id: str = "STYTCH_PROJECT_ID"
+    secret: str = "STYTCH_SECRET"
+    base_url: str = "STYTCH_BASE_URL"
+
+
+_STANDARD = Names()
 
 
 @dataclass(frozen=True)
@@ -75,40 +88,56 @@ class Endpoint:
     project_id: str
     secret: SecretStr
     base_url: str
+    names: Names = _STANDARD
 
     def __post_init__(self) -> None:
         secret = self.secret.get_secret_value()
+        names = self.names
         for variable, value in (
-            ("STYTCH_PROJECT_ID", self.project_id),
-            ("STYTCH_SECRET", secret),
-            ("STYTCH_BASE_URL", self.base_url),
+            (names.project_id, self.project_id),
+            (names.secret, secret),
+            (names.base_url, self.base_url),
         ):
             check_text(variable, value)
         if len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(
-                f"STYTCH_SECRET is shorter than {MIN_SECRET_LENGTH} characters: a Stytch secret "
-                "is about 50 (secret-test-… or secret-live-…); set it to the project's secret "
-                "(policysync hides the secret wherever it appears in a message, which a short "
-                "one would mangle)"
+                f"{names.secret} is shorter than {MIN_SECRET_LENGTH} characters: a Stytch "
+                "secret is about 50 (secret-test-… or secret-live-…); set it to the project's "
+                "secret (policysync hides the secret wherever it appears in a message, which a "
+                "short one would mangle)"
             )
-        check_base_url(self.base_url, "STYTCH_BASE_URL", TEST_URL)
+        check_base_url(self.base_url, names.base_url, TEST_URL)
 
 
-def endpoint_from_env(environ: Mapping[str, str]) -> Endpoint:
-    """STYTCH_PROJECT_ID, STYTCH_SECRET and, optionally, STYTCH_BASE_URL."""
-    project_id = environ.get("STYTCH_PROJECT_ID", "").strip()
-    secret = environ.get("STYTCH_SECRET", "").strip()
-    missing = [
-        n for n, v in (("STYTCH_PROJECT_ID", project_id), ("STYTCH_SECRET", secret)) if not v
-    ]
+def endpoint_from_env(
+    environ: Mapping[str, str], environment: NamedEnvironment | None = None
+) -> Endpoint:
+    """STYTCH_PROJECT_ID, STYTCH_SECRET and, optionally, STYTCH_BASE_URL. With an
+    environment (`--env`): the variables it names (project_id_env, secret_env and
+    base_url_env), or, naming none, those standard ones; its base_url before any."""
+    names, fixed, url_variable, of = Names(), None, "STYTCH_BASE_URL", ""
+    if environment is not None:
+        own = environment.settings
+        fixed, of = own.base_url, f" of environment {environment.name}"
+        if own.project_id_env is not None and own.secret_env is not None:
+            names = Names(own.project_id_env, own.secret_env)
+            url_variable = own.base_url_env or ""
+        elif own.base_url_env is not None:
+            url_variable = own.base_url_env
+        url_setting = environment.setting("base_url")
+        names = names._replace(base_url=url_setting if fixed or not url_variable else url_variable)
+    project_id = environ.get(names.project_id, "").strip()
+    secret = environ.get(names.secret, "").strip()
+    missing = [n for n, v in ((names.project_id, project_id), (names.secret, secret)) if not v]
     if missing:
         raise ConfigError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: set "
-            "STYTCH_PROJECT_ID and STYTCH_SECRET to the project's API credentials (Stytch "
-            "dashboard, API keys), or to those `policysync emulator` prints"
+            f"{names.project_id} and {names.secret} to the API credentials of the project{of} "
+            "(Stytch dashboard, API keys), or to those `policysync emulator` prints"
         )
-    base_url = environ.get("STYTCH_BASE_URL", "").strip() or default_base_url(project_id)
-    return Endpoint(project_id, SecretStr(secret), base_url.rstrip("/") + "/")
+    from_variable = environ.get(url_variable, "").strip() if url_variable and not fixed else ""
+    base_url = fixed or from_variable or default_base_url(project_id)
+    return Endpoint(project_id, SecretStr(secret), base_url.rstrip("/") + "/", names)
 
 
 def default_base_url(project_id: str) -> str:
@@ -116,11 +145,14 @@ def default_base_url(project_id: str) -> str:
     return LIVE_URL if project_id.startswith("project-live-") else TEST_URL
 
 
-def from_env(environ: Mapping[str, str], pacing: Pacing) -> Provider:
-    """The provider, built once by the CLI: credentials and endpoint from `environ`.
-    (Typed as the protocol, so that the type checker holds the client to it.)"""
+def from_env(
+    environ: Mapping[str, str], pacing: Pacing, environment: NamedEnvironment | None = None
+) -> Provider:
+    """The provider, built once by the CLI: credentials and endpoint from `environ`
+    (the variables `environment` names, with --env). (Typed as the protocol, so that
+    the type checker holds the client to it.)"""
     return StytchClient(
-        endpoint_from_env(environ),
+        endpoint_from_env(environ, environment),
         parallelism=pacing.parallelism,
         rate_limit=pacing.rate_limit,
         backoff=Backoff(max_wait=pacing.max_wait),
@@ -233,6 +265,7 @@ class StytchClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self.project_id = endpoint.project_id
+        self._names = endpoint.names
         secret = endpoint.secret.get_secret_value()
         token = basic_token(endpoint.project_id, secret)
         self._redact = Redactor(secret, token)
@@ -245,7 +278,7 @@ class StytchClient:
             endpoint.base_url,
             headers,
             self._redact,
-            SITE,
+            Site(PROVIDER, endpoint.names.base_url),
             parallelism=parallelism,
             rate_limit=rate_limit,
             backoff=backoff,
@@ -415,6 +448,8 @@ class StytchClient:
             self._redact(message),
             self._redact(request_id) if isinstance(request_id, str) else None,
             organization_id,
-            HINTS.get(error_type, "server error: try again later" if (status or 0) >= 500 else ""),
+            HINTS.get(
+                error_type, "server error: try again later" if (status or 0) >= 500 else ""
+            ).format(**self._names._asdict()),
             PROVIDER,
         )

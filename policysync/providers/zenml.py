@@ -59,11 +59,11 @@ from policysync.providers.redaction import MIN_SECRET_LENGTH, Redactor
 from policysync.zenml_models import ZenmlPermission, ZenmlRole, core_role, role_key, split_key
 
 if TYPE_CHECKING:
+    from policysync.config import NamedEnvironment
     from policysync.providers import Pacing
     from policysync.providers.base import Log, Provider
 
 PROVIDER = "ZenML Pro"
-SITE = Site(PROVIDER, "ZENML_PRO_API_URL")
 DEFAULT_URL = "https://cloudapi.zenml.io"
 USER_AGENT = f"policysync/{__version__}"
 PAGE = 100  # the largest `limit` the list endpoints take
@@ -71,12 +71,11 @@ PAGE = 100  # the largest `limit` the list endpoints take
 TOKEN_MARGIN_SECONDS = 60.0
 
 HINTS = {
-    401: "check ZENML_PRO_API_KEY (a service account's API key or a personal access token) "
-    "and ZENML_PRO_API_URL",
+    401: "check {api_key} (a service account's API key or a personal access token) and {api_url}",
     402: "the organization's ZenML Pro subscription does not include custom roles: upgrade it",
     403: "ZenML Pro refused the operation: the API key's account must be allowed to manage "
     "the organization's roles, and system-managed roles cannot be changed",
-    404: "check the organization's id or name, and ZENML_PRO_API_URL",
+    404: "check the organization's id or name, and {api_url}",
     409: "a role of that level and name exists already (made meanwhile?): make a new plan",
     422: "ZenML Pro refused the request as invalid: if the files validate, this may be one of "
     "policysync's guesses about the API (README, 'ZenML Pro guesses'): report it",
@@ -227,6 +226,17 @@ class LiveRole(NamedTuple):
     role: Role
 
 
+class Names(NamedTuple):
+    """What messages call the API key and the URL: the variables they are read from
+    (with --env, those the environment names; a URL the settings give: that setting)."""
+
+    api_key: str = "ZENML_PRO_API_KEY"
+    api_url: str = "ZENML_PRO_API_URL"
+
+
+_STANDARD = Names()
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A ZenML Pro control plane and the API key presented there (a SecretStr: a repr or
@@ -234,38 +244,58 @@ class Endpoint:
 
     api_key: SecretStr
     base_url: str
+    names: Names = _STANDARD
 
     def __post_init__(self) -> None:
         key = self.api_key.get_secret_value()
-        check_text("ZENML_PRO_API_KEY", key)
-        check_text("ZENML_PRO_API_URL", self.base_url)
+        check_text(self.names.api_key, key)
+        check_text(self.names.api_url, self.base_url)
         if len(key) < MIN_SECRET_LENGTH:
             raise ConfigError(
-                f"ZENML_PRO_API_KEY is shorter than {MIN_SECRET_LENGTH} characters: set it to "
-                "a service account's API key (ZENPROKEY_…) or a personal access token "
+                f"{self.names.api_key} is shorter than {MIN_SECRET_LENGTH} characters: set it "
+                "to a service account's API key (ZENPROKEY_…) or a personal access token "
                 "(policysync hides the key wherever it appears in a message, which a short "
                 "one would mangle)"
             )
-        check_base_url(self.base_url, "ZENML_PRO_API_URL", DEFAULT_URL + "/")
+        check_base_url(self.base_url, self.names.api_url, DEFAULT_URL + "/")
 
 
-def endpoint_from_env(environ: Mapping[str, str]) -> Endpoint:
-    """ZENML_PRO_API_KEY and, optionally, ZENML_PRO_API_URL."""
-    key = environ.get("ZENML_PRO_API_KEY", "").strip()
+def endpoint_from_env(
+    environ: Mapping[str, str], environment: NamedEnvironment | None = None
+) -> Endpoint:
+    """ZENML_PRO_API_KEY and, optionally, ZENML_PRO_API_URL. With an environment
+    (`--env`): the variables it names (api_key_env, api_url_env), or, naming no key's,
+    those standard ones; its api_url before any."""
+    names, fixed, url_variable, of = Names(), None, "ZENML_PRO_API_URL", ""
+    if environment is not None:
+        own = environment.settings
+        fixed, of = own.api_url, f" (environment {environment.name})"
+        if own.api_key_env is not None:
+            names = names._replace(api_key=own.api_key_env)
+            url_variable = own.api_url_env or ""
+        elif own.api_url_env is not None:
+            url_variable = own.api_url_env
+        url_setting = environment.setting("api_url")
+        names = names._replace(api_url=url_setting if fixed or not url_variable else url_variable)
+    key = environ.get(names.api_key, "").strip()
     if not key:
         raise ConfigError(
-            "ZENML_PRO_API_KEY is not set: set it to a ZenML Pro service account's API key "
-            "(or a personal access token), or to the key `policysync emulator --provider "
-            "zenml` prints"
+            f"{names.api_key} is not set: set it to a ZenML Pro service account's API key "
+            f"(or a personal access token){of}, or to the key `policysync emulator "
+            "--provider zenml` prints"
         )
-    base_url = environ.get("ZENML_PRO_API_URL", "").strip() or DEFAULT_URL
-    return Endpoint(SecretStr(key), base_url.rstrip("/") + "/")
+    from_variable = environ.get(url_variable, "").strip() if url_variable and not fixed else ""
+    base_url = fixed or from_variable or DEFAULT_URL
+    return Endpoint(SecretStr(key), base_url.rstrip("/") + "/", names)
 
 
-def from_env(environ: Mapping[str, str], pacing: Pacing) -> Provider:
-    """The provider, built once by the CLI: the key and the URL from `environ`."""
+def from_env(
+    environ: Mapping[str, str], pacing: Pacing, environment: NamedEnvironment | None = None
+) -> Provider:
+    """The provider, built once by the CLI: the key and the URL from `environ` (the
+    variables `environment` names, with --env)."""
     return ZenmlClient(
-        endpoint_from_env(environ),
+        endpoint_from_env(environ, environment),
         parallelism=pacing.parallelism,
         rate_limit=pacing.rate_limit,
         backoff=Backoff(max_wait=pacing.max_wait),
@@ -291,6 +321,7 @@ class ZenmlClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self.project_id = endpoint.base_url.rstrip("/")
+        self._variables = endpoint.names
         self._key = endpoint.api_key  # a SecretStr: ********** in a repr or a traceback
         # Every token this client was given is hidden too: a token replaced may still be
         # good (it is replaced before it expires), and an answer may echo it after that.
@@ -301,7 +332,7 @@ class ZenmlClient:
             endpoint.base_url,
             {"User-Agent": USER_AGENT, "Accept": "application/json"},
             lambda text: self._redact(text),
-            SITE,
+            Site(PROVIDER, endpoint.names.api_url),
             parallelism=parallelism,
             rate_limit=rate_limit,
             backoff=backoff,
@@ -473,11 +504,19 @@ class ZenmlClient:
         raise self._api_error(404, "organization_not_found", message, organization_id)
 
     async def _listed(self, oid: str, organization_id: str) -> list[_Role]:
-        """The organization's custom roles as listed (their permissions may be missing)."""
+        """The organization's custom roles as listed (their permissions may be missing).
+        A 404 here is the organization's: no organization has that id (organization ids
+        differ between control planes, so an environment may well lack one)."""
         path = f"/organizations/{segment(oid)}/roles"
         query = {"system_managed": "false"}
         roles = self._paged(_ROLES, path, query, organization_id)
-        return [role async for role in roles if not role.system_managed]
+        try:
+            return [role async for role in roles if not role.system_managed]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            message = f"no organization with id {oid} is visible to this API key: {exc.message}"
+            raise self._api_error(404, "organization_not_found", message, organization_id) from None
 
     async def _live(self, oid: str, organization_id: str) -> list[LiveRole]:
         """The organization's custom roles, each with its permissions."""
@@ -648,10 +687,10 @@ class ZenmlClient:
     ) -> ApiError:
         hint = HINTS.get(
             status or 0, "server error: try again later" if (status or 0) >= 500 else ""
-        )
+        ).format(**self._variables._asdict())
         if error_type == "unexpected_response" and status == 200:
-            hint = "check ZENML_PRO_API_URL; if it is right, this may be one of policysync's "
-            hint += "guesses about the API (README, 'ZenML Pro guesses'): report it"
+            hint = f"check {self._variables.api_url}; if it is right, this may be one of "
+            hint += "policysync's guesses about the API (README, 'ZenML Pro guesses'): report it"
         return ApiError(
             status,
             self._redact(error_type),

@@ -63,13 +63,15 @@ def summary_line(report: DriftReport) -> str:
     if parts:
         line = "Drift: " + "; ".join(parts) + "."
     else:
-        matching = s.organizations - s.failed
+        matching = s.organizations - s.failed - s.absent
         verb = "matches its file" if matching == 1 else "match their files"
         line = f"No drift. {plural(matching, 'organization')} {verb}"
         line += "" if s.unmanaged is None else "; no unmanaged organization has roles"
         line += "."
     if s.failed:
         line += f" {s.failed} could not be read."
+    if s.absent:
+        line += f" {s.absent} not in environment {report.environment}, skipped."
     if report.search_error is not None:
         line += " The organization search failed."
     return line
@@ -89,10 +91,12 @@ def drift_lines(org: OrgDrift, paint: Paint = plain) -> list[str]:
     return [line for role in org.roles for line in _role_lines(role, width, paint)]
 
 
-def error_line(org: OrgDrift, paint: Paint = plain) -> str:
+def error_line(org: OrgDrift, paint: Paint = plain, environment: str | None = None) -> str:
     assert org.error is not None, "called for a missing or unreadable organization only"
     error = org.error
     request = f" (request {visible(error.request_id)})" if error.request_id else ""
+    if org.status == "absent":
+        return f"{paint('!')} organization {_label(org)}: not in environment {environment}, skipped"
     what = "no longer exists live: " if org.status == "missing" else ""
     return (
         f"{paint('!')} organization {_label(org)}: {what}"
@@ -134,7 +138,7 @@ def _drifted(report: DriftReport) -> list[OrgDrift]:
 
 
 def render_text(report: DriftReport) -> str:
-    blocks = [error_line(org, coloured) for org in _errors(report)]
+    blocks = [error_line(org, coloured, report.environment) for org in _errors(report)]
     if report.search_error is not None:
         blocks.append(search_error_line(report))
     for org in _drifted(report):
@@ -171,7 +175,7 @@ def render_markdown(report: DriftReport) -> str:
     cannot be compared, the project policy, one collapsed block per drifted
     organization, and the unmanaged organizations, as many as fit under the bound."""
     head = f"**{summary_line(report)}**"
-    errors = [error_line(org) for org in _errors(report)]
+    errors = [error_line(org, plain, report.environment) for org in _errors(report)]
     if report.search_error is not None:
         errors.append(search_error_line(report))
     items = []

@@ -48,10 +48,14 @@ def summary_line(plan: Plan) -> str:
             f"in {s.changed} of {plural(s.organizations, 'organization')}."
         )
     else:
-        matching = s.organizations - s.failed
+        matching = s.organizations - s.failed - s.absent
         verb = "matches its file" if matching == 1 else "match their files"
         line = f"No changes. {plural(matching, 'organization')} {verb}."
-    return (line[:-1] + f"; {s.failed} could not be planned.") if s.failed else line
+    if s.failed:
+        line = line[:-1] + f"; {s.failed} could not be planned."
+    if s.absent:
+        line = line[:-1] + f"; {s.absent} not in environment {plan.environment}, skipped."
+    return line
 
 
 def _role_lines(change: RoleChange, width: int, paint: Paint) -> list[str]:
@@ -68,6 +72,10 @@ def change_lines(org: OrgPlan, paint: Paint = plain) -> list[str]:
     """The lines of one organization's role changes, unindented."""
     width = max([_ROLE_WIDTH, *(len(name(c.role_id)) for c in org.role_changes)])
     return [line for change in org.role_changes for line in _role_lines(change, width, paint)]
+
+
+def absent_line(org: OrgPlan, environment: str | None, paint: Paint = plain) -> str:
+    return f"{paint('!')} organization {_label(org)}: not in environment {environment}, skipped"
 
 
 def error_line(org: OrgPlan, paint: Paint = plain) -> str:
@@ -127,9 +135,11 @@ def _text_escalations(plan: Plan) -> list[str]:
     return ["\n".join([heading, *("  " + line for line in escalation_lines(plan, coloured))])]
 
 
-def _text_block(org: OrgPlan) -> str:
+def _text_block(org: OrgPlan, environment: str | None) -> str:
     if org.action == "error":
         return error_line(org, coloured)
+    if org.action == "absent":
+        return absent_line(org, environment, coloured)
     header = click.style(f"organization {_label(org)}", bold=True)
     return "\n".join([header, *("  " + line for line in change_lines(org, coloured))])
 
@@ -138,7 +148,7 @@ def render_text(plan: Plan) -> str:
     blocks = [
         *_text_escalations(plan),
         *_text_templates(plan),
-        *(_text_block(org) for org in plan.changes),
+        *(_text_block(org, plan.environment) for org in plan.changes),
     ]
     return "\n\n".join([*blocks, click.style(summary_line(plan), bold=True)])
 
@@ -178,11 +188,15 @@ def _markdown_section(heading: str, lines: list[str], what: str, budget: int) ->
 
 def render_markdown(plan: Plan) -> str:
     """For a pull-request comment or a job summary: escalations first, for the reviewer,
-    and the template changes; errors next, as they block an apply; then one collapsed
-    block per changed organization, as many as GitHub accepts."""
-    errors = [org for org in plan.changes if org.action == "error"]
+    and the template changes; errors next, as they block an apply (and organizations
+    absent from the environment); then one collapsed block per changed organization, as
+    many as GitHub accepts."""
+    errors = [org for org in plan.changes if org.action in ("error", "absent")]
     changed = [org for org in plan.changes if org.action == "update"]
-    items = [error_line(org) for org in errors] + [_details(org) for org in changed]
+    items = [
+        error_line(org) if org.action == "error" else absent_line(org, plan.environment)
+        for org in errors
+    ] + [_details(org) for org in changed]
     head = f"**{summary_line(plan)}**"
     flagged = escalation_lines(plan)
     heading = f"{ESCALATIONS_HEADING} ({len(flagged)})"

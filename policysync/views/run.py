@@ -16,7 +16,7 @@ from policysync.result import OrgResult, RunResult
 from policysync.views.common import plural, visible
 
 RunRenderer = Callable[[RunResult], str]
-_ORDER = ("unknown", "failed", "stale", "applied")
+_ORDER = ("unknown", "failed", "stale", "absent", "applied")
 DEFAULT_JOURNAL = PurePath(".policysync/journal")
 
 
@@ -32,9 +32,11 @@ def _line(org: OrgResult) -> str:
 def summary_line(run: RunResult) -> str:
     verb = "Apply" if run.kind == "apply" else "Rollback"
     unknown = f", {run.unknown} unknown" if run.unknown else ""
+    absent = f", {run.absent} not in the environment" if run.absent else ""
     counts = (
         f"{run.applied} applied, {run.unchanged} unchanged, {run.stale} stale, "
-        f"{run.failed} failed{unknown}, of {plural(len(run.organizations), 'organization')}."
+        f"{run.failed} failed{unknown}{absent}, of "
+        f"{plural(len(run.organizations), 'organization')}."
     )
     if run.run_id is None:
         return f"{verb}: {counts} Nothing was written."

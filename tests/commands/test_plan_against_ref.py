@@ -260,7 +260,7 @@ def test_escalations_in_every_format(
     assert code == 0, err
     document = json.loads(out)
     jsonschema.Draft202012Validator(PLAN_SCHEMA).validate(document)
-    assert document["format_version"] == "3"
+    assert document["format_version"] == "4"
     organization_id = OrgPolicyFile.model_validate_json(
         (ORGS / "globex.json").read_bytes()
     ).organization_id

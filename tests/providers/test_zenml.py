@@ -697,8 +697,10 @@ def test_an_unknown_id_is_the_servers_404() -> None:
     with serving() as server:
         error = failure(client_of(server.url), lambda c: c.read_org(unknown))
         assert isinstance(error, ApiError)
-        assert (error.status, error.error_type) == (404, "KeyError")
-        assert unknown in error.message
+        # Not there: organization_not_found, as for a name (an environment lacks it).
+        assert (error.status, error.error_type) == (404, "organization_not_found")
+        assert error.message.startswith(f"no organization with id {unknown} is visible")
+        assert "No organization with id or name" in error.message  # the server's own words
         assert server.wire.count("GET /organizations") == 0
 
 
@@ -1295,7 +1297,13 @@ def test_a_write_under_random_faults_lands_exactly_once() -> None:
             "user_id cannot be combined",
             "",
         ),
-        (404, {"detail": "Not Found"}, "not_found", "Not Found", "check the organization's id"),
+        (
+            404,
+            {"detail": "Not Found"},
+            "organization_not_found",  # a 404 listing an organization's roles: no such one
+            f"no organization with id {ORG} is visible to this API key: Not Found",
+            "check the organization's id",
+        ),
     ],
 )
 def test_fastapi_error_bodies_read_as_messages_with_hints(

@@ -46,10 +46,11 @@ PR_NUMBER = 7
 STEP_TIMEOUT = 60
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\))"
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
     r"|(?P<name>[A-Za-z_][\w-]*(?:\.[\w-]+)*))"
 )
 STATUS_FUNCTIONS = re.compile(r"\b(always|success|failure|cancelled)\s*\(")
+FORMAT_ARGUMENT = re.compile(r"\{(\d+)\}")
 UNSET_IS_EMPTY = ("secrets", "steps", "needs", "vars")  # an unset one is the empty string
 
 
@@ -119,6 +120,7 @@ class Job:
     outputs: dict[str, str] = field(default_factory=dict)
     steps: dict[str, Step] = field(default_factory=dict)
     temp: Path = Path()
+    environment: str | None = None  # the GitHub environment it named
 
     @property
     def log(self) -> str:
@@ -157,6 +159,7 @@ class Runner:
         self.run_id = "4242"
         self.run_attempt = "1"
         self.ref_name = "main"
+        self.sha = "0" * 40  # the commit the run was started for (`github.sha`)
         self.jobs_run = 0
         self.context: dict[str, Any] = {}
         assert (VENV / "bin" / "policysync").is_file(), "run pytest with .venv/bin/python"
@@ -183,8 +186,8 @@ class Runner:
 
     def evaluate(self, expression: str, failed: bool = False) -> Any:
         """A GitHub expression, through Python: literals, contexts, ==, !=, !, &&, ||,
-        parentheses and the status functions are all these workflows use (`a && b || c`
-        gives a value, not a boolean, in both)."""
+        parentheses, format() and the status functions are all these workflows use
+        (`a && b || c` gives a value, not a boolean, in both)."""
         python, pos = [], 0
         expression = expression.strip()
         while pos < len(expression):
@@ -211,6 +214,9 @@ class Runner:
             "_success": lambda: not failed,
             "_failure": lambda: failed,
             "_cancelled": lambda: False,
+            "_format": lambda pattern, *values: FORMAT_ARGUMENT.sub(
+                lambda m: text(values[int(m[1])]), pattern
+            ),
         }
         return eval("".join(python), names)  # the text of our own workflows
 
@@ -306,6 +312,9 @@ class Runner:
         environment = job.get("environment")
         if isinstance(environment, dict):
             environment = environment["name"]
+        if environment is not None:  # its expressions read the inputs
+            self.context = {"inputs": inputs or {}, "vars": dict(self.variables)}
+            environment = self.interpolate(environment)
         needs = needs or {}
         temp = self.begin(inputs or {}, needs, secrets, environment)
         failed = any(n.result != "success" for n in needs.values())
@@ -320,6 +329,7 @@ class Runner:
         steps = [s for s in job["steps"] if s.get("name") not in set(skip)]
         result = self.steps(steps, env, shell)
         result.outputs = {k: self.interpolate(v) for k, v in job.get("outputs", {}).items()}
+        result.environment = environment
         return result
 
     def action(
@@ -368,6 +378,7 @@ class Runner:
                 "ref_name": self.ref_name,
                 "run_id": self.run_id,
                 "run_attempt": self.run_attempt,
+                "sha": self.sha,
                 "workspace": str(self.workspace),
                 "event": {"pull_request": {"number": PR_NUMBER}},
             },
@@ -489,6 +500,12 @@ class Artifacts:
             # A job starts on a fresh runner: what an earlier job left (a journal, a
             # plan) is not there. The checkout of the workspace removes it.
             subprocess.run(["git", "clean", "-ffdxq"], cwd=runner.workspace, check=True)
+            if given.get("ref"):  # that commit, as a detached HEAD
+                subprocess.run(
+                    ["git", "checkout", "-q", "--detach", given["ref"]],
+                    cwd=runner.workspace,
+                    check=True,
+                )
         elif action == "actions/upload-artifact":
             source = runner.workspace / given["path"]  # an absolute path stays as it is
             base = source.parent if source.is_file() else source

@@ -276,6 +276,6 @@ def test_a_saved_plan_of_another_format_is_refused(tmp_path: Path) -> None:
         planfile.load(path, plan.project_id)
     assert str(refused.value) == (
         f'{path}: a plan of format_version "1", made by another version of policysync; '
-        "this one applies format_version 3: make a new plan (policysync plan --out) "
+        "this one applies format_version 4: make a new plan (policysync plan --out) "
         "and review it"
     )
