@@ -129,7 +129,7 @@ def test_make_plan_sorts_organizations_and_counts() -> None:
         "changed": 2,
         "failed": 1,
     }
-    assert plan.format_version == "3"
+    assert plan.format_version == "4"
     assert not plan_is_empty(plan)
 
 

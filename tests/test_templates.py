@@ -263,7 +263,7 @@ def test_the_json_plan_names_each_role_change_s_source(
     code, out, err = run(["plan", "--against-ref", repo, "--format", "json"], capsys)
     assert code == 0, err
     plan = json.loads(out)
-    assert plan["format_version"] == "3"
+    assert plan["format_version"] == "4"
     changes = {
         (org["organization_id"], c["role_id"]): (c["action"], c["source"], c["template"])
         for org in plan["organizations"]
