@@ -1051,8 +1051,8 @@ def test_apply_applies_the_saved_plan_and_keeps_the_journal(
         "path": ".policysync-action",
         "persist-credentials": False,
     }
-    assert checkouts == [{"persist-credentials": False}, ours] * 3  # plan, apply, apply
-    assert artifacts.uses_of("./.policysync-action") == [{"python-version": "3.12"}] * 3
+    assert checkouts == [{"persist-credentials": False}, ours] * 4  # plan, apply thrice
+    assert artifacts.uses_of("./.policysync-action") == [{"python-version": "3.12"}] * 4
 
     again = runner.job(allowed, "plan")  # live now matches: nothing to approve
     assert again.ok, again.log
@@ -1115,7 +1115,7 @@ def test_apply_inputs_reach_the_plan_and_the_apply(
     [planned] = calls_of(recorded, "plan")
     assert planned["argv"][-4:] == ["--parallelism", "2", "--policies", "rbac"]
     [apply] = calls_of(recorded, "apply")
-    assert apply["argv"][-6:] == [
+    assert apply["argv"][-7:] == [
         "--parallelism",
         "2",
         "--policies",

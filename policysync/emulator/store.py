@@ -159,9 +159,10 @@ class Store:
 
     def set_org_policy(self, organization_id: str, policy: OrgPolicy) -> str:
         """Replace every org-specific role of one organization; returns the stored JSON.
-        A role deleted is taken from the members holding it, however they did (the
-        rules assigning it implicitly, the organization's settings, stay: the emulator
-        serves members' implicit roles as seeded, it does not derive them)."""
+        A role deleted loses its direct assignments to members; its implicit ones (the
+        seeded email, SSO and SCIM sources: the organization's rules, which stay) are
+        kept but not served while the role does not exist (`visible`), and come back
+        with it."""
         stored = compact(policy)
         kept = {role.role_id for role in policy.roles}
         with self._transaction():
@@ -177,7 +178,7 @@ class Store:
             )
             if deleted:
                 for member in self._members_of([organization_id]):
-                    roles = tuple(r for r in member.roles if r.role_id not in deleted)
+                    roles = _without_direct(member.roles, deleted)
                     if roles != member.roles:
                         self._put_member(member.model_copy(update={"roles": roles}))
         return stored
@@ -202,7 +203,7 @@ class Store:
         after = _decode_cursor(cursor) if cursor else ""
         found = [
             m
-            for m in self._members_of(organization_ids)
+            for m in map(self.visible, self._members_of(organization_ids))
             if m.status != "deleted"
             and (role_ids is None or any(r.role_id in role_ids for r in m.roles))
             and (member_ids is None or m.member_id in member_ids)
@@ -234,7 +235,19 @@ class Store:
                 roles[role_id] = MemberRole(role_id=role_id, sources=sources)
             updated = member.model_copy(update={"roles": tuple(roles.values())})
             self._put_member(updated)
-        return updated
+        return self.visible(updated)
+
+    def visible(self, member: SeedMember) -> SeedMember:
+        """`member` as served: holding only roles that exist (the project's, its
+        organization's own)."""
+        row = self._db.execute(
+            "SELECT org_policy FROM organizations WHERE organization_id = ?",
+            (member.organization_id,),
+        ).fetchone()
+        own = OrgPolicy.model_validate_json(row[0]).roles if row else ()
+        exist = {r.role_id for r in (*self.project_policy().roles, *own)}
+        roles = tuple(r for r in member.roles if r.role_id in exist)
+        return member if roles == member.roles else member.model_copy(update={"roles": roles})
 
     def _members_of(self, organization_ids: list[str]) -> list[SeedMember]:
         marks = ", ".join("?" * len(organization_ids))

@@ -2,7 +2,8 @@
 the sample, whose initech still has `legacy-admin` held by two members (one directly,
 both through the email domain initech.example). The plan says who depends on it, apply
 refuses the deletion without --allow-delete-in-use, deletes it with the flag, and a
-rollback brings the role back to the member that held it directly."""
+rollback brings the role back: to the member that held it directly (by the rollback),
+and through the email domain's rule (which stayed)."""
 
 from __future__ import annotations
 
@@ -129,8 +130,12 @@ def test_an_in_use_deletion_is_refused_then_applied_with_the_flag_then_rolled_ba
         code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
         assert code == 0, out + err
         assert "legacy-admin" in live_roles(live.url)
-        assert roles_of(live.url, PETER)["legacy-admin"] == ["direct_assignment"]
-        assert "legacy-admin" not in roles_of(live.url, BILL)  # it held it implicitly only
+        # back as before: directly (the rollback), and through the email domain (a rule)
+        assert roles_of(live.url, PETER)["legacy-admin"] == [
+            "direct_assignment",
+            "email_assignment",
+        ]
+        assert roles_of(live.url, BILL)["legacy-admin"] == ["email_assignment"]
         rollback_id = next(r for r in list_runs(workdir / JOURNAL) if r != run_id)
         _, entries = load_run(workdir / JOURNAL, rollback_id)
         (entry,) = [e for e in entries if e.organization_id == INITECH]

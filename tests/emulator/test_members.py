@@ -154,7 +154,10 @@ def test_update_member_roles_replaces_the_direct_ones_only(
     assert roles == {"legacy-admin": ["direct_assignment", "email_assignment"]}
 
 
-def test_deleting_a_role_takes_it_from_its_members(store: Store) -> None:
+def test_deleting_a_role_takes_it_from_its_members_and_its_rules_bring_it_back(
+    store: Store,
+) -> None:
+    legacy = INITECH.org_policy
     store.set_org_policy(INITECH.organization_id, OrgPolicy(roles=()))
     page, total, _ = store.search_members(
         [INITECH.organization_id], {"legacy-admin"}, None, 100, None
@@ -162,6 +165,14 @@ def test_deleting_a_role_takes_it_from_its_members(store: Store) -> None:
     assert (page, total) == ([], 0)
     rules = store.rules(INITECH.organization_id)  # the rules are settings: they stay
     assert [r.role_id for r in rules.rbac_email_implicit_role_assignments] == ["legacy-admin"]
+    store.set_org_policy(INITECH.organization_id, legacy)  # re-created
+    page, _, _ = store.search_members([INITECH.organization_id], {"legacy-admin"}, None, 100, None)
+    held = {
+        m.name: [s.type for r in m.roles for s in r.sources if r.role_id == "legacy-admin"]
+        for m in page
+    }
+    # the direct assignment is gone for good; the implicit one follows the rule
+    assert held == {"Bill Lumbergh": ["email_assignment"], "Peter Gibbons": ["email_assignment"]}
 
 
 def test_the_dump_seeds_the_same_state_again(store: Store) -> None:
