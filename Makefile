@@ -60,6 +60,15 @@ json.dump(template, open(sys.argv[1], "w"), indent=2)
 endef
 export TEMPLATE_CHANGE
 
+# Who held the roles a journal entry's write deleted, one line each (the path is argv[1]).
+define HOLDERS
+import json, sys
+for held in json.load(open(sys.argv[1]))["holders"]:
+    for h in held["holders"]:
+        print(f"  {held['role_id']}: {h['kind']} {h['id']}" + (f" ({h['detail']})" if h["detail"] else ""))
+endef
+export HOLDERS
+
 demo: $(VENV)/.installed
 	@echo "== 1. policysync validate policies    (the sample policies)"
 	@$(PS) validate policies
@@ -81,34 +90,41 @@ demo: $(VENV)/.installed
 	  echo "(emulator at $$STYTCH_BASE_URL)"; \
 	  $(PS) plan --detailed-exitcode --out $(DEMO_DIR)/plan.json; status=$$?; \
 	  echo "exit code $$status: 2 means changes are pending, as the seed intends"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 5. policysync apply $(DEMO_DIR)/plan.json --allow-delete    (the reviewed plan, journaled)"; \
-	  $(PS) apply $(DEMO_DIR)/plan.json --allow-delete --journal $(DEMO_DIR)/journal || exit 1; \
-	  echo; echo "== 6. policysync plan --detailed-exitcode    (again: live now matches the files)"; \
+	  echo; echo "== 5. policysync apply $(DEMO_DIR)/plan.json --allow-delete    (initech's legacy-admin is still held by members)"; \
+	  $(PS) apply $(DEMO_DIR)/plan.json --allow-delete --journal $(DEMO_DIR)/journal > $(DEMO_DIR)/refused.out 2>&1; status=$$?; \
+	  grep -A 3 "^error:" $(DEMO_DIR)/refused.out; \
+	  echo "exit code $$status: the deletion of a role in use is held back, nothing was written"; test $$status -eq 1 || exit 1; \
+	  echo; echo "== 6. policysync apply $(DEMO_DIR)/plan.json --allow-delete --allow-delete-in-use    (the reviewed plan, journaled)"; \
+	  $(PS) apply $(DEMO_DIR)/plan.json --allow-delete --allow-delete-in-use --journal $(DEMO_DIR)/journal || exit 1; \
+	  echo "(the journal keeps who depended on legacy-admin, for rollback to give it back to its direct holders:)"; \
+	  entry=$$(ls -t $(DEMO_DIR)/journal/*/organization-test-5b1f3c9e*.json | head -1); \
+	  $(BIN)/python -c "$$HOLDERS" "$$entry" || exit 1; \
+	  echo; echo "== 7. policysync plan --detailed-exitcode    (again: live now matches the files)"; \
 	  $(PS) plan --detailed-exitcode; status=$$?; \
 	  echo "exit code $$status: 0 means no changes"; test $$status -eq 0 || exit 1; \
-	  echo; echo "== 7. policysync drift    (what a nightly job runs)"; \
+	  echo; echo "== 8. policysync drift    (what a nightly job runs)"; \
 	  $(PS) drift; status=$$?; \
 	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0 || exit 1; \
-	  echo; echo "== 8. a template change: plan a copy in which templates/finance.json also grants reports:export"; \
+	  echo; echo "== 9. a template change: plan a copy in which templates/finance.json also grants reports:export"; \
 	  rm -rf $(DEMO_DIR)/template-change && cp -R policies $(DEMO_DIR)/template-change && \
 	  $(BIN)/python -c "$$TEMPLATE_CHANGE" $(DEMO_DIR)/template-change/templates/finance.json || exit 1; \
 	  $(PS) plan --policies $(DEMO_DIR)/template-change --detailed-exitcode; status=$$?; \
 	  echo "exit code $$status: one template edit, planned in every organization using it"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 9. an out-of-band change, with the official stytch SDK"; \
+	  echo; echo "== 10. an out-of-band change, with the official stytch SDK"; \
 	  $(BIN)/python -W ignore -c "$$OUT_OF_BAND" || exit 1; \
-	  echo; echo "== 10. policysync drift    (again)"; \
+	  echo; echo "== 11. policysync drift    (again)"; \
 	  $(PS) drift; status=$$?; \
 	  echo "exit code $$status: 2 means drift found"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 11. policysync export --org acme    (adopt live into a copy of the files: $(DEMO_DIR)/adopted)"; \
+	  echo; echo "== 12. policysync export --org acme    (adopt live into a copy of the files: $(DEMO_DIR)/adopted)"; \
 	  rm -rf $(DEMO_DIR)/adopted && cp -R policies $(DEMO_DIR)/adopted && \
 	  $(PS) export --org acme --policies $(DEMO_DIR)/adopted || exit 1; \
 	  grep -A 7 '"breakglass-admin"' $(DEMO_DIR)/adopted/orgs/acme.json; \
-	  echo; echo "== 12. policysync drift --policies $(DEMO_DIR)/adopted    (the adopted files match live)"; \
+	  echo; echo "== 13. policysync drift --policies $(DEMO_DIR)/adopted    (the adopted files match live)"; \
 	  $(PS) drift --policies $(DEMO_DIR)/adopted; status=$$?; \
 	  echo "exit code $$status: 0, no drift; commit the adopted files (or use export --branch NAME)"; \
 	  test $$status -eq 0
 	@echo
-	@echo "== 13. ZenML Pro: the sample in examples/zenml/ (provider = \"zenml\") against the bundled ZenML Pro emulator"
+	@echo "== 14. ZenML Pro: the sample in examples/zenml/ (provider = \"zenml\") against the bundled ZenML Pro emulator"
 	@mkdir -p $(DEMO_DIR); rm -rf $(DEMO_DIR)/zenml-journal; demo=$$(pwd)/$(DEMO_DIR); ps=$$(pwd)/$(PS); cd examples/zenml; \
 	  env -u ZENML_PRO_API_KEY -u ZENML_PRO_API_URL \
 	    $$ps emulator --provider zenml --port 0 --seed emulator-seed.json > $$demo/zenml-emulator.out 2>&1 & \
@@ -117,14 +133,14 @@ demo: $(VENV)/.installed
 	  export $$(grep "^  ZENML_PRO_" $$demo/zenml-emulator.out | tr -d ' '); \
 	  echo "(emulator at $$ZENML_PRO_API_URL)"; \
 	  $$ps validate || exit 1; \
-	  echo; echo "== 14. policysync plan --out    (ZenML Pro: roles by level:name; the role to delete is held by a user)"; \
+	  echo; echo "== 15. policysync plan --out    (ZenML Pro: roles by level:name; the role to delete is held by a user)"; \
 	  $$ps plan --detailed-exitcode --out $$demo/zenml-plan.json; status=$$?; \
 	  echo "exit code $$status: 2 means changes are pending"; test $$status -eq 2 || exit 1; \
-	  echo; echo "== 15. policysync apply --allow-delete    (one role at a time, each operation journaled; the holders of the deleted role too)"; \
-	  $$ps apply $$demo/zenml-plan.json --allow-delete --journal $$demo/zenml-journal || exit 1; \
+	  echo; echo "== 16. policysync apply --allow-delete --allow-delete-in-use    (one role at a time, each operation journaled; the holders of the deleted role too)"; \
+	  $$ps apply $$demo/zenml-plan.json --allow-delete --allow-delete-in-use --journal $$demo/zenml-journal || exit 1; \
 	  echo "(the journal keeps who held the deleted role, for rollback to give it back:)"; \
 	  grep -h -A 10 '"holders": \[$$' $$demo/zenml-journal/*/*.json | head -12; \
-	  echo; echo "== 16. policysync drift    (ZenML Pro)"; \
+	  echo; echo "== 17. policysync drift    (ZenML Pro)"; \
 	  $$ps drift --all-orgs; status=$$?; \
 	  echo "exit code $$status: 0 means no drift"; test $$status -eq 0
 

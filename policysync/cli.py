@@ -264,6 +264,11 @@ def plan(
 @format_option(RUN_FORMATS, "How to print the result (the plan goes to stderr).")
 @auto_approve_option
 @click.option("--allow-delete", is_flag=True, help="Allow deleting roles (members lose them).")
+@click.option(
+    "--allow-delete-in-use",
+    is_flag=True,
+    help="Also allow deleting roles that members, rules or assignments depend on.",
+)
 @click.option("--force", is_flag=True, help="Allow a plan changing very many organizations.")
 @live_options
 @journal_option
@@ -273,6 +278,7 @@ def apply(
     fmt: str,
     auto_approve: bool,
     allow_delete: bool,
+    allow_delete_in_use: bool,
     force: bool,
     live: Live,
     journal: Path | None,
@@ -285,7 +291,10 @@ def apply(
     PLANFILE (from `plan --out`) it applies exactly that reviewed plan, refused unless
     made for this project and this environment (--env). Per
     organization: live must still be what the plan saw (else it is skipped as stale),
-    the prior policy is journaled before the PUT, and the echo is checked. One apply or
+    the prior policy is journaled before the PUT, and the echo is checked. Deleting a
+    role needs --allow-delete; deleting one that members, implicit-assignment rules or
+    assignments depend on needs --allow-delete-in-use too (checked again just before
+    each write: a role that came into use since the plan is skipped). One apply or
     rollback at a time per journal folder: another is refused, naming it. Exit 0 only
     when every planned change was applied; 1 otherwise (a write whose outcome is unknown
     included); 130 after Ctrl-C, which lets the organizations in progress finish.
@@ -309,14 +318,22 @@ def apply(
     click.echo(render_text(the_plan), err=True)
     if not the_plan.changes:
         return EXIT_OK
-    check_guards(the_plan, allow_delete, force, settings.apply)
+    check_guards(the_plan, allow_delete, force, settings.apply, allow_delete_in_use)
     if the_plan.summary.changed and plan_file is None and not auto_approve:
         confirm(f"Apply these changes to project {provider.project_id}?")
     base = journal or Path(settings.journal)
     held = _locked(base, "apply")
 
     def applied(tick: ProgressStart | None) -> Coroutine[Any, Any, RunResult]:
-        return run_apply(provider, the_plan, base, live.parallelism, held.started, tick)
+        return run_apply(
+            provider,
+            the_plan,
+            base,
+            live.parallelism,
+            held.started,
+            tick,
+            allow_in_use=allow_delete_in_use,
+        )
 
     return _report(fmt, "writing org policies", applied, provider)
 

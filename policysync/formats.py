@@ -24,7 +24,7 @@ from policysync.export import (
 from policysync.layout import PROJECT_FILE
 from policysync.loader import read_org_file
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role, TemplateFile
-from policysync.plan import EscalationRules
+from policysync.plan import EscalationRules, InUseOf, members_in_use
 from policysync.templates import ParseTemplate
 from policysync.validate import RootResult, Rules, validate_root
 
@@ -55,6 +55,8 @@ class FileFormat(NamedTuple):
     parse_template: ParseTemplate
     # The canonical bytes of a template file: its `$schema`, description and roles.
     template_file: Callable[[str | None, str, Sequence[Role]], bytes]
+    # What depends on a role a plan deletes, from its holders (the provider's `holders`).
+    in_use: InUseOf
 
 
 def _validate_org_policies(
@@ -87,6 +89,8 @@ ORG_POLICIES = FileFormat(
     escalations=EscalationRules(wildcard="*", reserved_prefix="stytch."),
     parse_template=_parse_template,
     template_file=template_file,
+    # Members hold roles, directly or through the organization's implicit assignments.
+    in_use=members_in_use,
 )
 
 # provider -> "module:attribute" of its format

@@ -1,6 +1,8 @@
 """The guards of apply, checked before anything is written: deleting roles needs
-`allow_delete`, and a plan changing more than a configured share of the managed
-organizations needs `force` (octoDNS's "too much change" guard)."""
+`allow_delete`, deleting a role something depends on (members, rules, assignments: the
+plan's `in_use`) also needs `allow_delete_in_use`, and a plan changing more than a
+configured share of the managed organizations needs `force` (octoDNS's "too much change"
+guard)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import NamedTuple
 
 from policysync.config import ApplySettings
 from policysync.errors import UsageError
-from policysync.plan import Plan
+from policysync.plan import Plan, in_use_deletions
 
 
 class Deletion(NamedTuple):
@@ -25,9 +27,16 @@ def deletions(plan: Plan) -> list[Deletion]:
     ]
 
 
-def check_guards(plan: Plan, allow_delete: bool, force: bool, guard: ApplySettings) -> None:
-    """Refuse (UsageError) a plan that deletes roles without `allow_delete`, or that
-    changes too many organizations without `force`. Nothing has been written yet."""
+def check_guards(
+    plan: Plan,
+    allow_delete: bool,
+    force: bool,
+    guard: ApplySettings,
+    allow_delete_in_use: bool = False,
+) -> None:
+    """Refuse (UsageError) a plan that deletes roles without `allow_delete`, roles in use
+    without `allow_delete_in_use`, or that changes too many organizations without
+    `force`. Nothing has been written yet."""
     gone = deletions(plan)
     if gone and not allow_delete:
         shown = "\n".join(f"  - role {d.role_id} in {d.organization_id}" for d in gone[:50])
@@ -36,6 +45,19 @@ def check_guards(plan: Plan, allow_delete: bool, force: bool, guard: ApplySettin
             f"the plan deletes {len(gone)} role{'s' * (len(gone) != 1)}; nothing was "
             f"written:\n{shown}{more}\nmembers holding a deleted role lose its permissions: "
             "if that is intended, run again with --allow-delete"
+        )
+    in_use = in_use_deletions(plan)
+    if in_use and not allow_delete_in_use:
+        shown = "\n".join(
+            f"  - role {change.role_id} in {org.organization_id}: "
+            f"{change.in_use.describe() if change.in_use else ''}"
+            for org, change in in_use[:50]
+        )
+        more = f"\n  … and {len(in_use) - 50} more" if len(in_use) > 50 else ""
+        raise UsageError(
+            f"the plan deletes {len(in_use)} role{'s' * (len(in_use) != 1)} in use; nothing "
+            f"was written:\n{shown}{more}\nwhoever holds a deleted role loses its "
+            "permissions: if that is intended, run again with --allow-delete-in-use too"
         )
     managed, changed = plan.summary.organizations, plan.summary.changed
     too_many = changed > guard.max_change_share * managed

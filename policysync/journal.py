@@ -28,10 +28,11 @@ A rollback reads live for every entry whose PUT may have landed (pending, unknow
 applied) and puts the prior back where live is what the run wrote, or, role by role,
 either that or the prior (a write role by role that stopped half way).
 
-Providers that write role by role (ZenML) add two things to an entry: `holders`, who
-held each role the write deletes (read before it: a rollback that re-creates the role
-gives it back to them), and `operations`, each role operation that landed, journaled
-before the next is sent.
+An entry also holds `holders`: who depended on each role the write deletes, read before
+it (ZenML: its assignments; Stytch: the members holding it and the rules assigning it):
+a rollback that re-creates the role gives it back to them (Stytch: to the members that
+held it directly). And `operations`: each role operation that landed, journaled before
+the next is sent (ZenML's writes, role by role; Stytch's re-assignments in a rollback).
 
 Integrity. Each entry holds its prior's fingerprint, and its file name is the one
 `entry_name` gives its organization. When the run finishes, `run.json` gets a manifest:
@@ -110,13 +111,13 @@ class JournalEntry(BaseModel):
     git_dirty: bool | None
     holders: tuple[RoleHolders, ...] = Field(
         default=(),
-        description="Who held each role the write deletes, read before it (ZenML): a "
+        description="Who depended on each role the write deletes, read before it: a "
         "rollback that re-creates a role gives it back to them.",
     )
     operations: tuple[RoleOperation, ...] = Field(
         default=(),
         description="The role operations that landed, in order, each journaled before the "
-        "next was sent (providers that write role by role: ZenML).",
+        "next was sent (ZenML's writes; a Stytch rollback's re-assignments).",
     )
 
     @model_validator(mode="after")

@@ -115,15 +115,27 @@ class ProjectPolicyFile(BaseModel):
 
 
 class Holder(BaseModel):
-    """Who holds a role, as the provider reports it (ZenML: a user, a team or an
-    invitation, in the whole organization or in one workspace or project)."""
+    """Who holds a role, or what gives it, as the provider reports it. ZenML: a user, a
+    team or an invitation, in the whole organization or in one workspace or project.
+    Stytch: a member, or a rule of the organization assigning the role implicitly."""
 
     model_config = MODEL_CONFIG
 
-    kind: str = Field(description="`user`, `team` or `invitation`.")
-    id: str
+    kind: str = Field(
+        description="ZenML: `user`, `team` or `invitation`. Stytch: `member`, or the rules "
+        "`email_domain`, `sso_connection`, `sso_group`, `scim_group`."
+    )
+    id: str = Field(
+        description="The user, team, invitation or member; the email domain; the SSO or SCIM "
+        "connection."
+    )
     workspace_id: str | None = None
     project_id: str | None = None
+    detail: str | None = Field(
+        default=None,
+        description="Stytch: how a member holds the role (its assignment's source types, e.g. "
+        "`direct_assignment`), or the group of an `sso_group` or `scim_group` rule.",
+    )
 
 
 class RoleHolders(BaseModel):

@@ -11,7 +11,7 @@ Its JSON form (`plan --format json`, `plan --out`) is described by
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from policysync.canonical import canonical_json, fingerprint, grants, same_role
 from policysync.errors import ORGANIZATION_NOT_FOUND, ProviderError
-from policysync.models import OrgPolicy, Role
+from policysync.models import Holder, OrgPolicy, Role, RoleHolders
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,8 +27,84 @@ ChangeAction = Literal["create", "update", "delete"]
 OrgAction = Literal["no-op", "update", "error", "absent"]
 EscalationReason = Literal["wildcard", "stytch-resource", "sensitive"]
 # 2 since plans list their escalations, 3 since role changes name their source, 4 since
-# plans name their environment
+# plans name their environment and deletions say who depends on the role
 FORMAT_VERSION: Literal["4"] = "4"
+VERSIONS = (
+    "2 since plans list their escalations, 3 since role changes name their source, "
+    "4 since plans name their environment and deletions carry in_use."
+)
+
+
+class Rule(BaseModel):
+    """A rule of the organization that assigns a role implicitly."""
+
+    model_config = _CONFIG
+
+    kind: str = Field(description="`email_domain`, `sso_connection`, `sso_group` or `scim_group`.")
+    detail: str = Field(description="The domain, the connection, or the connection and group.")
+
+
+class MembersInUse(BaseModel):
+    """Who depends on a role a plan deletes, where members hold roles (Stytch)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="MembersInUse")
+
+    members: int = Field(ge=0, description="Members holding the role, however assigned.")
+    rules: tuple[Rule, ...] = Field(description="The rules assigning the role implicitly.")
+
+    @property
+    def used(self) -> bool:
+        return self.members > 0 or bool(self.rules)
+
+    def describe(self) -> str:
+        held = f"held by {self.members} member{'s' * (self.members != 1)}"
+        parts = [held] if self.members else []
+        parts += [f"assigned by {_RULE_WORDS.get(r.kind, r.kind)} {r.detail}" for r in self.rules]
+        return "; ".join(parts)
+
+
+class AssignmentsInUse(BaseModel):
+    """Who depends on a role a plan deletes, where roles are assigned (ZenML Pro)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="AssignmentsInUse")
+
+    assignments: int = Field(ge=0, description="Its assignments to users, teams, invitations.")
+
+    @property
+    def used(self) -> bool:
+        return self.assignments > 0
+
+    def describe(self) -> str:
+        return f"assigned {self.assignments} time{'s' * (self.assignments != 1)}"
+
+
+InUse = MembersInUse | AssignmentsInUse
+InUseOf = Callable[[Sequence[Holder]], InUse]  # a provider's summary of a role's holders
+_RULE_WORDS = {
+    "email_domain": "email domain",
+    "sso_connection": "SSO connection",
+    "sso_group": "SSO group",
+    "scim_group": "SCIM group",
+}
+
+
+def members_in_use(holders: Sequence[Holder]) -> MembersInUse:
+    """A role's holders as the members holding it and the rules assigning it."""
+    rules = sorted(
+        {
+            Rule(kind=h.kind, detail=h.id if h.detail is None else f"{h.id} {h.detail}")
+            for h in holders
+            if h.kind != "member"
+        },
+        key=lambda r: (r.kind, r.detail),
+    )
+    members = len({h.id for h in holders if h.kind == "member"})
+    return MembersInUse(members=members, rules=tuple(rules))
+
+
+def assignments_in_use(holders: Sequence[Holder]) -> AssignmentsInUse:
+    """A role's holders as its assignments."""
+    return AssignmentsInUse(assignments=len(holders))
 
 
 class RoleChange(BaseModel):
@@ -47,6 +123,12 @@ class RoleChange(BaseModel):
     template: str | None = Field(
         description="The template the desired role comes from; null for the organization's "
         "own roles and for deletions."
+    )
+    in_use: InUse | None = Field(
+        default=None,
+        description="For a deletion: who depends on the role live (zero and empty when "
+        "nothing does). Null for creations and updates, and where it is not known "
+        "(plan --against-ref).",
     )
 
 
@@ -147,10 +229,7 @@ class PlanDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Plan")
 
-    format_version: Literal["4"] = Field(
-        description="2 since plans list their escalations, 3 since role changes name their "
-        "source, 4 since plans name their environment."
-    )
+    format_version: Literal["4"] = Field(description=VERSIONS)
     policysync_version: str
     created_at: str = Field(description="ISO 8601 date and time.")
     project_id: str = Field(
@@ -390,6 +469,29 @@ def plan_org(
         role_changes=changes,
         error=None,
     )
+
+
+def with_in_use(org: OrgPlan, held: Sequence[RoleHolders], in_use: InUseOf) -> OrgPlan:
+    """`org` with `in_use` on each deletion: `in_use(holders)` of its role's holders
+    (`held`, read live; none listed: nothing depends on it)."""
+    holders = {h.role_id: h.holders for h in held}
+    changes = tuple(
+        change.model_copy(update={"in_use": in_use(holders.get(change.role_id, ()))})
+        if change.action == "delete"
+        else change
+        for change in org.role_changes
+    )
+    return org.model_copy(update={"role_changes": changes})
+
+
+def in_use_deletions(plan: Plan) -> list[tuple[OrgPlan, RoleChange]]:
+    """The deletions of roles something depends on, as the plan saw them."""
+    return [
+        (org, change)
+        for org in plan.changes
+        for change in org.role_changes
+        if change.action == "delete" and change.in_use is not None and change.in_use.used
+    ]
 
 
 def escalations(org: OrgPlan, rules: EscalationRules) -> list[Escalation]:

@@ -14,7 +14,7 @@ from policysync.export import Target, dump, org_head, template_head
 from policysync.formats import FileFormat
 from policysync.layout import PERMISSIONS_FILE
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy, Role
-from policysync.plan import EscalationRules
+from policysync.plan import EscalationRules, assignments_in_use
 from policysync.validate import RootResult, Rules
 from policysync.zenml_models import (
     ZenmlOrgFile,
@@ -113,4 +113,6 @@ FORMAT = FileFormat(
     escalations=EscalationRules(),
     parse_template=_parse_template,
     template_file=template_file,
+    # A role is held through its assignments (to users, teams, invitations).
+    in_use=assignments_in_use,
 )

@@ -51,7 +51,15 @@ def test_plan_and_journal_carry_the_commit_and_the_dirty_flag(
         assert (json.loads(out)["git_commit"], json.loads(out)["git_dirty"]) == (head, True)
         journal = tmp_path / "journal"
         code, _, err = run(
-            ["apply", "--auto-approve", "--allow-delete", "--journal", str(journal)], capsys
+            [
+                "apply",
+                "--auto-approve",
+                "--allow-delete",
+                "--allow-delete-in-use",
+                "--journal",
+                str(journal),
+            ],
+            capsys,
         )
         assert code == 0, err
     (run_id,) = list_runs(journal)

@@ -344,7 +344,9 @@ def test_the_whole_loop_runs_from_the_install_with_the_emulator_extra(
 
         planned = run("plan", "--detailed-exitcode", "--out", "plan.json")
         assert planned.code == 2, planned.out + planned.err
-        applied = run("apply", "plan.json", "--allow-delete", "--journal", "journal")
+        applied = run(
+            "apply", "plan.json", "--allow-delete", "--allow-delete-in-use", "--journal", "journal"
+        )
         assert applied.code == 0, applied.out + applied.err
         again = run("plan", "--detailed-exitcode")
         assert again.code == 0, again.out + again.err

@@ -293,7 +293,7 @@ def test_callers_are_triggered_as_documented() -> None:
     assert set(drift) == {"schedule", "workflow_dispatch"}
     apply = triggers(load(WORKFLOWS / "policy-apply.yml"))
     assert set(apply) == {"workflow_dispatch"}
-    for name in ("allow_delete", "force"):
+    for name in ("allow_delete", "allow_delete_in_use", "force"):
         spec = apply["workflow_dispatch"]["inputs"][name]
         assert (spec["type"], spec["default"]) == ("boolean", False)
     rollback = triggers(load(WORKFLOWS / "policy-rollback.yml"))
@@ -372,7 +372,7 @@ def test_reusable_workflows_take_the_documented_inputs() -> None:
         },
         "policysync-apply.yml": {
             "policies", "python-version", "parallelism", "provider", "environment",
-            "allow-delete", "force",
+            "allow-delete", "allow-delete-in-use", "force",
         },
         "policysync-rollback.yml": {
             "apply-run-id", "journal-run", "orgs", "environment", "python-version",
@@ -380,7 +380,7 @@ def test_reusable_workflows_take_the_documented_inputs() -> None:
         },
         "policysync-promote.yml": {
             "from", "to", "policies", "python-version", "parallelism", "provider",
-            "allow-delete", "force",
+            "allow-delete", "allow-delete-in-use", "force",
         },
     }  # fmt: skip
     for path in reusable_workflows():
@@ -568,6 +568,7 @@ def test_a_call_passes_typed_inputs_and_no_secrets(runner: Runner) -> None:
             "provider": "stytch",
             "environment": "",
             "allow-delete": True,
+            "allow-delete-in-use": False,
             "force": False,
         },
         {},  # the caller passes none: the called jobs read their environments'
@@ -956,7 +957,13 @@ def test_drift_opens_updates_and_closes_one_issue(
     assert len(gh(gh_state)["issues"]) == 1
 
     fixed = subprocess.run(
-        [VENV / "bin" / "policysync", "apply", "--auto-approve", "--allow-delete"],
+        [
+            VENV / "bin" / "policysync",
+            "apply",
+            "--auto-approve",
+            "--allow-delete",
+            "--allow-delete-in-use",
+        ],
         cwd=workspace,
         env={
             "PATH": runner.path,
@@ -1041,13 +1048,22 @@ def test_apply_applies_the_saved_plan_and_keeps_the_journal(
     assert "--allow-delete" in refused.summary
     assert refused.steps["Upload the journal"].condition  # uploaded even so
 
+    # With allow_delete alone too: the role it deletes is held by members.
     runner.run_attempt = "2"
-    allowed = runner.call("policy-apply.yml", {"allow_delete": True})
+    held = runner.job(
+        runner.call("policy-apply.yml", {"allow_delete": True}), "apply", needs={"plan": plan}
+    )
+    assert not held.ok
+    assert "the plan deletes 1 role in use; nothing was written" in held.summary
+    assert "--allow-delete-in-use" in held.summary
+
+    runner.run_attempt = "3"
+    allowed = runner.call("policy-apply.yml", {"allow_delete": True, "allow_delete_in_use": True})
     applied = runner.job(allowed, "apply", needs={"plan": plan})
     assert applied.ok, applied.log
     assert applied.steps["apply"].outputs["exit-code"] == "0"
     assert "**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed" in applied.summary
-    journal = artifacts.runs["4242"]["policysync-journal-4242-2"]
+    journal = artifacts.runs["4242"]["policysync-journal-4242-3"]
     [run] = journal_runs(journal)
     assert f"{run}/run.json" in journal
     assert len(journal) == 6  # run.json and the four organizations applied; and .lock
@@ -1062,8 +1078,8 @@ def test_apply_applies_the_saved_plan_and_keeps_the_journal(
         "path": ".policysync-action",
         "persist-credentials": False,
     }
-    assert checkouts == [{"persist-credentials": False}, ours] * 3  # plan, apply, apply
-    assert artifacts.uses_of("./.policysync-action") == [{"python-version": "3.12"}] * 3
+    assert checkouts == [{"persist-credentials": False}, ours] * 4  # plan, apply thrice
+    assert artifacts.uses_of("./.policysync-action") == [{"python-version": "3.12"}] * 4
 
     again = runner.job(allowed, "plan")  # live now matches: nothing to approve
     assert again.ok, again.log
@@ -1074,7 +1090,7 @@ def test_apply_applies_the_saved_plan_and_keeps_the_journal(
 
 def test_apply_job_waits_for_a_plan_that_succeeded(runner: Runner, live: Store) -> None:
     runner.environments["policysync-read"]["STYTCH_SECRET"] = "secret-test-wrong-d3Jvbmc"
-    jobs = apply_run(runner, "4242", allow_delete=True)
+    jobs = apply_run(runner, "4242", allow_delete=True, allow_delete_in_use=True)
     assert jobs["plan"].result == "failure"
     assert jobs["apply"].result == "skipped"
 
@@ -1093,13 +1109,15 @@ def test_apply_input_force_passes_the_too_much_change_guard(
     `force`, applied with it."""
     guard_on_every_tree(workspace)
     before = live.dump()
-    refused = apply_run(runner, "4242", allow_delete=True)["apply"]
+    refused = apply_run(runner, "4242", allow_delete=True, allow_delete_in_use=True)["apply"]
     assert refused.ran
     assert not refused.ok
     assert "--force" in refused.summary
     assert live.dump() == before  # the guard stops it before any write
 
-    forced = apply_run(runner, "4243", allow_delete=True, force=True)["apply"]
+    forced = apply_run(runner, "4243", allow_delete=True, allow_delete_in_use=True, force=True)[
+        "apply"
+    ]
     assert forced.ok, forced.log
     assert "**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed" in forced.summary
     assert live.dump() != before
@@ -1110,7 +1128,13 @@ def test_apply_inputs_reach_the_plan_and_the_apply(
 ) -> None:
     git(workspace, "mv", "policies", "rbac")
     commit_all(workspace, "the policies in rbac/")
-    inputs = {"policies": "rbac", "parallelism": 2, "allow-delete": True, "force": True}
+    inputs = {
+        "policies": "rbac",
+        "parallelism": 2,
+        "allow-delete": True,
+        "allow-delete-in-use": True,
+        "force": True,
+    }
     plan = runner.job("policysync-apply.yml", "plan", inputs=inputs)
     assert plan.ok, plan.log
     applied = runner.job("policysync-apply.yml", "apply", inputs=inputs, needs={"plan": plan})
@@ -1118,12 +1142,13 @@ def test_apply_inputs_reach_the_plan_and_the_apply(
     [planned] = calls_of(recorded, "plan")
     assert planned["argv"][-4:] == ["--parallelism", "2", "--policies", "rbac"]
     [apply] = calls_of(recorded, "apply")
-    assert apply["argv"][-6:] == [
+    assert apply["argv"][-7:] == [
         "--parallelism",
         "2",
         "--policies",
         "rbac",
         "--allow-delete",
+        "--allow-delete-in-use",
         "--force",
     ]
     assert planned["credentials"] == apply["credentials"] == sorted(STYTCH_CREDENTIALS)
@@ -1155,7 +1180,7 @@ def test_rollback_puts_back_what_an_apply_run_replaced_and_can_be_undone(
     runner: Runner, workspace: Path, artifacts: Artifacts, live: Store
 ) -> None:
     before = live.dump()
-    applied = apply_run(runner, "4242", allow_delete=True)["apply"]
+    applied = apply_run(runner, "4242", allow_delete=True, allow_delete_in_use=True)["apply"]
     assert applied.ok, applied.log
     after = live.dump()
     assert after != before
@@ -1192,11 +1217,11 @@ def test_rollback_undoes_every_attempt_newest_first_or_the_run_named(
     first (undone oldest first, the newer run's writes would make the older one stale,
     and the rollback would stop there); `journal-run` undoes one run alone."""
     before = live.dump()
-    first = apply_run(runner, "4242", "1", allow_delete=True)["apply"]
+    first = apply_run(runner, "4242", "1", allow_delete=True, allow_delete_in_use=True)["apply"]
     assert first.ok, first.log
     middle = live.dump()
     push_pr_commit(workspace, "second-attempt-role")  # what attempt 2 applies on top
-    second = apply_run(runner, "4242", "2", allow_delete=True)["apply"]
+    second = apply_run(runner, "4242", "2", allow_delete=True, allow_delete_in_use=True)["apply"]
     assert second.ok, second.log
     assert live.dump() != middle
     journal = artifacts.runs["4242"]
@@ -1234,7 +1259,7 @@ def test_rollback_refuses_what_it_cannot_roll_back(
     inputs: dict[str, str],
     error: str,
 ) -> None:
-    assert apply_run(runner, "4242", allow_delete=True)["apply"].ok
+    assert apply_run(runner, "4242", allow_delete=True, allow_delete_in_use=True)["apply"].ok
     before = live.dump()
     job = rollback_run(runner, "4300", **inputs)
     assert not job.ok
@@ -1247,7 +1272,7 @@ def test_rollback_refuses_what_it_cannot_roll_back(
 def test_rollback_inputs_reach_policysync(
     runner: Runner, recorded: Path, artifacts: Artifacts, live: Store
 ) -> None:
-    assert apply_run(runner, "4242", allow_delete=True)["apply"].ok
+    assert apply_run(runner, "4242", allow_delete=True, allow_delete_in_use=True)["apply"].ok
     acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
     job = rollback_run(runner, "4300", apply_run_id="4242", orgs=f"{acme}")
     assert job.ok, job.log
@@ -1287,11 +1312,13 @@ def test_zenml_apply_and_rollback_through_the_workflows(
     runner: Runner, recorded: Path, zenml_live: ZenmlStore
 ) -> None:
     before = zenml_roles(zenml_live)
-    jobs = apply_run(runner, "4242", allow_delete=True)  # the callers say provider stytch
+    jobs = apply_run(
+        runner, "4242", allow_delete=True, allow_delete_in_use=True
+    )  # the callers say provider stytch
     assert jobs["plan"].result == "failure"  # ZenML Pro's credentials are withheld
     assert calls_of(recorded, "plan")[-1]["credentials"] == []
 
-    inputs = {"provider": "zenml", "allow-delete": True}
+    inputs = {"provider": "zenml", "allow-delete": True, "allow-delete-in-use": True}
     plan = runner.job("policysync-apply.yml", "plan", inputs=inputs)
     assert plan.ok, plan.log
     assert "workspace:Pipeline Reviewers" in plan.summary

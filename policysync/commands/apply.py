@@ -65,11 +65,14 @@ async def apply(
     parallelism: int,
     started: Callable[[str], None] = unnamed,
     progress: Callable[[int], Progress] | None = None,
+    *,
+    allow_in_use: bool = True,
 ) -> RunResult:
     """Apply `plan` through `provider`, journaled in a new run folder under `base`;
     `started(run_id)` once it is created (the lock's holder file names the run);
     `progress(total)` once the organizations to write are known, then its callback
-    after each."""
+    after each. Without `allow_in_use`, an organization whose write would delete a role
+    something depends on is skipped."""
 
     def journal() -> Journal:
         run = Journal.create(
@@ -83,7 +86,7 @@ async def apply(
         started(run.run_id)
         return run
 
-    return await apply_plan(provider, plan, journal, parallelism, progress)
+    return await apply_plan(provider, plan, journal, parallelism, progress, allow_in_use)
 
 
 async def apply_plan(
@@ -92,6 +95,7 @@ async def apply_plan(
     journal: Callable[[], Journal],
     parallelism: int,
     progress: Callable[[int], Progress] | None = None,
+    allow_in_use: bool = True,
 ) -> RunResult:
     """Make live match the plan's desired policies, organization by organization. The
     journal is created (by `journal()`) only when there is something to write."""
@@ -112,7 +116,15 @@ async def apply_plan(
     async def one(org: OrgPlan) -> OrgResult:
         assert run is not None
         expected = Expected(org.prior, org.prior_fingerprint)
-        return await write_org(provider, run, org.organization_id, org.file, org.desired, expected)
+        return await write_org(
+            provider,
+            run,
+            org.organization_id,
+            org.file,
+            org.desired,
+            expected,
+            allow_in_use=allow_in_use,
+        )
 
     if run is not None:
         tick = progress(len(todo)) if progress else None
@@ -135,9 +147,12 @@ async def write_org(
     expected: Expected,
     rolled_back_run: str | None = None,
     reassign: tuple[RoleHolders, ...] = (),
+    allow_in_use: bool = True,
 ) -> OrgResult:
     """Read live, check it is what was `expected`, journal it (with who holds the roles
-    to be deleted), write `desired` (giving re-created roles back to `reassign`)."""
+    to be deleted), write `desired` (giving re-created roles back to `reassign`).
+    Without `allow_in_use`, a write deleting a role someone holds is not sent: the role
+    came into use after the plan (which the guards checked) was made."""
 
     async def not_written(
         result: Literal["stale", "failed"], prior: OrgPolicy | None, error: OrgError
@@ -192,6 +207,15 @@ async def write_org(
         holders = await provider.holders(organization_id, deleted) if deleted else ()
     except ProviderError as exc:
         return await not_written("failed", live, OrgError.of(exc))
+    in_use = sorted(h.role_id for h in holders if h.holders)
+    if in_use and not allow_in_use:
+        message = (
+            f"role{'s' * (len(in_use) != 1)} {', '.join(in_use)} in use since the plan was "
+            "made; left as it is: make a new plan and review it (apply needs "
+            "--allow-delete-in-use to delete a role in use)"
+        )
+        error = OrgError(status=None, error_type="in_use", message=message, request_id=None)
+        return await not_written("stale", live, error)
     try:
         entry = await journal.begin(
             organization_id,

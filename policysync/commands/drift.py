@@ -60,7 +60,8 @@ async def drift_live(
             "--all-orgs looks for unmanaged organizations among all of them; --org limits the "
             "run to some: give one or the other"
         )
-    run = await plan_live(settings, provider, options, progress)
+    # Drift reports differences; who depends on a role is apply's question, not its.
+    run = await plan_live(settings, provider, options, progress, dependants=False)
     if run.plan is None or run.live_project is None:
         return DriftRun(None, run.report)
     root = Path(settings.policies)

@@ -23,7 +23,16 @@ from policysync.errors import ProviderError, UsageError
 from policysync.formats import file_format
 from policysync.layout import ORGS_DIR
 from policysync.models import OrgPolicy, OrgPolicyFile, ProjectPolicy
-from policysync.plan import OrgError, Plan, PlanEntry, Source, assemble, plan_org
+from policysync.plan import (
+    InUseOf,
+    OrgError,
+    Plan,
+    PlanEntry,
+    Source,
+    assemble,
+    plan_org,
+    with_in_use,
+)
 from policysync.providers.base import Provider
 from policysync.providers.gitref import GitRef, relocate
 from policysync.report import ValidationReport
@@ -59,10 +68,12 @@ async def plan_live(
     provider: Provider,
     options: Options,
     progress: Callable[[int], Progress] | None = None,
+    dependants: bool = True,
 ) -> PlanRun:
     """Plan the managed organizations of `settings.policies` against the provider (which
     the caller has entered). `progress(total)` is called once the total is known and
-    returns the per-org callback."""
+    returns the per-org callback. With `dependants`, each deletion says who depends on
+    its role (`in_use`)."""
     root = Path(settings.policies)
     live_project = await provider.read_catalog()
     rules, problems = house_rules_of(settings)
@@ -83,8 +94,9 @@ async def plan_live(
     desired = Desired.of(files, root, settings.limits, settings.provider)
     # git's state meanwhile: the organizations' reads leave the CPU idle
     git_state = asyncio.ensure_future(asyncio.to_thread(git.head_state, root))
+    in_use = files_of.in_use if dependants else None
     entries = await plan_orgs(
-        provider, desired, ids, options.parallelism, tick, options.environment
+        provider, desired, ids, options.parallelism, tick, options.environment, in_use
     )
     state = await git_state
     plan = _assemble(
@@ -128,6 +140,12 @@ def plan_against_ref(settings: Settings, ref: str, options: Options) -> PlanRun:
         desired = Desired.of(checked.files, tree, limits, settings.provider, root)
         entries = asyncio.run(plan_orgs(live, desired, ids, options.parallelism, None))
     plan = _assemble(entries, live.project_id, head.commit, state.dirty, settings)
+    if plan.summary.destroy:
+        notes.append(
+            "an offline plan cannot tell who depends on the roles it deletes (in_use is "
+            "null): the plan against live says, and apply refuses a deletion of a role in "
+            "use without --allow-delete-in-use"
+        )
     return PlanRun(plan, report, None, frozenset(checked.files), tuple(notes))
 
 
@@ -239,14 +257,29 @@ async def plan_orgs(
     parallelism: int,
     tick: Progress | None,
     environment: str | None = None,
+    in_use: InUseOf | None = None,
 ) -> list[PlanEntry]:
     """Each organization planned as soon as its live policy comes in; only the plan's
-    compact entries are kept. With an `environment`, one it lacks is skipped."""
+    compact entries are kept. With an `environment`, one it lacks is skipped. With
+    `in_use`, the roles an organization's plan deletes are looked up (the provider's
+    `holders`, in the organization's slot) and each deletion carries `in_use` of them;
+    an organization whose lookup fails is planned as an error, since its deletions
+    could not be weighed."""
 
     async def plan_one(org_id: str) -> PlanEntry:
         live = await read_live(provider, org_id)
         policy, sources = desired.expanded(org_id)
-        name = desired.name(org_id)
-        return PlanEntry.of(plan_org(org_id, name, policy, live, sources, environment))
+        org = plan_org(org_id, desired.name(org_id), policy, live, sources, environment)
+        deleted = [c.role_id for c in org.role_changes if c.action == "delete"]
+        if in_use is not None and deleted:
+            try:
+                held = await provider.holders(org_id, deleted)
+            except ProviderError as exc:
+                error = OrgError.of(exc)
+                message = f"reading who depends on the roles to delete: {error.message}"
+                error = error.model_copy(update={"message": message})
+                return PlanEntry.of(plan_org(org_id, org.file, policy, error))
+            org = with_in_use(org, held, in_use)
+        return PlanEntry.of(org)
 
     return await each(ids, plan_one, parallelism, tick)

@@ -1,4 +1,6 @@
-"""The HTTP API: Stytch's B2B RBAC endpoints, with Stytch's shapes and error bodies.
+"""The HTTP API: Stytch's B2B RBAC endpoints, with Stytch's shapes and error bodies;
+and what tells who holds a role: member search, a member's roles updated, an
+organization's email-domain rules, its SAML connections and its SCIM connection.
 
 Tolerates what the official SDKs do: a query string on GET, `organization_id` in the PUT
 body, omitted empty fields (`"org_policy": {}`, no `description`). Path parameters are
@@ -15,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote
 
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp
 from policysync.config import Limits
 from policysync.emulator import MAX_BODY_BYTES
 from policysync.emulator.bodies import BodyLimit
+from policysync.emulator.seed import OrgRules, SeedMember
 from policysync.emulator.store import Organization, Store
 from policysync.models import OrgPolicy
 from policysync.rules import ProjectIndex, check_org_policy
@@ -63,6 +66,9 @@ MESSAGES = {
 SEARCH_WINDOW = 60.0  # seconds: Stytch counts organization searches per minute
 ORG_POLICY_PREFIX = "/v1/b2b/rbac/organizations/"
 ORGANIZATION_PREFIX = "/v1/b2b/organizations/"
+SSO_PREFIX = "/v1/b2b/sso/"
+SCIM_PREFIX = "/v1/b2b/scim/"
+MEMBER_FILTERS = ("member_roles", "member_ids")  # the member search filters served
 
 
 class Api:
@@ -207,7 +213,132 @@ class Api:
         org = self.store.find(path_id(request, ORGANIZATION_PREFIX))
         if org is None:
             return error(404, "organization_not_found", rid)
-        document = {"request_id": rid, "status_code": 200, "organization": organization_json(org)}
+        organization = organization_json(org, self.store.rules(org.organization_id))
+        document = {"request_id": rid, "status_code": 200, "organization": organization}
+        return raw_json(json.dumps(document))
+
+    async def search_members(self, request: Request) -> Response:
+        """Member search in some organizations, by the filters MEMBER_FILTERS, paged."""
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (ValueError, RecursionError):
+            return error(400, "bad_request", rid, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return error(400, "invalid_argument", rid, "The request body must be an object.")
+        ids = body.get("organization_ids")
+        if not _strings(ids) or not ids:
+            return error(400, "invalid_argument", rid, "organization_ids must list at least one.")
+        limit, cursor = body.get("limit", 100), body.get("cursor") or None
+        if cursor is not None and not isinstance(cursor, str):
+            return error(400, "invalid_argument", rid, "cursor must be a string.")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            return error(400, "invalid_argument", rid, "limit must be between 1 and 1000.")
+        filters = _member_filters(body.get("query"))
+        if isinstance(filters, str):
+            return error(400, "invalid_argument", rid, filters)
+        orgs = {o.organization_id: o for o in map(self.store.find, ids) if o is not None}
+        try:
+            page, total, next_cursor = self.store.search_members(
+                sorted(orgs),
+                filters.get("member_roles"),
+                filters.get("member_ids"),
+                limit,
+                cursor,
+            )
+        except (ValueError, TypeError):
+            return error(400, "invalid_argument", rid, "cursor is not one this server issued.")
+        held = {m.organization_id for m in page}
+        document = {
+            "request_id": rid,
+            "status_code": 200,
+            "members": [member_json(m) for m in page],
+            "results_metadata": {"total": total, "next_cursor": next_cursor},
+            "organizations": {
+                oid: organization_json(orgs[oid], self.store.rules(oid)) for oid in sorted(held)
+            },
+        }
+        return raw_json(json.dumps(document))
+
+    async def update_member(self, request: Request) -> Response:
+        """Update Member, of which only `roles` (the roles assigned directly) is served."""
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        org_name, _, member_id = path_id(request, ORGANIZATION_PREFIX).rpartition("/members/")
+        org = self.store.find(org_name)
+        if org is None:
+            return error(404, "organization_not_found", rid)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (ValueError, RecursionError):
+            return error(400, "bad_request", rid, "The request body is not valid JSON.")
+        roles = body.get("roles") if isinstance(body, dict) else None
+        if not _strings(roles):
+            return error(
+                400, "invalid_argument", rid, "The emulator updates a member's roles only."
+            )
+        known = {r.role_id for r in self.store.project_policy().roles}
+        known |= {r.role_id for r in OrgPolicy.model_validate_json(org.org_policy).roles}
+        unknown = sorted(set(roles) - known)
+        if unknown:
+            return error(400, "invalid_argument", rid, f"Role {unknown[0]!r} does not exist.")
+        member = self.store.set_member_roles(org.organization_id, member_id, list(roles))
+        if member is None:
+            return error(404, "member_not_found", rid, "Member could not be found.")
+        document = {
+            "request_id": rid,
+            "status_code": 200,
+            "member_id": member.member_id,
+            "member": member_json(member),
+            "organization": organization_json(org, self.store.rules(org.organization_id)),
+        }
+        return raw_json(json.dumps(document))
+
+    async def sso_connections(self, request: Request) -> Response:
+        """Get SSO Connections: the organization's SAML connections."""
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        org = self.store.find(path_id(request, SSO_PREFIX))
+        if org is None:
+            return error(404, "organization_not_found", rid)
+        saml = self.store.rules(org.organization_id).saml_connections
+        document = {
+            "request_id": rid,
+            "status_code": 200,
+            "saml_connections": [
+                saml_json(org.organization_id, c.model_dump(mode="json")) for c in saml
+            ],
+            "oidc_connections": [],
+            "external_connections": [],
+        }
+        return raw_json(json.dumps(document))
+
+    async def scim_connection(self, request: Request) -> Response:
+        """Get SCIM Connection: the organization's, or null."""
+        rid = self.request_id()
+        if not self.authorized(request):
+            return error(401, "unauthorized_credentials", rid)
+        org_name = path_id(request, SCIM_PREFIX).removesuffix("/connection")
+        org = self.store.find(org_name)
+        if org is None:
+            return error(404, "organization_not_found", rid)
+        scim = self.store.rules(org.organization_id).scim_connection
+        connection = None
+        if scim is not None:
+            connection = {
+                "organization_id": org.organization_id,
+                "status": "active",
+                "identity_provider": "generic",
+                "base_url": f"https://test.stytch.com/v1/b2b/scim/{scim.connection_id}",
+                "bearer_token_last_four": "",
+                "next_bearer_token_last_four": "",
+                **scim.model_dump(mode="json"),
+            }
+        document = {"request_id": rid, "status_code": 200, "connection": connection}
         return raw_json(json.dumps(document))
 
     async def state(self, request: Request) -> Response:
@@ -232,7 +363,13 @@ def create_app(api: Api) -> ASGIApp:
         Route("/v1/b2b/rbac/policy", api.policy, methods=["GET"]),
         Route(ORG_POLICY_PREFIX + "{id:path}", api.org_policy, methods=["GET", "PUT"]),
         Route("/v1/b2b/organizations/search", api.search, methods=["POST"]),
+        Route("/v1/b2b/organizations/members/search", api.search_members, methods=["POST"]),
+        Route(
+            ORGANIZATION_PREFIX + "{id:path}/members/{member}", api.update_member, methods=["PUT"]
+        ),
         Route(ORGANIZATION_PREFIX + "{id:path}", api.organization, methods=["GET"]),
+        Route(SSO_PREFIX + "{id:path}", api.sso_connections, methods=["GET"]),
+        Route(SCIM_PREFIX + "{id:path}/connection", api.scim_connection, methods=["GET"]),
         Route("/_emulator/state", api.state, methods=["GET"]),
         Route("/{rest:path}", api.not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
@@ -303,9 +440,86 @@ def _first_error(exc: ValidationError | TypeError) -> str:
     return f"{where}: {err['msg']}"
 
 
-def organization_json(org: Organization) -> dict[str, Any]:
+def _strings(value: Any) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _member_filters(query: Any) -> dict[str, set[str]] | str:
+    """The member search filters of `query`, by name; or what is wrong with it."""
+    if query in (None, {}):
+        return {}
+    if not isinstance(query, dict) or query.get("operator", "AND") != "AND":
+        return "query must be an object whose operator is AND."
+    operands = query.get("operands") or []
+    if not isinstance(operands, list):
+        return "query.operands must be a list."
+    filters: dict[str, set[str]] = {}
+    for operand in operands:
+        name = operand.get("filter_name") if isinstance(operand, dict) else None
+        value = operand.get("filter_value") if isinstance(operand, dict) else None
+        if name not in MEMBER_FILTERS:
+            return f"The emulator serves the member search filters {', '.join(MEMBER_FILTERS)}."
+        if not _strings(value):
+            return f"{name}: filter_value must be a list of strings."
+        filters[name] = filters.get(name, set(value)) & set(value)
+    return filters
+
+
+def member_json(member: SeedMember) -> dict[str, Any]:
+    """A Member object as Stytch returns it, with Stytch's defaults for what the emulator
+    does not keep."""
+    return {
+        "organization_id": member.organization_id,
+        "member_id": member.member_id,
+        "email_address": member.email_address,
+        "status": member.status,
+        "name": member.name,
+        "sso_registrations": [],
+        "is_breakglass": False,
+        "member_password_id": "",
+        "oauth_registrations": [],
+        "email_address_verified": True,
+        "mfa_phone_number_verified": False,
+        "is_admin": any(r.role_id == "stytch_admin" for r in member.roles),
+        "totp_registration_id": "",
+        "retired_email_addresses": [],
+        "is_locked": False,
+        "mfa_enrolled": False,
+        "mfa_phone_number": "",
+        "default_mfa_method": "",
+        "roles": [r.model_dump(mode="json") for r in member.roles],
+        "trusted_metadata": {},
+        "untrusted_metadata": {},
+    }
+
+
+def saml_json(organization_id: str, connection: dict[str, Any]) -> dict[str, Any]:
+    """A SAML connection object, its rules as seeded, Stytch's defaults otherwise."""
+    return {
+        "organization_id": organization_id,
+        "status": "active",
+        "idp_entity_id": "",
+        "idp_sso_url": "",
+        "acs_url": "",
+        "audience_uri": "",
+        "signing_certificates": [],
+        "verification_certificates": [],
+        "encryption_private_keys": [],
+        "alternative_audience_uri": "",
+        "identity_provider": "generic",
+        "nameid_format": "",
+        "alternative_acs_url": "",
+        "idp_initiated_auth_disabled": False,
+        "allow_gateway_callback": False,
+        **connection,
+    }
+
+
+def organization_json(org: Organization, rules: OrgRules | None = None) -> dict[str, Any]:
     """An Organization object as Stytch returns it, with Stytch's defaults for settings."""
     roles = json.loads(org.org_policy)["roles"]
+    rules = rules or OrgRules()
+    email_rules = rules.rbac_email_implicit_role_assignments
     return {
         "organization_id": org.organization_id,
         "organization_name": org.organization_name,
@@ -324,7 +538,7 @@ def organization_json(org: Organization) -> dict[str, Any]:
         "auth_methods": "ALL_ALLOWED",
         "allowed_auth_methods": [],
         "mfa_policy": "OPTIONAL",
-        "rbac_email_implicit_role_assignments": [],
+        "rbac_email_implicit_role_assignments": [r.model_dump() for r in email_rules],
         "mfa_methods": "ALL_ALLOWED",
         "allowed_mfa_methods": [],
         "oauth_tenant_jit_provisioning": "NOT_ALLOWED",

@@ -24,7 +24,7 @@ from policysync.config import Limits
 from policysync.emulator import MAX_BODY_BYTES
 from policysync.emulator.app import Api, create_app
 from policysync.emulator.faults import FaultInjector, Faults
-from policysync.emulator.seed import Seed
+from policysync.emulator.seed import Seed, people_problem
 from policysync.emulator.store import Store
 from policysync.errors import ConfigError
 from policysync.rules import ProjectIndex, check_org_policy, check_project
@@ -75,6 +75,9 @@ def read_seed(path: Path, limits: Limits) -> Seed:
                 f"{path}: organization {org.organization_id}: {errors[0].message} "
                 f"(at {errors[0].pointer}); Stytch would never hold this policy"
             )
+    problem = people_problem(seed)
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}: Stytch would never hold this state")
     return seed
 
 

@@ -1,4 +1,5 @@
-"""The emulator's state, in SQLite: one project policy and its organizations.
+"""The emulator's state, in SQLite: one project policy, its organizations (with the
+rules that assign roles implicitly) and their members.
 
 Every write is one transaction, so a failed or interrupted request changes nothing and
 a killed emulator restarted on the same file serves the last committed state. Org
@@ -15,7 +16,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from policysync.emulator.seed import Seed, SeedOrganization
+from policysync.emulator.seed import (
+    MemberRole,
+    OrgRules,
+    RoleSource,
+    Seed,
+    SeedMember,
+    SeedOrganization,
+)
 from policysync.models import OrgPolicy, ProjectPolicy
 
 _SCHEMA = """
@@ -33,7 +41,18 @@ CREATE TABLE IF NOT EXISTS organizations (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS org_rules (
+    organization_id TEXT PRIMARY KEY,
+    rules TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    member TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS members_of_org ON members (organization_id, member_id);
 """
+DIRECT = "direct_assignment"  # the source of a role assigned to a member by name
 
 _COLUMNS = (
     "organization_id, organization_name, organization_slug, organization_external_id, "
@@ -78,9 +97,31 @@ class Store:
     def load(self, seed: Seed) -> None:
         """Replace the whole state with `seed`, in one transaction."""
         now = _now()
+        ids: dict[str, str] = {}
+        for o in seed.organizations:
+            for key in (o.organization_id, o.organization_slug, o.organization_external_id):
+                if key is not None:
+                    ids.setdefault(key, o.organization_id)
         with self._transaction():
+            self._db.execute("DELETE FROM members")
+            self._db.execute("DELETE FROM org_rules")
             self._db.execute("DELETE FROM organizations")
             self._db.execute("DELETE FROM project")
+            self._db.executemany(
+                "INSERT INTO org_rules VALUES (?, ?)",
+                [
+                    (o.organization_id, o.rules().model_dump_json())
+                    for o in seed.organizations
+                    if o.rules() != OrgRules()
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO members VALUES (?, ?, ?)",
+                [
+                    (m.member_id, ids[m.organization_id], _member_json(m, ids[m.organization_id]))
+                    for m in seed.members
+                ],
+            )
             self._db.execute("INSERT INTO project VALUES (1, ?)", (compact(seed.policy),))
             self._db.executemany(
                 f"INSERT INTO organizations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -117,14 +158,110 @@ class Store:
         return Organization(*row) if row else None
 
     def set_org_policy(self, organization_id: str, policy: OrgPolicy) -> str:
-        """Replace every org-specific role of one organization; returns the stored JSON."""
+        """Replace every org-specific role of one organization; returns the stored JSON.
+        A role deleted loses its direct assignments to members; its implicit ones (the
+        seeded email, SSO and SCIM sources: the organization's rules, which stay) are
+        kept but not served while the role does not exist (`visible`), and come back
+        with it."""
         stored = compact(policy)
+        kept = {role.role_id for role in policy.roles}
         with self._transaction():
+            row = self._db.execute(
+                "SELECT org_policy FROM organizations WHERE organization_id = ?",
+                (organization_id,),
+            ).fetchone()
+            before = OrgPolicy.model_validate_json(row[0]) if row else OrgPolicy(roles=())
+            deleted = {role.role_id for role in before.roles} - kept
             self._db.execute(
                 "UPDATE organizations SET org_policy = ?, updated_at = ? WHERE organization_id = ?",
                 (stored, _now(), organization_id),
             )
+            if deleted:
+                for member in self._members_of([organization_id]):
+                    roles = _without_direct(member.roles, deleted)
+                    if roles != member.roles:
+                        self._put_member(member.model_copy(update={"roles": roles}))
         return stored
+
+    def rules(self, organization_id: str) -> OrgRules:
+        """The rules of an organization that assign roles implicitly."""
+        row = self._db.execute(
+            "SELECT rules FROM org_rules WHERE organization_id = ?", (organization_id,)
+        ).fetchone()
+        return OrgRules.model_validate_json(row[0]) if row else OrgRules()
+
+    def search_members(
+        self,
+        organization_ids: list[str],
+        role_ids: set[str] | None,
+        member_ids: set[str] | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[SeedMember], int, str | None]:
+        """One page of the members of `organization_ids` (holding one of `role_ids`,
+        among `member_ids`, when given) in id order, the total, and the next cursor."""
+        after = _decode_cursor(cursor) if cursor else ""
+        found = [
+            m
+            for m in map(self.visible, self._members_of(organization_ids))
+            if m.status != "deleted"
+            and (role_ids is None or any(r.role_id in role_ids for r in m.roles))
+            and (member_ids is None or m.member_id in member_ids)
+        ]
+        rest = [m for m in found if m.member_id > after]
+        page = rest[:limit]
+        more = len(rest) > limit
+        return page, len(found), (_encode_cursor(page[-1].member_id) if more else None)
+
+    def set_member_roles(
+        self, organization_id: str, member_id: str, role_ids: list[str]
+    ) -> SeedMember | None:
+        """Assign exactly `role_ids` to a member directly (its implicit roles stay), as
+        Update Member's `roles` does; None when there is no such member."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT member FROM members WHERE member_id = ? AND organization_id = ?",
+                (member_id, organization_id),
+            ).fetchone()
+            if row is None:
+                return None
+            member = SeedMember.model_validate_json(row[0])
+            implicit = _without_direct(member.roles, {r.role_id for r in member.roles})
+            roles = {r.role_id: r for r in implicit}
+            for role_id in role_ids:
+                direct = RoleSource(type=DIRECT)
+                held = roles.get(role_id)
+                sources = (direct,) if held is None else (direct, *held.sources)
+                roles[role_id] = MemberRole(role_id=role_id, sources=sources)
+            updated = member.model_copy(update={"roles": tuple(roles.values())})
+            self._put_member(updated)
+        return self.visible(updated)
+
+    def visible(self, member: SeedMember) -> SeedMember:
+        """`member` as served: holding only roles that exist (the project's, its
+        organization's own)."""
+        row = self._db.execute(
+            "SELECT org_policy FROM organizations WHERE organization_id = ?",
+            (member.organization_id,),
+        ).fetchone()
+        own = OrgPolicy.model_validate_json(row[0]).roles if row else ()
+        exist = {r.role_id for r in (*self.project_policy().roles, *own)}
+        roles = tuple(r for r in member.roles if r.role_id in exist)
+        return member if roles == member.roles else member.model_copy(update={"roles": roles})
+
+    def _members_of(self, organization_ids: list[str]) -> list[SeedMember]:
+        marks = ", ".join("?" * len(organization_ids))
+        rows = self._db.execute(
+            f"SELECT member FROM members WHERE organization_id IN ({marks}) ORDER BY member_id",
+            organization_ids,
+        ).fetchall()
+        return [SeedMember.model_validate_json(row[0]) for row in rows]
+
+    def _put_member(self, member: SeedMember) -> None:
+        self._db.execute(
+            "UPDATE members SET member = ? WHERE member_id = ?",
+            (member.model_dump_json(), member.member_id),
+        )
 
     def search(self, limit: int, cursor: str | None) -> tuple[list[Organization], int, str | None]:
         """One page of organizations in id order, the total, and the next page's cursor."""
@@ -151,10 +288,15 @@ class Store:
                 organization_external_id=o.organization_external_id,
                 org_policy=OrgPolicy.model_validate_json(o.org_policy),
                 org_policy_disabled=bool(o.org_policy_disabled),
+                **self.rules(o.organization_id).model_dump(),
             )
             for o in map(Organization._make, rows)
         )
-        return Seed(policy=self.project_policy(), organizations=organizations)
+        members = tuple(
+            SeedMember.model_validate_json(row[0])
+            for row in self._db.execute("SELECT member FROM members ORDER BY member_id")
+        )
+        return Seed(policy=self.project_policy(), organizations=organizations, members=members)
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
         return transaction(self._db)
@@ -174,6 +316,23 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _member_json(member: SeedMember, organization_id: str) -> str:
+    return member.model_copy(update={"organization_id": organization_id}).model_dump_json()
+
+
+def _without_direct(roles: tuple[MemberRole, ...], role_ids: set[str]) -> tuple[MemberRole, ...]:
+    """`roles` without the direct assignments of `role_ids` (a role held no other way
+    is gone)."""
+    kept = []
+    for held in roles:
+        sources = held.sources
+        if held.role_id in role_ids:
+            sources = tuple(s for s in sources if s.type != DIRECT)
+        if sources:
+            kept.append(held.model_copy(update={"sources": sources}))
+    return tuple(kept)
 
 
 def _encode_cursor(organization_id: str) -> str:

@@ -61,9 +61,10 @@ class Provider(Protocol):
     async def holders(
         self, organization_id: str, role_ids: Sequence[str]
     ) -> tuple[RoleHolders, ...]:
-        """Who holds each of the roles `role_ids` (those a write would delete), for the
-        journal: a rollback that re-creates a role gives it back to them. Empty where
-        deleting and re-creating a role keeps its holders (Stytch's role ids)."""
+        """Who depends on each of the roles `role_ids` (those a write would delete): for
+        the plan's `in_use` (summarised by the provider's `FileFormat.in_use`) and the
+        journal: a rollback that re-creates a role gives it back to them. A role nothing
+        depends on may be left out."""
         ...
 
     async def write_org(

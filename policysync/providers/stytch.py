@@ -25,7 +25,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from policysync import __version__
 from policysync.canonical import same_policy
 from policysync.errors import ApiError, ConfigError, ProviderError
-from policysync.models import Organization, OrgPolicy, ProjectPolicy, RoleHolders
+from policysync.models import (
+    Holder,
+    Organization,
+    OrgPolicy,
+    ProjectPolicy,
+    RoleHolders,
+    RoleOperation,
+)
 from policysync.providers.http import (
     DEFAULT_BACKOFF,
     HttpClient,
@@ -50,6 +57,11 @@ USER_AGENT = f"policysync/{__version__}"
 POLICY_PATH = "/v1/b2b/rbac/policy"
 ORG_POLICY_PATH = "/v1/b2b/rbac/organizations/"
 SEARCH_PATH = "/v1/b2b/organizations/search"
+ORGANIZATION_PATH = "/v1/b2b/organizations/"
+MEMBER_SEARCH_PATH = "/v1/b2b/organizations/members/search"
+SSO_PATH = "/v1/b2b/sso/"
+SCIM_PATH = "/v1/b2b/scim/"
+MEMBER_PAGE = 1000  # the most members one search returns
 
 # What to do about an error, by error_type (the default: read Stytch's message).
 HINTS = {
@@ -239,6 +251,79 @@ class _SearchAnswer(_Answer):
     results_metadata: _ResultsMetadata
 
 
+# Who depends on a role: members (found by member search) and the rules of the
+# organization, its SAML connections and its SCIM connection that assign it implicitly.
+# Stytch may send null for an empty list.
+_NoneEmpty = BeforeValidator(lambda value: () if value is None else value)
+
+
+class _EmailRule(_Answer):
+    domain: str
+    role_id: str
+
+
+class _OrganizationRules(_Answer):
+    organization_id: str
+    rbac_email_implicit_role_assignments: Annotated[tuple[_EmailRule, ...], _NoneEmpty] = ()
+
+
+class _OrganizationAnswer(_Answer):
+    organization: _OrganizationRules
+
+
+class _RoleSource(_Answer):
+    type: str
+
+
+class _MemberRole(_Answer):
+    role_id: str
+    sources: Annotated[tuple[_RoleSource, ...], _NoneEmpty] = ()
+
+
+class _Member(_Answer):
+    member_id: str
+    roles: Annotated[tuple[_MemberRole, ...], _NoneEmpty] = ()
+
+
+class _MemberSearchAnswer(_Answer):
+    members: tuple[_Member, ...]
+    results_metadata: _ResultsMetadata
+
+
+class _RoleRule(_Answer):
+    role_id: str
+
+
+class _GroupRule(_Answer):
+    role_id: str
+    group: str
+
+
+class _SamlConnection(_Answer):
+    connection_id: str
+    saml_connection_implicit_role_assignments: Annotated[tuple[_RoleRule, ...], _NoneEmpty] = ()
+    saml_group_implicit_role_assignments: Annotated[tuple[_GroupRule, ...], _NoneEmpty] = ()
+
+
+class _SsoAnswer(_Answer):
+    saml_connections: Annotated[tuple[_SamlConnection, ...], _NoneEmpty] = ()
+
+
+class _ScimGroupRule(_Answer):
+    role_id: str
+    group_id: str
+    group_name: str = ""
+
+
+class _ScimConnection(_Answer):
+    connection_id: str
+    scim_group_implicit_role_assignments: Annotated[tuple[_ScimGroupRule, ...], _NoneEmpty] = ()
+
+
+class _ScimAnswer(_Answer):
+    connection: _ScimConnection | None = None
+
+
 AnswerT = TypeVar("AnswerT", bound=_Answer)
 
 
@@ -315,8 +400,89 @@ class StytchClient:
     async def holders(
         self, organization_id: str, role_ids: Sequence[str]
     ) -> tuple[RoleHolders, ...]:
-        """None to keep: a role PUT back under its id is held by its members again."""
-        return ()
+        """Who depends on each of the roles `role_ids`: the members holding it, however
+        assigned (member search, `member_roles`), and the rules assigning it implicitly:
+        the organization's email domains, its SAML connections' and its SCIM
+        connection's groups. Roles nothing depends on are left out."""
+        if not role_ids:
+            return ()
+        path = ORGANIZATION_PATH + segment(organization_id)
+        answer = await self._call(_OrganizationAnswer, "GET", path, organization_id)
+        org = answer.organization
+        members, sso, scim = await asyncio.gather(
+            self._members(org.organization_id, role_ids, organization_id),
+            self._call(_SsoAnswer, "GET", SSO_PATH + segment(org.organization_id), organization_id),
+            self._scim(org.organization_id, organization_id),
+        )
+        found: dict[str, list[Holder]] = {role_id: [] for role_id in role_ids}
+
+        def add(role_id: str, holder: Holder) -> None:
+            if role_id in found:
+                found[role_id].append(holder)
+
+        for member in members:
+            for held in member.roles:
+                types = sorted({source.type for source in held.sources})
+                add(
+                    held.role_id,
+                    Holder(kind="member", id=member.member_id, detail=", ".join(types)),
+                )
+        for rule in org.rbac_email_implicit_role_assignments:
+            add(rule.role_id, Holder(kind="email_domain", id=rule.domain))
+        for saml in sso.saml_connections:
+            for by_connection in saml.saml_connection_implicit_role_assignments:
+                add(by_connection.role_id, Holder(kind="sso_connection", id=saml.connection_id))
+            for by_group in saml.saml_group_implicit_role_assignments:
+                holder = Holder(kind="sso_group", id=saml.connection_id, detail=by_group.group)
+                add(by_group.role_id, holder)
+        if scim is not None:
+            for group in scim.scim_group_implicit_role_assignments:
+                name = group.group_name or group.group_id
+                holder = Holder(kind="scim_group", id=scim.connection_id, detail=name)
+                add(group.role_id, holder)
+        return tuple(
+            RoleHolders(role_id=role_id, holders=tuple(holders))
+            for role_id, holders in found.items()
+            if holders
+        )
+
+    async def _members(
+        self, oid: str, role_ids: Sequence[str], organization_id: str
+    ) -> list[_Member]:
+        """The members of organization `oid` holding any of `role_ids`, page by page."""
+        query = {
+            "operator": "AND",
+            "operands": [{"filter_name": "member_roles", "filter_value": list(role_ids)}],
+        }
+        members: list[_Member] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            body: dict[str, Any] = {"organization_ids": [oid], "limit": MEMBER_PAGE, "query": query}
+            if cursor:
+                body["cursor"] = cursor
+            answer = await self._call(
+                _MemberSearchAnswer, "POST", MEMBER_SEARCH_PATH, organization_id, body
+            )
+            members += answer.members
+            cursor = answer.results_metadata.next_cursor
+            if not cursor:
+                return members
+            if cursor in seen:  # a server bug would otherwise be an endless loop
+                message = "member search returned a cursor a second time"
+                raise self._api_error(200, "unexpected_response", message, None, organization_id)
+            seen.add(cursor)
+
+    async def _scim(self, oid: str, organization_id: str) -> _ScimConnection | None:
+        """The organization's SCIM connection; None when it has none (a null connection,
+        or a 404)."""
+        path = f"{SCIM_PATH}{segment(oid)}/connection"
+        try:
+            return (await self._call(_ScimAnswer, "GET", path, organization_id)).connection
+        except ApiError as error:
+            if error.status == 404 and error.error_type != "route_not_found":
+                return None
+            raise
 
     async def write_org(
         self,
@@ -328,8 +494,9 @@ class StytchClient:
         log: Log | None = None,
     ) -> OrgPolicy:
         """Replace every org-specific role of the organization; returns what Stytch stored.
-        (One PUT replaces them all: `prior`, what was read before, is not needed, nor
-        are `holders` and `log`.)
+        One PUT replaces them all. A role `prior` (what was read before) lacks is given
+        back to the members of `holders` that held it directly (a rollback re-creating a
+        deleted role), each reported to `log`.
 
         When a PUT may have been carried out but no answer came (a connection dropped
         after sending, a 5xx), live is read before sending it again: if it already
@@ -351,12 +518,69 @@ class StytchClient:
             error.outcome_unknown = rejected.outcome_unknown
             raise error from None
         if response is None:  # an earlier attempt took effect: live is `policy`
-            return policy
-        try:
-            return self._parse(_OrgPolicyAnswer, response, organization_id).org_policy
-        except ApiError as unreadable:  # a 200: carried out, but what was stored is not known
-            unreadable.outcome_unknown = True
-            raise
+            stored = policy
+        else:
+            try:
+                stored = self._parse(_OrgPolicyAnswer, response, organization_id).org_policy
+            except ApiError as unreadable:  # a 200: carried out, what was stored is unknown
+                unreadable.outcome_unknown = True
+                raise
+        before = {role.role_id for role in prior.roles} if prior is not None else set()
+        created = {role.role_id for role in policy.roles} - before
+        given = [h for h in holders if h.role_id in created]
+        if given:
+            try:
+                await self._reassign(organization_id, given, log)
+            except ProviderError as error:  # the PUT landed: what follows is half done
+                error.outcome_unknown = True
+                raise
+        return stored
+
+    async def _reassign(
+        self, organization_id: str, given: Sequence[RoleHolders], log: Log | None
+    ) -> None:
+        """Give each re-created role back to the members that held it directly (Stytch
+        takes a deleted role from them); the rules assigning it implicitly are the
+        organization's settings, which a role's deletion leaves alone."""
+        path = ORGANIZATION_PATH + segment(organization_id)
+        oid = (await self._call(_OrganizationAnswer, "GET", path, organization_id)).organization
+        wanted: dict[str, list[str]] = {}  # member -> the roles to give back
+        for held in given:
+            for holder in held.holders:
+                if holder.kind == "member" and "direct_assignment" in (holder.detail or ""):
+                    wanted.setdefault(holder.id, []).append(held.role_id)
+        for member_id, role_ids in sorted(wanted.items()):
+            member = await self._member(oid.organization_id, member_id, organization_id)
+            if member is None:  # gone since: nobody to give the role back to
+                continue
+            direct = [
+                r.role_id
+                for r in member.roles
+                if any(s.type == "direct_assignment" for s in r.sources)
+            ]
+            missing = [role_id for role_id in role_ids if role_id not in direct]
+            if missing:
+                member_path = f"{path}/members/{segment(member_id)}"
+                body = {"roles": [*direct, *missing]}
+                await self._call(_Answer, "PUT", member_path, organization_id, body)
+            if log is not None:
+                for role_id in role_ids:
+                    operation = RoleOperation(
+                        action="assign", role_id=role_id, detail=f"member {member_id}"
+                    )
+                    await log(operation)
+
+    async def _member(self, oid: str, member_id: str, organization_id: str) -> _Member | None:
+        """One member of organization `oid` (member search by id), None if it is gone."""
+        query = {
+            "operator": "AND",
+            "operands": [{"filter_name": "member_ids", "filter_value": [member_id]}],
+        }
+        body = {"organization_ids": [oid], "limit": 1, "query": query}
+        answer = await self._call(
+            _MemberSearchAnswer, "POST", MEMBER_SEARCH_PATH, organization_id, body
+        )
+        return next((m for m in answer.members if m.member_id == member_id), None)
 
     async def list_orgs(self, limit: int = 1000) -> AsyncIterator[Organization]:
         """Every organization of the project, `limit` per page, in Stytch's order."""

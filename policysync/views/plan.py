@@ -2,7 +2,8 @@
 
 Text and markdown print the same lines, in Terraform's vocabulary: `+` create, `~`
 update, `-` delete, `!` an organization that could not be planned, or (first of all) a
-grant that widens access: an escalation. Next come the changes of template roles,
+grant that widens access: an escalation. Next come the deletions of roles in use (who
+depends on each is on its delete line too), then the changes of template roles,
 each counted across the organizations it is made in. Text colours the
 symbols (the CLI strips styles when the output is not a terminal); markdown puts the
 lines in `diff` fences, which GitHub colours.
@@ -14,7 +15,14 @@ from collections.abc import Callable
 
 import click
 
-from policysync.plan import Escalation, OrgPlan, Plan, RoleChange, role_diff
+from policysync.plan import (
+    Escalation,
+    OrgPlan,
+    Plan,
+    RoleChange,
+    in_use_deletions,
+    role_diff,
+)
 from policysync.views.common import (
     MARKDOWN_LIMIT,
     MARKDOWN_RESERVE,
@@ -62,6 +70,8 @@ def _role_lines(change: RoleChange, width: int, paint: Paint) -> list[str]:
     symbol = _SYMBOLS[change.action]
     origin = f", template {name(change.template)}" if change.template is not None else ""
     lines = [f"{paint(symbol)} role {name(change.role_id).ljust(width)} ({change.action}{origin})"]
+    if change.in_use is not None and change.in_use.used:
+        lines[0] += f" {visible(change.in_use.describe())}"
     if change.before is not None and change.after is not None:
         diff = role_diff(change.before, change.after)
         lines += ["    " + line for line in diff_lines(diff, paint)]
@@ -100,6 +110,25 @@ def escalation_lines(plan: Plan, paint: Paint = plain) -> list[str]:
         return f"{paint('!')} role {name(e.role_id)} in {where} gains {grant} ({e.reason})"
 
     return [line(e) for e in plan.escalations]
+
+
+IN_USE_HEADING = "Deletions of roles in use (apply needs --allow-delete-in-use)"
+
+
+def in_use_lines(plan: Plan, paint: Paint = plain) -> list[str]:
+    return [
+        f"{paint('-')} role {name(change.role_id)} in {_label(org)}: "
+        f"{visible(change.in_use.describe()) if change.in_use else ''}"
+        for org, change in in_use_deletions(plan)
+    ]
+
+
+def _text_in_use(plan: Plan) -> list[str]:
+    lines = in_use_lines(plan, coloured)
+    if not lines:
+        return []
+    heading = click.style(f"{IN_USE_HEADING} ({len(lines)})", bold=True)
+    return ["\n".join([heading, *("  " + line for line in lines)])]
 
 
 TEMPLATES_HEADING = "Templates: changes across organizations"
@@ -147,6 +176,7 @@ def _text_block(org: OrgPlan, environment: str | None) -> str:
 def render_text(plan: Plan) -> str:
     blocks = [
         *_text_escalations(plan),
+        *_text_in_use(plan),
         *_text_templates(plan),
         *(_text_block(org, plan.environment) for org in plan.changes),
     ]
@@ -188,9 +218,9 @@ def _markdown_section(heading: str, lines: list[str], what: str, budget: int) ->
 
 def render_markdown(plan: Plan) -> str:
     """For a pull-request comment or a job summary: escalations first, for the reviewer,
-    and the template changes; errors next, as they block an apply (and organizations
-    absent from the environment); then one collapsed block per changed organization, as
-    many as GitHub accepts."""
+    the deletions of roles in use and the template changes; errors next, as they block
+    an apply (and organizations absent from the environment); then one collapsed block
+    per changed organization, as many as GitHub accepts."""
     errors = [org for org in plan.changes if org.action in ("error", "absent")]
     changed = [org for org in plan.changes if org.action == "update"]
     items = [
@@ -203,6 +233,12 @@ def render_markdown(plan: Plan) -> str:
     room = MARKDOWN_LIMIT - len(head) - MARKDOWN_RESERVE
     escalations = _markdown_section(heading, flagged, "escalation", room)
     room -= sum(len(p) + 2 for p in escalations)
+    held = in_use_lines(plan)
+    in_use = _markdown_section(
+        f"{IN_USE_HEADING} ({len(held)})", held, "deletion of a role in use", room
+    )
+    escalations += in_use
+    room -= sum(len(p) + 2 for p in in_use)
     escalations += _markdown_section(
         TEMPLATES_HEADING, template_lines(plan), "template change", room
     )

@@ -139,7 +139,9 @@ def unmanaged_untouched(live: Live) -> None:
 def test_clean_apply_then_plan_is_empty(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    code, applied, shown = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, applied, shown = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 0, shown
     assert "Apply: 4 applied, 3 unchanged, 0 stale, 0 failed, of 7 organizations." in applied
     assert "- role legacy-admin" in shown  # the plan was shown
@@ -168,8 +170,11 @@ def test_a_second_apply_of_the_same_saved_plan_changes_nothing(
     live: Live, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
-    assert run(["apply", "plan.json", "--allow-delete"], capsys)[0] == 0
-    code, out, err = run(["apply", "plan.json", "--allow-delete", "--format", "json"], capsys)
+    assert run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    code, out, err = run(
+        ["apply", "plan.json", "--allow-delete", "--allow-delete-in-use", "--format", "json"],
+        capsys,
+    )
     assert code == 0, err
     result = json.loads(out)
     assert (result["applied"], result["unchanged"], result["stale"]) == (0, 7, 0)
@@ -183,7 +188,7 @@ def test_the_journals_threads_end_with_the_apply(
     is on disk and the journal's writing threads are gone."""
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
     before = set(threading.enumerate())  # other tests' journals, never closed, may linger
-    assert run(["apply", "plan.json", "--allow-delete"], capsys)[0] == 0
+    assert run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
     assert list_runs(JOURNAL)  # it journaled
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("journal")]
     assert_all(live, desired())
@@ -202,7 +207,7 @@ def test_a_plan_that_cannot_be_saved_is_a_message(
 def test_no_terminal_and_no_auto_approve_writes_nothing(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    code, _out, err = run(["apply", "--allow-delete"], capsys)
+    code, _out, err = run(["apply", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert "no terminal to confirm on, so nothing was written" in err
     assert "--auto-approve" in err
@@ -228,12 +233,16 @@ def test_too_much_change_needs_force(
     (workdir / "policysync.toml").write_text(
         "[apply]\nmax_change_share = 0.25\nguard_min_organizations = 5\n"
     )
-    code, _, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, _, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 1
     assert "changes 4 of 7 organizations, more than 25%" in err
     assert "--force" in err
     assert_all(live, seeded())
-    code, _out, err = run(["apply", "--auto-approve", "--allow-delete", "--force"], capsys)
+    code, _out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use", "--force"], capsys
+    )
     assert code == 0, err
     assert_all(live, desired())
 
@@ -245,7 +254,7 @@ def test_stale_plan_skips_the_changed_organization_only(
     acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
     assert acme in desired()
     live.set(acme, "intruder", "documents", "read")
-    code, out, _err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, out, _err = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert f"stale    {acme}: stale: live changed since the plan was made" in out
     assert "Apply: 3 applied, 3 unchanged, 1 stale, 0 failed" in out
@@ -266,7 +275,9 @@ def test_one_organization_rejected_by_the_server_does_not_stop_the_others(
     assert sorted(len(p.roles) for p in wanted.values())[-2] < most  # exactly one too big
     with start(monkeypatch, Limits(max_roles_per_org=most - 1)) as emulator:
         live = Live(emulator)
-        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, _err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
         assert code == 1
         (line,) = [x for x in out.splitlines() if x.startswith("failed")]
         assert biggest in line
@@ -327,7 +338,9 @@ def test_an_echo_other_than_the_policy_sent_leaves_that_organization_unknown(
     monkeypatch.setenv("STYTCH_SECRET", SECRET)
     with EmulatorThread(app) as emulator:
         monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
-        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, _err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
         assert code == 1
         (line,) = [x for x in out.splitlines() if x.startswith("unknown")]
         assert odd in line
@@ -356,7 +369,9 @@ def test_an_echo_in_another_order_is_the_policy_sent(
     monkeypatch.setenv("STYTCH_SECRET", SECRET)
     with EmulatorThread(app) as emulator:
         monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
-        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, _err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
         assert code == 0, out
         assert_all(Live(emulator), desired())
 
@@ -417,7 +432,9 @@ def test_a_put_whose_answer_is_lost_is_unknown_and_rollback_undoes_it_where_it_l
         LostAnswers(build(store, PROJECT_ID, SECRET, Limits(), None), lost, landed)
     ) as emulator:
         monkeypatch.setenv("STYTCH_BASE_URL", emulator.url)
-        code, out, _err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, _err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
     (run_id,) = list_runs(workdir / JOURNAL)
     assert code == 1, out  # not every change is known to be made
     (line,) = [x for x in out.splitlines() if lost in x]
@@ -447,7 +464,9 @@ def test_a_put_whose_answer_is_lost_is_unknown_and_rollback_undoes_it_where_it_l
 def test_rollback_restores_the_exact_priors(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(workdir / JOURNAL)
     code, out, err = run(["rollback", run_id, "--auto-approve"], capsys)
     assert code == 0, err
@@ -464,7 +483,9 @@ def test_rollback_restores_the_exact_priors(
 def test_rollback_leaves_an_organization_changed_since(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(workdir / JOURNAL)
     acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
     live.set(acme, "newer", "documents", "read")
@@ -479,7 +500,9 @@ def test_rollback_leaves_an_organization_changed_since(
 def test_rollback_of_one_organization(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(workdir / JOURNAL)
     acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
     code, _out, err = run(["rollback", run_id, "--org", acme, "--auto-approve"], capsys)
@@ -491,7 +514,9 @@ def test_rollback_of_one_organization(
 def test_rollback_takes_an_organization_by_file_name_or_live_name(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(workdir / JOURNAL)
     acme = "organization-test-07971b06-ac8b-4cdb-9c15-63b17e653931"
     hooli = "organization-test-9a3e6f21-7c84-4b0d-a5e2-61f8d3c7b940"
@@ -516,7 +541,9 @@ def test_rollback_takes_an_organization_by_file_name_or_live_name(
 def test_rollback_refuses_a_journal_that_does_not_add_up(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(JOURNAL)
     folder = JOURNAL / run_id
     edited, deleted, copied, intact = sorted(changed())
@@ -563,7 +590,9 @@ def test_rollback_refuses_a_journal_that_does_not_add_up(
 def test_a_killed_run_without_a_manifest_is_rolled_back(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     (run_id,) = list_runs(JOURNAL)
     run_json = JOURNAL / run_id / "run.json"
     finished = RunSummary.model_validate_json(run_json.read_text())
@@ -582,7 +611,9 @@ def test_a_killed_run_without_a_manifest_is_rolled_back(
 def test_rollback_of_an_unknown_run_lists_the_runs(
     live: Live, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+    assert (
+        run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0] == 0
+    )
     code, _, err = run(["rollback", "20200101T000000Z-abcdef", "--auto-approve"], capsys)
     assert code == 1
     assert "no run 20200101T000000Z-abcdef" in err
@@ -597,7 +628,7 @@ def test_a_saved_plan_for_another_project_is_refused(
 ) -> None:
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
     monkeypatch.setenv("STYTCH_PROJECT_ID", "project-test-00000000-0000-4000-8000-000000000009")
-    code, _out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, _out, err = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert "made for project" in err
     monkeypatch.setenv("STYTCH_PROJECT_ID", PROJECT_ID)
@@ -608,7 +639,7 @@ def test_an_edited_saved_plan_is_refused(live: Live, capsys: pytest.CaptureFixtu
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
     text = Path("plan.json").read_text()
     Path("plan.json").write_text(text.replace('"read"', '"delete"', 1))
-    code, _out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, _out, err = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert "checksum mismatch" in err
     assert_all(live, seeded())
@@ -617,7 +648,10 @@ def test_an_edited_saved_plan_is_refused(live: Live, capsys: pytest.CaptureFixtu
 def test_json_result_is_described_by_its_schema(
     live: Live, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete", "--format", "json"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use", "--format", "json"],
+        capsys,
+    )
     assert code == 0, err
     document = json.loads(out)
     schema = json.loads((ROOT / "schemas" / "run-result.schema.json").read_text())
@@ -646,7 +680,7 @@ def test_on_a_terminal_anything_but_yes_writes_nothing(
     workdir: Path,
 ) -> None:
     monkeypatch.setattr(sys, "stdin", Terminal(answer + "\n"))
-    code, out, err = run(["apply", "--allow-delete"], capsys)
+    code, out, err = run(["apply", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert "Apply these changes to project" in err
     assert "not confirmed: nothing was written" in err
@@ -659,7 +693,9 @@ def test_on_a_terminal_yes_applies(
     live: Live, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", Terminal("yes\n"))
-    code, out, err = run(["apply", "--allow-delete", "--format", "markdown"], capsys)
+    code, out, err = run(
+        ["apply", "--allow-delete", "--allow-delete-in-use", "--format", "markdown"], capsys
+    )
     assert code == 0, err
     assert out.startswith("**Apply: 4 applied, 3 unchanged, 0 stale, 0 failed, of 7 organ")
     assert "```\napplied  organization-test-07971b06" in out
@@ -678,7 +714,9 @@ def test_journal_setting_is_relative_to_the_settings_file(
         'policies = "../policies"\njournal = "../state/journal"\n'
     )
     monkeypatch.chdir(workdir / "ci")
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 0, err
     (run_id,) = list_runs(workdir / "state" / "journal")
     assert f"Journal: ../state/journal/{run_id}." in out
@@ -688,7 +726,9 @@ def test_journal_setting_is_relative_to_the_settings_file(
 def test_without_a_terminal_apply_and_rollback_show_no_progress_and_no_colour(
     live: Live, capsys: pytest.CaptureFixture[str], workdir: Path
 ) -> None:
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 0, err
     assert "- role legacy-admin" in err  # the plan, on stderr
     assert "writing org policies" not in err
@@ -706,7 +746,10 @@ def test_on_a_terminal_apply_and_rollback_show_progress_on_stderr(
     """stderr a terminal, stdout a pipe: the plan is coloured, a bar counts the writes
     to 100%, and stdout holds the JSON result alone."""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete", "--format", "json"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use", "--format", "json"],
+        capsys,
+    )
     assert code == 0, err
     assert "reading live org policies" in err  # apply's own plan
     assert re.search(r"writing org policies +\[#+\] +100%", err)  # 4 written, 4 ticks
@@ -730,7 +773,9 @@ def test_forced_colour_without_a_terminal_and_a_terminal_on_stdout_only(
     assert err == ""  # FORCE_COLOR makes no terminal: no progress bar
     monkeypatch.delenv("FORCE_COLOR")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    code, _out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, _out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 0, err
     assert "- role legacy-admin" in err
     assert "\x1b[" not in err  # stderr is no terminal: no colour, no bar

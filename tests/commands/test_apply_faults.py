@@ -162,6 +162,7 @@ def apply_args(tree: Path, journal: Path) -> list[str]:
         str(journal),
         "--auto-approve",
         "--allow-delete",
+        "--allow-delete-in-use",
         "--force",
         "--parallelism",
         "16",

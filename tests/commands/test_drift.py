@@ -114,7 +114,9 @@ def by_org(document: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def apply(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, _out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 0, err
 
 

@@ -106,7 +106,15 @@ def test_an_apply_and_its_journal_show_no_part_of_the_secret(
     with serve(monkeypatch, secret, "PUT"):
         for fmt in ("text", "markdown", "json"):
             code, out, err = run(
-                ["apply", "--auto-approve", "--allow-delete", "--format", fmt], capsys
+                [
+                    "apply",
+                    "--auto-approve",
+                    "--allow-delete",
+                    "--allow-delete-in-use",
+                    "--format",
+                    fmt,
+                ],
+                capsys,
             )
             assert code == 1, err  # acme's PUT was refused
             assert "not a Stytch answer" in out

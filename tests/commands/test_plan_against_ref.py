@@ -78,11 +78,13 @@ def test_text_plan_and_exit_codes(repo: str, capsys: pytest.CaptureFixture[str])
     assert out.rstrip().endswith(
         "Plan: 2 to add, 0 to change, 1 to destroy, in 3 of 7 organizations."
     )
+    assert "note: an offline plan cannot tell who depends on the roles it deletes" in err
     code, _, _ = run(["plan", "--against-ref", repo, "--detailed-exitcode"], capsys)
     assert code == 2
-    code, out, _ = run(["plan", "--against-ref", "HEAD", "--detailed-exitcode"], capsys)
+    code, out, err = run(["plan", "--against-ref", "HEAD", "--detailed-exitcode"], capsys)
     assert code == 0
     assert "No changes. 7 organizations match their files." in out
+    assert "who depends" not in err  # nothing deleted, nothing to say
 
 
 def test_json_plan_follows_the_schema(
@@ -112,6 +114,7 @@ def test_json_plan_follows_the_schema(
     ).policy
     assert by_id[acme_id]["prior_fingerprint"] == fingerprint(acme_at_base)
     assert by_id[acme_id]["role_changes"][0]["action"] == "delete"
+    assert by_id[acme_id]["role_changes"][0]["in_use"] is None  # nobody was asked
     assert by_id["cyberdyne"]["prior"] == {"roles": []}
     assert by_id["cyberdyne"]["file"] == str(ORGS / "cyberdyne.json")
     code, out, _ = run(["plan", "--against-ref", repo, "--format", "markdown"], capsys)

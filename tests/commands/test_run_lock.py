@@ -95,7 +95,9 @@ def test_an_apply_is_refused_while_another_process_holds_the_lock(
 ) -> None:
     with emulator(monkeypatch) as puts, held_elsewhere(JOURNAL) as other:
         started = time.monotonic()
-        code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
         assert time.monotonic() - started < 10  # refused at once, not after a wait
         assert code == 1, out + err
         assert_names(err, other.pid, "apply", HOLDER_RUN)
@@ -107,7 +109,10 @@ def test_a_rollback_is_refused_while_an_apply_holds_the_lock(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with emulator(monkeypatch) as puts:
-        assert run(["apply", "--auto-approve", "--allow-delete"], capsys)[0] == 0
+        assert (
+            run(["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys)[0]
+            == 0
+        )
         (run_id,) = list_runs(JOURNAL)
         written = len(puts.orgs)
         with held_elsewhere(JOURNAL) as other:
@@ -135,11 +140,21 @@ def test_two_applies_of_plans_made_from_the_same_live_state(
             )
         )
         assert run(["plan", "--out", "b.json"], capsys)[0] == 0
-        argv = [sys.executable, "-m", "policysync", "apply", "a.json", "--allow-delete"]
+        argv = [
+            sys.executable,
+            "-m",
+            "policysync",
+            "apply",
+            "a.json",
+            "--allow-delete",
+            "--allow-delete-in-use",
+        ]
         with started(argv) as a:
             wait_for(lambda: holder().get("run_id") is not None, a, 30, "apply A holds the lock")
             held = holder()
-            code, out, err = run(["apply", "b.json", "--allow-delete"], capsys)
+            code, out, err = run(
+                ["apply", "b.json", "--allow-delete", "--allow-delete-in-use"], capsys
+            )
             assert a.poll() is None, "apply A ended before B was tried: add latency"
             assert code == 1, out + err
             assert_names(err, a.pid, "apply", held["run_id"])
@@ -147,7 +162,7 @@ def test_two_applies_of_plans_made_from_the_same_live_state(
         assert a.returncode == 0, a_err
         assert "Apply: 4 applied" in a_out
         assert len(puts.orgs) == 4  # A's writes only
-        code, out, err = run(["apply", "b.json", "--allow-delete"], capsys)
+        code, out, err = run(["apply", "b.json", "--allow-delete", "--allow-delete-in-use"], capsys)
         assert code == 1, err
         assert f"stale    {ACME}: stale: live changed since the plan was made" in out
         assert len(puts.orgs) == 4  # A's write to acme is not undone
@@ -181,7 +196,9 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_note(
     }
     (JOURNAL / HOLDER_FILE).write_text(json.dumps(left))
     with emulator(monkeypatch) as puts:
-        code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
     assert code == 0, out + err
     assert (
         f"note: the lock of the journal folder {JOURNAL} was left by policysync rollback, "
@@ -191,7 +208,9 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over_with_a_note(
     assert len(puts.orgs) == 4
     assert not (JOURNAL / HOLDER_FILE).exists()  # released: no note next time
     with emulator(monkeypatch):
-        code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+        code, out, err = run(
+            ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+        )
     assert code == 0, out + err
     assert "note:" not in err
 

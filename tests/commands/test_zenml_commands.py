@@ -167,7 +167,10 @@ def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def applied_run(capsys: pytest.CaptureFixture[str]) -> str:
     """The sample applied from a saved plan; the run's id."""
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
-    code, out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, out, err = run(
+        ["apply", "plan.json", "--allow-delete", "--allow-delete-in-use", "--allow-delete-in-use"],
+        capsys,
+    )
     assert code == 0, out + err
     (run_id,) = list_runs(JOURNAL)
     return run_id
@@ -229,6 +232,15 @@ def test_plan_as_text_markdown_and_json(
         ACME: [("delete", "workspace:Pipeline Reviewers"), ("update", "project:Model Promoters")],
         "globex": [("create", "workspace:Stack Operators")],
     }
+    in_use = {
+        c["role_id"]: c["in_use"] for o in document["organizations"] for c in o["role_changes"]
+    }
+    assert in_use == {
+        "workspace:Pipeline Reviewers": {"assignments": 1},  # held by a user
+        "project:Model Promoters": None,
+        "workspace:Stack Operators": None,
+    }
+    assert "  - role workspace:Pipeline Reviewers   (delete) assigned 1 time\n" in text
     code, _, _ = run(["plan", "--detailed-exitcode"], capsys)
     assert code == 2
     live.untouched()  # planning wrote nothing
@@ -274,7 +286,18 @@ def test_a_saved_plan_is_refused_without_allow_delete_then_applied_with_it(
     assert not JOURNAL.exists()
     live.untouched()
 
-    code, applied, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    # the role is assigned to a user: deleting it needs --allow-delete-in-use too
+    code, out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    assert code == 1
+    assert "error: the plan deletes 1 role in use; nothing was written:" in err
+    assert f"  - role workspace:Pipeline Reviewers in {ACME}: assigned 1 time" in err
+    assert not JOURNAL.exists()
+    live.untouched()
+
+    code, applied, err = run(
+        ["apply", "plan.json", "--allow-delete", "--allow-delete-in-use", "--allow-delete-in-use"],
+        capsys,
+    )
     assert code == 0, applied + err
     assert "Apply: 2 applied, 1 unchanged, 0 stale, 0 failed, of 3 organizations." in applied
     assert_applied(live)
@@ -316,7 +339,7 @@ def test_a_role_changed_live_after_the_plan_makes_its_organization_stale(
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
     promoters = live.role_id("acme", "project", "Model Promoters")
     live.patch(promoters, {"description": "changed outside policysync"})
-    code, out, _ = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, out, _ = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert f"stale    {ACME}: stale: live changed since the plan was made" in out
     assert "Apply: 1 applied, 1 unchanged, 1 stale, 0 failed, of 3 organizations." in out
@@ -337,7 +360,7 @@ def test_an_edited_saved_plan_is_refused(
     assert run(["plan", "--out", "plan.json"], capsys)[0] == 0
     text = Path("plan.json").read_text()
     Path("plan.json").write_text(text.replace('"promote"', '"delete"', 1))
-    code, out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, out, err = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert "plan.json: checksum mismatch" in err
     assert "Traceback" not in out + err
@@ -351,7 +374,7 @@ def test_a_plan_made_against_another_api_url_is_refused(
     # The same emulator below /api/v1, as a self-hosted server serves it: another API.
     other = live.url + "api/v1"
     monkeypatch.setenv("ZENML_PRO_API_URL", other)
-    code, out, err = run(["apply", "plan.json", "--allow-delete"], capsys)
+    code, out, err = run(["apply", "plan.json", "--allow-delete", "--allow-delete-in-use"], capsys)
     assert code == 1
     assert f"the plan was made for project {live.url.rstrip('/')}, not {other}" in err
     assert "Traceback" not in out + err
@@ -365,14 +388,18 @@ def test_a_plan_changing_too_many_organizations_needs_force(
     # The guard counts from 10 managed organizations by default; the sample has 3.
     with (sample / "policysync.toml").open("a") as settings:
         settings.write("\n[apply]\nguard_min_organizations = 0\n")
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use"], capsys
+    )
     assert code == 1
     assert "the plan changes 2 of 3 organizations, more than 30%" in err
     assert "nothing was written" in err
     assert "--force" in err
     assert not JOURNAL.exists()
     live.untouched()
-    code, out, err = run(["apply", "--auto-approve", "--allow-delete", "--force"], capsys)
+    code, out, err = run(
+        ["apply", "--auto-approve", "--allow-delete", "--allow-delete-in-use", "--force"], capsys
+    )
     assert code == 0, out + err
     assert_applied(live)
 

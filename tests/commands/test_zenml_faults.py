@@ -321,6 +321,7 @@ def apply_args(journal: Path, *more: str) -> list[str]:
         str(journal),
         "--auto-approve",
         "--allow-delete",
+        "--allow-delete-in-use",
         "--force",
         "--format",
         "json",

@@ -7,7 +7,7 @@ import json
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -251,7 +251,54 @@ def _with_unknown_field() -> str:
     return json.dumps(data)
 
 
+def _with_members(change: Callable[[dict[str, Any]], None]) -> str:
+    data = _seed_data()
+    change(data)
+    return json.dumps(data)
+
+
+def _member_elsewhere(data: dict[str, Any]) -> None:
+    data["members"][1]["organization_id"] = "organization-test-nowhere"
+
+
+def _member_twice(data: dict[str, Any]) -> None:
+    data["members"][1]["member_id"] = data["members"][0]["member_id"]
+
+
+def _member_ghost_role(data: dict[str, Any]) -> None:
+    data["members"][0]["roles"][0]["role_id"] = "ghost"
+
+
+def _rule_ghost_role(data: dict[str, Any]) -> None:
+    initech = next(o for o in data["organizations"] if o["organization_slug"] == "initech")
+    initech["rbac_email_implicit_role_assignments"][0]["role_id"] = "invoice-approver"
+
+
+def _role_without_source(data: dict[str, Any]) -> None:
+    data["members"][0]["roles"][0]["sources"] = []
+
+
 BAD_SEEDS: dict[str, tuple[str, list[str]]] = {
+    "member-of-no-organization": (
+        _with_members(_member_elsewhere),
+        ["members/1: organization 'organization-test-nowhere' is not among the seed's"],
+    ),
+    "member-twice": (_with_members(_member_twice), ["members/0 and members/1 are both member"]),
+    "member-holding-no-role": (
+        _with_members(_member_ghost_role),
+        ["members/0/roles/0: role 'ghost' is neither a project role nor one of"],
+    ),
+    "rule-assigning-no-role": (
+        _with_members(_rule_ghost_role),
+        [
+            "organizations/2/rbac_email_implicit_role_assignments/0: role 'invoice-approver'",
+            "Stytch would never hold this state",
+        ],
+    ),
+    "role-held-no-way": (
+        _with_members(_role_without_source),
+        ["members/0/roles/0/sources", "at least 1 item"],
+    ),
     "not-json": ('{"policy": {', ["not a valid seed file", "Invalid JSON"]),
     "empty-file": ("", ["not a valid seed file"]),
     "top-level-array": ("[]", ["not a valid seed file"]),

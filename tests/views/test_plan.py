@@ -19,8 +19,19 @@ from support.plancases import (
 
 from policysync import planfile
 from policysync.errors import UsageError
-from policysync.models import OrgPolicy, Permission, Role
-from policysync.plan import OrgError, OrgState, Plan, PlanDocument
+from policysync.formats import file_format
+from policysync.models import Holder, OrgPolicy, Permission, Role, RoleHolders
+from policysync.plan import (
+    OrgError,
+    OrgState,
+    Plan,
+    PlanDocument,
+    PlanEntry,
+    assemble,
+    members_in_use,
+    plan_org,
+    with_in_use,
+)
 from policysync.views.common import MARKDOWN_LIMIT
 from policysync.views.plan import (
     PLAN_RENDERERS,
@@ -279,3 +290,68 @@ def test_a_saved_plan_of_another_format_is_refused(tmp_path: Path) -> None:
         "this one applies format_version 4: make a new plan (policysync plan --out) "
         "and review it"
     )
+
+
+def _deleting(in_use: list[tuple[str, str, str | None]]) -> Plan:
+    """A plan deleting role `legacy` from one organization, its holders `in_use` (kind,
+    id, detail), summarised as Stytch's are."""
+    role = Role(role_id="legacy", permissions=(Permission(resource_id="docs", actions=("read",)),))
+    org = plan_org("org-1", "policies/orgs/one.json", OrgPolicy(roles=()), OrgPolicy(roles=(role,)))
+    held = RoleHolders(
+        role_id="legacy",
+        holders=tuple(Holder(kind=k, id=i, detail=d) for k, i, d in in_use),
+    )
+    org = with_in_use(org, [held], members_in_use)
+    return assemble(
+        [PlanEntry.of(org)],
+        project_id="project-test-x",
+        created_at="2025-01-01T00:00:00Z",
+        policysync_version="0",
+        git_commit=None,
+        git_dirty=None,
+        rules=file_format("stytch").escalations,
+    )
+
+
+def test_a_deletion_in_use_is_shown_on_its_line_and_listed_first() -> None:
+    plan = _deleting(
+        [
+            ("member", "m-1", "direct_assignment"),
+            ("member", "m-2", "email_assignment"),
+            ("email_domain", "acme.com", None),
+            ("sso_group", "saml-1", "admins"),
+        ]
+    )
+    text = click.unstyle(render_text(plan))
+    assert text.startswith(
+        "Deletions of roles in use (apply needs --allow-delete-in-use) (1)\n"
+        "  - role legacy in one (org-1): held by 2 members; assigned by email domain "
+        "acme.com; assigned by SSO group saml-1 admins\n"
+    )
+    assert (
+        "  - role legacy                         (delete) held by 2 members; assigned by "
+        "email domain acme.com; assigned by SSO group saml-1 admins" in text
+    )
+    markdown = render_markdown(plan)
+    assert "**Deletions of roles in use (apply needs --allow-delete-in-use) (1)**" in markdown
+    document = json.loads(render_json(plan))
+    (change,) = document["organizations"][0]["role_changes"]
+    assert change["in_use"] == {
+        "members": 2,
+        "rules": [
+            {"kind": "email_domain", "detail": "acme.com"},
+            {"kind": "sso_group", "detail": "saml-1 admins"},
+        ],
+    }
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(document)
+
+
+def test_a_deletion_nothing_depends_on_is_not_listed() -> None:
+    plan = _deleting([])
+    text = click.unstyle(render_text(plan))
+    assert "in use" not in text
+    assert text.startswith("organization one (org-1)\n  - role legacy")
+    (change,) = json.loads(render_json(plan))["organizations"][0]["role_changes"]
+    assert change["in_use"] == {"members": 0, "rules": []}
+    loaded = PlanDocument.model_validate_json(render_json(plan))  # the union reads it back
+    assert loaded.organizations[0].role_changes[0].in_use == plan.changes[0].role_changes[0].in_use
