@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from support.clirun import run
+from support.gitkit import IDENTITY, commit_all, git
 
 from policysync.config import Limits
 from policysync.emulator.seed import Seed, SeedOrganization
@@ -192,6 +193,40 @@ def test_a_plan_is_applied_in_its_own_environment_only(
     assert "3 applied" in out
     assert [envs.test.roles(n) for n in ("acme", "globex", "hooli")] == [["auditor"]] * 3
     assert envs.live.roles("acme") == ["legacy"]  # live untouched
+
+
+def test_one_commit_is_promoted_from_test_to_live(
+    envs: Environments, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What policysync-promote.yml runs: at one commit, plan --env test --out and apply
+    that plan; then the same for live. Each plan and journal names its commit and
+    environment; afterwards neither environment differs from the files."""
+    for name, value in IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    git(Path.cwd(), "init", "-q", "-b", "main")
+    commit = commit_all(Path.cwd(), "policies for both environments")
+    journal = Path(".policysync/journal")
+    for environment, emulator, applied in (("test", envs.test, 3), ("live", envs.live, 2)):
+        saved = f"{environment}.plan.json"
+        code, _, err = run(["plan", "--env", environment, "--out", saved], capsys)
+        assert code == 0, err
+        plan = json.loads(Path(saved).read_text())
+        assert (plan["environment"], plan["git_commit"], plan["git_dirty"]) == (
+            environment, commit, False,
+        )  # fmt: skip
+        args = ["apply", saved, "--allow-delete", "--env", environment, "--format", "json"]
+        code, out, err = run(args, capsys)
+        assert code == 0, err
+        assert json.loads(out)["applied"] == applied
+        assert emulator.roles("acme") == emulator.roles("globex") == ["auditor"]
+    assert envs.test.roles("hooli") == ["auditor"]
+    runs = [load_run(journal, run_id)[0] for run_id in list_runs(journal)]
+    assert sorted((r.environment, r.git_commit) for r in runs) == [
+        ("live", commit), ("test", commit),
+    ]  # fmt: skip
+    for environment in ("test", "live"):
+        code, _, err = run(["plan", "--env", environment, "--detailed-exitcode"], capsys)
+        assert code == 0, f"{environment} still differs: {err}"
 
 
 def test_apply_skips_what_live_lacks_and_rollback_keeps_to_the_environment(
